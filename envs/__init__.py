@@ -1,0 +1,90 @@
+"""The built-in task suite and the registry: `robojax.envs.make(name, **overrides)`."""
+
+import dataclasses
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+from robojax.core.env import Env
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    env_class: Callable[[Any], Env]
+    default_config: Callable[[], Any]
+    solver: Callable | None = None
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register(name: str, env_class: Callable[[Any], Env], default_config: Callable[[], Any],
+             solver: Callable | None = None) -> None:
+    """Add a task: `env_class(config)` builds it, `default_config()` returns a fresh config,
+    `solver(env, state) -> action` is an optional scripted expert for one env."""
+    if name in _REGISTRY:
+        raise ValueError(f"an env named {name!r} is already registered; pick another name.")
+    _REGISTRY[name] = _Entry(env_class, default_config, solver)
+
+
+def names() -> list[str]:
+    """Names of every registered env, sorted."""
+    return sorted(_REGISTRY)
+
+
+def list() -> list[str]:  # noqa: A001 - the registry's documented spelling
+    """Alias of `names()`."""
+    return names()
+
+
+def _entry(name: str) -> _Entry:
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise KeyError(f"unknown env {name!r}.{hint} Registered envs: {', '.join(names())}.")
+    return _REGISTRY[name]
+
+
+def get_config(name: str, **overrides) -> Any:
+    """The default config of `name` with `overrides` applied (a fresh frozen dataclass)."""
+    config = _entry(name).default_config()
+    fields = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise TypeError(f"{name} has no config field(s) {unknown}; its fields are "
+                        f"{sorted(fields)}.")
+    if "reward_scales" in overrides:  # merge, so one scale can change without restating all
+        overrides["reward_scales"] = {**config.reward_scales, **overrides["reward_scales"]}
+    return dataclasses.replace(config, **overrides)
+
+
+def make(name: str, **config_overrides) -> Env:
+    """Build the registered env `name`, with fields of its default config overridden."""
+    return _entry(name).env_class(get_config(name, **config_overrides))
+
+
+def solver(name: str) -> Callable:
+    """The scripted expert `solver(env, state) -> action` of `name` (one env; vmap for batches)."""
+    entry = _entry(name)
+    if entry.solver is None:
+        with_solver = [n for n in names() if _REGISTRY[n].solver is not None]
+        raise ValueError(f"{name} has no scripted solver; envs with one: {with_solver}.")
+    return entry.solver
+
+
+def _register_builtins() -> None:
+    from robojax.envs import cartpole, hopper, pendulum, point_mass, pusher, reacher
+
+    register("cartpole-balance", cartpole.Cartpole, cartpole.default_config, cartpole.solve)
+    register("cartpole-swingup", cartpole.Cartpole, cartpole.default_swingup_config,
+             cartpole.solve)
+    register("pendulum-swingup", pendulum.Pendulum, pendulum.default_config, pendulum.solve)
+    register("point-mass", point_mass.PointMass, point_mass.default_config, point_mass.solve)
+    register("reacher", reacher.Reacher, reacher.default_config, reacher.solve)
+    register("hopper", hopper.Hopper, hopper.default_config)
+    register("pusher", pusher.Pusher, pusher.default_config, pusher.solve)
+
+
+_register_builtins()
+
+__all__ = ["get_config", "list", "make", "names", "register", "solver"]

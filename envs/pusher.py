@@ -1,0 +1,121 @@
+"""Pusher: a round pusher on a table must push a free-sliding block onto a goal (contact-rich)."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from mujoco import mjx
+from robojax.envs._rewards import tolerance
+
+from robojax.core.mjx_env import EnvConfig, MjxEnv
+
+XML = """
+<mujoco model="pusher">
+  <option timestep="0.01" iterations="4" ls_iterations="6"/>
+  <visual><global offwidth="640" offheight="480"/></visual>
+  <default>
+    <geom contype="1" conaffinity="1" condim="3" friction="0.6"/>
+  </default>
+  <worldbody>
+    <light pos="0 0 2"/>
+    <camera name="top" pos="0 0 1.3" xyaxes="1 0 0 0 1 0"/>
+    <geom name="table" type="plane" size="0.5 0.5 0.1" contype="0" conaffinity="0"
+          rgba="0.35 0.4 0.45 1"/>
+    <body name="goal" mocap="true" pos="0 0 0.001">
+      <geom name="goal" type="box" size="0.05 0.05 0.001" contype="0" conaffinity="0"
+            rgba="0.2 0.8 0.2 0.6"/>
+    </body>
+    <body name="pusher" pos="0 0 0.05">
+      <joint name="pusher_x" type="slide" axis="1 0 0" damping="10" limited="true"
+             range="-0.45 0.45"/>
+      <joint name="pusher_y" type="slide" axis="0 1 0" damping="10" limited="true"
+             range="-0.45 0.45"/>
+      <geom name="pusher" type="sphere" size="0.03" mass="1" rgba="0.8 0.5 0.2 1"/>
+    </body>
+    <body name="block" pos="0 0 0.05">
+      <joint name="block_x" type="slide" axis="1 0 0" damping="3"/>
+      <joint name="block_y" type="slide" axis="0 1 0" damping="3"/>
+      <joint name="block_rot" type="hinge" axis="0 0 1" damping="0.02"/>
+      <geom name="block" type="box" size="0.05 0.05 0.05" mass="0.5" rgba="0.2 0.5 0.8 1"/>
+    </body>
+  </worldbody>
+  <actuator>
+    <motor name="x" joint="pusher_x" gear="5" ctrllimited="true" ctrlrange="-1 1"/>
+    <motor name="y" joint="pusher_y" gear="5" ctrllimited="true" ctrlrange="-1 1"/>
+  </actuator>
+</mujoco>
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class PusherConfig(EnvConfig):
+    episode_length: int = 300
+    """Control steps per episode (3 s)."""
+    success_distance: float = 0.05
+    """The block counts as on the goal within this distance (m)."""
+    reward_scales: dict = dataclasses.field(default_factory=lambda: {
+        "block_at_goal": 1.0, "pusher_near_block": 0.2, "control": -0.01, "success": 0.0})
+    """Weight of each reward term (success is logged, not rewarded, by default)."""
+
+
+def default_config() -> PusherConfig:
+    return PusherConfig()
+
+
+class Pusher(MjxEnv):
+    """Observation: pusher position and velocity, block position, cos/sin yaw and velocity,
+    goal minus block position."""
+
+    def __init__(self, config: PusherConfig | None = None):
+        super().__init__(XML, config or default_config())
+
+    def init_state(self, data: mjx.Data, key: jax.Array) -> mjx.Data:
+        k_pusher, k_block, k_yaw, k_goal = jax.random.split(key, 4)
+        pusher = jnp.array([-0.3, 0.0]) + jax.random.uniform(k_pusher, (2,), minval=-0.05,
+                                                             maxval=0.05)
+        block = jax.random.uniform(k_block, (2,), minval=-0.1, maxval=0.1)
+        yaw = jax.random.uniform(k_yaw, minval=-0.5, maxval=0.5)
+        # Goals at 0.15-0.3 m from the block, anywhere around it.
+        angle, radius = jax.random.uniform(k_goal, (2,), minval=jnp.array([-jnp.pi, 0.15]),
+                                           maxval=jnp.array([jnp.pi, 0.3]))
+        goal = block + radius * jnp.array([jnp.cos(angle), jnp.sin(angle)])
+        qpos = jnp.concatenate([pusher, block, yaw[None]])
+        return data.replace(qpos=qpos, qvel=jnp.zeros(5),
+                            mocap_pos=data.mocap_pos.at[0, :2].set(goal))
+
+    def observe(self, data: mjx.Data, key: jax.Array) -> jax.Array:
+        yaw = data.qpos[4]
+        goal = data.mocap_pos[0, :2]
+        return jnp.concatenate([data.qpos[:2], data.qvel[:2], data.qpos[2:4],
+                                jnp.stack([jnp.cos(yaw), jnp.sin(yaw)]), data.qvel[2:5],
+                                goal - data.qpos[2:4]])
+
+    def reward_terms(self, prev: mjx.Data, data: mjx.Data, action: jax.Array) -> dict:
+        block_to_goal = jnp.linalg.norm(data.mocap_pos[0, :2] - data.qpos[2:4])
+        pusher_to_block = jnp.linalg.norm(data.qpos[2:4] - data.qpos[:2])
+        return {
+            "block_at_goal": tolerance(block_to_goal, bounds=(0, 0.02), margin=0.3),
+            "pusher_near_block": tolerance(pusher_to_block, bounds=(0, 0.09), margin=0.3),
+            "control": jnp.sum(action**2),
+            "success": (block_to_goal < self.config.success_distance).astype(jnp.float32),
+        }
+
+
+def solve(env: Pusher, state) -> jax.Array:
+    """Orbit the block to the side opposite the goal, then push it along the line (one env)."""
+    obs = state.obs
+    pusher, velocity, block, to_goal = obs[:2], obs[2:4], obs[4:6], obs[11:13]
+    direction = to_goal / (jnp.linalg.norm(to_goal) + 1e-6)
+    rel = pusher - block
+    angle = jnp.arctan2(rel[1], rel[0])
+    wanted = jnp.arctan2(-direction[1], -direction[0])
+    error = jnp.arctan2(jnp.sin(wanted - angle), jnp.cos(wanted - angle))
+    # Waypoints on a circle clear of the block's corners, stepping toward the far side.
+    step = angle + jnp.clip(error, -0.7, 0.7)
+    orbit = block + 0.13 * jnp.array([jnp.cos(step), jnp.sin(step)])
+    lateral = rel - (rel @ direction) * direction
+    aligned = (jnp.abs(error) < 0.35) & (jnp.linalg.norm(lateral) < 0.03)
+    push = block + 0.05 * direction + 0.3 * to_goal
+    target = jnp.where(aligned, push, jnp.where(jnp.abs(error) < 0.35, block - 0.1 * direction,
+                                                 orbit))
+    return jnp.clip(15.0 * (target - pusher) - 1.0 * velocity, -1.0, 1.0)

@@ -1,0 +1,180 @@
+"""Base class for tasks simulated by MuJoCo MJX, built from MJCF."""
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+from mujoco import mjx
+
+from robojax.core.env import Env
+from robojax.core.mjcf import load_mj_model
+from robojax.core.types import ArraySpec, State
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvConfig:
+    """Settings every MJX task shares; tasks subclass this and add their own fields."""
+
+    episode_length: int = 1000
+    """Control steps before an episode is truncated."""
+    n_substeps: int = 1
+    """Physics steps per control step (control dt = n_substeps * timestep)."""
+    timestep: float | None = None
+    """Physics timestep in seconds; None keeps the MJCF's."""
+    reward_scales: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    """Weight of each named reward term; the reward is their weighted sum."""
+
+
+class MjxEnv(Env):
+    """An MJX task: subclasses define `init_state`, `observe`, `reward_terms`, `terminated`.
+
+    Actions are in [-1, 1] per actuator and scaled to the actuators' control ranges.
+    """
+
+    def __init__(self, xml: str | Path, config: EnvConfig, assets: dict[str, bytes] | None = None):
+        self.config = config
+        self._mj_model = load_mj_model(xml, assets)
+        if config.timestep is not None:
+            self._mj_model.opt.timestep = config.timestep
+        if config.n_substeps < 1:
+            raise ValueError(f"n_substeps must be >= 1, got {config.n_substeps}")
+        self._mjx_model = mjx.put_model(self._mj_model)
+        nu = self._mj_model.nu
+        limited = self._mj_model.actuator_ctrllimited.astype(bool)
+        ranges = np.where(limited[:, None], self._mj_model.actuator_ctrlrange, [[-1.0, 1.0]])
+        self._ctrl_low = jnp.asarray(ranges[:, 0], jnp.float32) if nu else jnp.zeros(0)
+        self._ctrl_high = jnp.asarray(ranges[:, 1], jnp.float32) if nu else jnp.zeros(0)
+        obs = jax.eval_shape(self.observe, jax.eval_shape(self._zero_data), jax.random.PRNGKey(0))
+        self._obs_spec = ArraySpec(tuple(obs.shape), np.float32)
+
+    # -- properties users build on -------------------------------------------------------------
+    @property
+    def mj_model(self) -> mujoco.MjModel:
+        return self._mj_model
+
+    @property
+    def mjx_model(self) -> mjx.Model:
+        return self._mjx_model
+
+    @property
+    def n_substeps(self) -> int:
+        return self.config.n_substeps
+
+    @property
+    def dt(self) -> float:
+        """Control timestep in seconds."""
+        return float(self._mj_model.opt.timestep) * self.config.n_substeps
+
+    @property
+    def observation_spec(self) -> ArraySpec:
+        return self._obs_spec
+
+    @property
+    def action_spec(self) -> ArraySpec:
+        return ArraySpec((self._mj_model.nu,), np.float32, -1.0, 1.0)
+
+    # -- what tasks define ---------------------------------------------------------------------
+    def init_state(self, data: mjx.Data, key: jax.Array) -> mjx.Data:
+        """Set the episode's initial qpos/qvel (and mocap targets); default: the model's qpos0."""
+        return data
+
+    def observe(self, data: mjx.Data, key: jax.Array) -> jax.Array:
+        raise NotImplementedError
+
+    def reward_terms(self, prev: mjx.Data, data: mjx.Data, action: jax.Array) -> dict:
+        """Unscaled reward terms by name; each is logged as `reward/<name>`."""
+        raise NotImplementedError
+
+    def terminated(self, data: mjx.Data) -> jax.Array:
+        return jnp.array(False)
+
+    def combine_reward(self, terms: dict) -> jax.Array:
+        """The reward from its terms: by default their sum weighted by `config.reward_scales`."""
+        scales = self.config.reward_scales
+        return sum(scales.get(name, 1.0) * value for name, value in terms.items())
+
+    # -- the contract ---------------------------------------------------------------------------
+    def _zero_data(self) -> mjx.Data:
+        return mjx.make_data(self._mjx_model)
+
+    def reset(self, key: jax.Array) -> State:
+        key, key_init, key_obs = jax.random.split(key, 3)
+        data = self.init_state(mjx.make_data(self.mjx_model), key_init)
+        data = mjx.forward(self.mjx_model, data)
+        terms = jax.eval_shape(self.reward_terms, data, data, jnp.zeros(self.action_spec.shape))
+        metrics = {f"reward/{name}": jnp.zeros(()) for name in terms}
+        return State(
+            data=data, obs=self.observe(data, key_obs), reward=jnp.zeros(()),
+            done=jnp.array(False), truncated=jnp.array(False), step=jnp.zeros((), jnp.int32),
+            key=key, metrics=metrics, extras={},
+        )
+
+    def step(self, state: State, action: jax.Array) -> State:
+        action = check_action(action, self.action_spec)
+        ctrl = self._ctrl_low + (jnp.clip(action, -1.0, 1.0) + 1.0) * 0.5 * (
+            self._ctrl_high - self._ctrl_low)
+        data = self.physics_step(state.data, ctrl)
+        key, key_obs = jax.random.split(state.key)
+        terms = self.reward_terms(state.data, data, action)
+        reward = self.combine_reward(terms)
+        metrics = {f"reward/{name}": value for name, value in terms.items()}
+        return state.replace(
+            data=data, obs=self.observe(data, key_obs), reward=jnp.asarray(reward, jnp.float32),
+            done=jnp.asarray(self.terminated(data), bool), truncated=jnp.array(False),
+            step=state.step + 1, key=key, metrics=metrics,
+        )
+
+    def physics_step(self, data: mjx.Data, ctrl: jax.Array) -> mjx.Data:
+        """Hold `ctrl` for `n_substeps` physics steps."""
+        data = data.replace(ctrl=ctrl)
+        if self.config.n_substeps == 1:
+            return mjx.step(self.mjx_model, data)
+        return jax.lax.fori_loop(
+            0, self.config.n_substeps, lambda _, d: mjx.step(self.mjx_model, d), data)
+
+    def render(self, states: State | list[State], *, index: int | None = None, width: int = 320,
+               height: int = 240, camera: int | str = -1) -> list[np.ndarray]:
+        """Frames (H, W, 3 uint8) of a state, a list of states, or a stacked trajectory.
+
+        Pass `index` to pick one env when the states are batched.
+        """
+        from robojax.io.video import render_qpos
+
+        qpos, mocap = _trajectory_arrays(states, index)
+        return render_qpos(self.mj_model, qpos, mocap, width=width, height=height, camera=camera)
+
+
+def _trajectory_arrays(states: Any, index: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(T, nq) qpos and (T, nmocap, 3) mocap positions from one state, a list, or a trajectory.
+
+    With `index`, the states are batched and env `index` of the batch is taken.
+    """
+    if isinstance(states, list | tuple):
+        states = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+    data = states.data if isinstance(states, State) else states
+    qpos, mocap = np.asarray(data.qpos), np.asarray(data.mocap_pos)
+    if index is not None:
+        qpos, mocap = qpos[..., index, :], mocap[..., index, :, :]
+    if qpos.ndim == 1:
+        qpos, mocap = qpos[None], mocap[None]
+    return qpos, mocap
+
+
+def check_action(action: jax.Array, spec: ArraySpec) -> jax.Array:
+    """Check an action's shape and dtype against `spec` (raises with the fix), cast to float32."""
+    action = jnp.asarray(action)
+    if action.shape != spec.shape:
+        raise ValueError(f"action has shape {action.shape}, expected {spec.shape} per env "
+                         f"(batched envs take (num_envs, *{spec.shape})). Reshape the action.")
+    if not jnp.issubdtype(action.dtype, jnp.floating):
+        raise TypeError(f"action has dtype {action.dtype}, expected a float array; cast it with "
+                        "action.astype(jnp.float32).")
+    if not isinstance(action, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(action))):
+        raise ValueError("action contains NaN or inf; check the policy's output. Inside a "
+                         "compiled rollout the NaN guard resets such envs instead.")
+    return action.astype(jnp.float32)

@@ -1,0 +1,234 @@
+"""Wrappers that turn one env into a training batch: time limits, vmap, NaN guard, autoreset,
+domain randomization. Per-env wrappers sit inside `VmapWrapper`; batched ones outside it."""
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from robojax.core.env import Env, Wrapper
+from robojax.core.types import State
+
+
+def _select(mask: jax.Array, on_true, on_false):
+    """Per-env `where` over two batched pytrees; `mask` has shape (batch,)."""
+
+    def pick(a, b):
+        return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - mask.ndim)), a, b)
+
+    return jax.tree.map(pick, on_true, on_false)
+
+
+class EpisodeWrapper(Wrapper):
+    """Ends episodes after `episode_length` steps with `truncated=True` (a single env)."""
+
+    def __init__(self, env: Env, episode_length: int):
+        super().__init__(env)
+        if episode_length < 1:
+            raise ValueError(f"episode_length must be >= 1, got {episode_length}")
+        self.episode_length = episode_length
+
+    def step(self, state: State, action: jax.Array) -> State:
+        state = self.env.step(state, action)
+        out_of_time = state.step >= self.episode_length
+        truncated = out_of_time & ~state.done
+        return state.replace(done=state.done | out_of_time, truncated=truncated)
+
+
+class VmapWrapper(Wrapper):
+    """Steps `num_envs` copies of a single env at once."""
+
+    def __init__(self, env: Env, num_envs: int):
+        super().__init__(env)
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.num_envs = num_envs
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs
+
+    def reset(self, key: jax.Array) -> State:
+        """Reset every env; `key` is one PRNG key (split per env) or a (num_envs, 2) batch."""
+        keys = key if key.ndim == 2 else jax.random.split(key, self.num_envs)
+        return jax.vmap(self.env.reset)(keys)
+
+    def step(self, state: State, action: jax.Array) -> State:
+        expected = (self.num_envs, *self.env.action_spec.shape)
+        if action.shape != expected:
+            raise ValueError(f"batched action has shape {action.shape}, expected {expected} "
+                             "(num_envs, action_size). Reshape the action.")
+        return jax.vmap(self.env.step)(state, action)
+
+
+class DomainRandomizationWrapper(Wrapper):
+    """Vmaps an MJX env over per-env models drawn by a pure `randomize(model, key) -> model`.
+
+    Only the model fields that `randomize` changes are stored per env; the rest stay shared.
+    Use in place of `VmapWrapper`.
+    """
+
+    def __init__(self, env: Env, num_envs: int, randomize: Callable, key: jax.Array):
+        super().__init__(env)
+        self.num_envs = num_envs
+        base = env.unwrapped.mjx_model
+        keys = jax.random.split(key, num_envs)
+        leaves, self._treedef = jax.tree.flatten(base)
+        probe = jax.tree.leaves(jax.vmap(randomize, in_axes=(None, 0))(base, keys[:2]))
+        self._batched_ids = [
+            i for i, (leaf, new) in enumerate(zip(leaves, probe, strict=True))
+            if hasattr(leaf, "shape") and not bool(jnp.all(new == leaf))
+        ]
+        if not self._batched_ids:
+            raise ValueError("randomize(model, key) changed no model field; return "
+                             "model.replace(field=...) with key-dependent values.")
+        ids = self._batched_ids
+
+        @jax.jit
+        def draw(keys):
+            models = jax.vmap(randomize, in_axes=(None, 0))(base, keys)
+            flat = jax.tree.leaves(models)
+            return [flat[i] for i in ids]
+
+        self._shared = leaves
+        self.randomized_fields = draw(keys)
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs
+
+    def _model(self, batched_fields):
+        leaves = list(self._shared)
+        for i, value in zip(self._batched_ids, batched_fields, strict=True):
+            leaves[i] = value
+        return jax.tree.unflatten(self._treedef, leaves)
+
+    def _with_model(self, fields, fn, *args):
+        env = self.env.unwrapped
+        original = env._mjx_model
+        env._mjx_model = self._model(fields)  # swapped only while tracing this env's step
+        try:
+            return fn(*args)
+        finally:
+            env._mjx_model = original
+
+    def reset(self, key: jax.Array) -> State:
+        keys = key if key.ndim == 2 else jax.random.split(key, self.num_envs)
+        return jax.vmap(lambda f, k: self._with_model(f, self.env.reset, k))(
+            self.randomized_fields, keys)
+
+    def step(self, state: State, action: jax.Array) -> State:
+        return jax.vmap(lambda f, s, a: self._with_model(f, self.env.step, s, a))(
+            self.randomized_fields, state, action)
+
+
+def randomize_physics(model, key: jax.Array, *, mass: tuple[float, float] = (0.8, 1.2),
+                      friction: tuple[float, float] = (0.6, 1.4),
+                      damping: tuple[float, float] = (0.8, 1.2),
+                      gain: tuple[float, float] = (0.8, 1.2)):
+    """Scale body masses, sliding friction, joint damping and actuator gains by uniform factors."""
+    k_mass, k_friction, k_damping, k_gain = jax.random.split(key, 4)
+
+    def scale(k, x, bounds):
+        return x * jax.random.uniform(k, x.shape, minval=bounds[0], maxval=bounds[1])
+
+    gainprm = model.actuator_gainprm
+    biasprm = model.actuator_biasprm
+    g = jax.random.uniform(k_gain, gainprm[:, :1].shape, minval=gain[0], maxval=gain[1])
+    # Position/velocity servos carry their gain in both gainprm[0] and biasprm[1:3].
+    return model.replace(
+        body_mass=scale(k_mass, model.body_mass, mass),
+        geom_friction=model.geom_friction.at[:, 0].set(
+            scale(k_friction, model.geom_friction[:, 0], friction)),
+        dof_damping=scale(k_damping, model.dof_damping, damping),
+        actuator_gainprm=gainprm.at[:, :1].multiply(g),
+        actuator_biasprm=biasprm.at[:, 1:3].multiply(g),
+    )
+
+
+def _physics_finite(state: State) -> jax.Array:
+    """Per-env flag: obs and physics state are all finite."""
+    batch = state.obs.shape[:1]
+    ok = jnp.all(jnp.isfinite(state.obs.reshape(batch + (-1,))), axis=-1)
+    for name in ("qpos", "qvel"):
+        x = getattr(state.data, name, None)
+        if x is None and hasattr(state.data, "pipeline_state"):  # brax-style states
+            x = getattr(state.data.pipeline_state, name, None)
+        if x is not None:
+            ok &= jnp.all(jnp.isfinite(x.reshape(batch + (-1,))), axis=-1)
+    return ok
+
+
+class NanGuardWrapper(Wrapper):
+    """Resets envs whose simulation diverged (NaN/inf), counting them in `metrics["nan_resets"]`.
+
+    A diverged env ends its episode as terminated with zero reward; every other env in the batch
+    is left bit-identical. Wraps a batched env.
+    """
+
+    def reset(self, key: jax.Array) -> State:
+        state = self.env.reset(key)
+        return state.replace(metrics={**state.metrics, "nan_resets": jnp.zeros_like(state.reward)})
+
+    def step(self, state: State, action: jax.Array) -> State:
+        nxt = self.env.step(state, action)
+        nxt = nxt.replace(metrics={**nxt.metrics, "nan_resets": jnp.zeros_like(nxt.reward)})
+        bad = ~_physics_finite(nxt)
+
+        def reset_bad(nxt):
+            keys = jax.vmap(jax.random.split)(state.key)
+            fresh = self.reset(keys[:, 1])
+            fresh = fresh.replace(
+                reward=jnp.zeros_like(nxt.reward), done=jnp.ones_like(nxt.done),
+                truncated=jnp.zeros_like(nxt.truncated), key=keys[:, 0],
+                extras={**nxt.extras, **fresh.extras},  # outer wrappers' extras keep their slots
+                metrics={**jax.tree.map(jnp.zeros_like, nxt.metrics),
+                         "nan_resets": jnp.ones_like(nxt.reward)},
+            )
+            return _select(bad, fresh, nxt)
+
+        return jax.lax.cond(jnp.any(bad), reset_bad, lambda s: s, nxt)
+
+
+class AutoResetWrapper(Wrapper):
+    """Resets envs whose episode ended, keeping the pre-reset obs in `extras["final_obs"]`.
+
+    The step's reward/done/truncated/metrics describe the finished transition; obs and physics
+    are the new episode's. Resets run only on steps where some env finished. Wraps a batched env.
+    """
+
+    def reset(self, key: jax.Array) -> State:
+        state = self.env.reset(key)
+        return state.replace(extras={**state.extras, "final_obs": state.obs})
+
+    def step(self, state: State, action: jax.Array) -> State:
+        nxt = self.env.step(state, action)
+        nxt = nxt.replace(extras={**nxt.extras, "final_obs": nxt.obs})
+
+        def reset_done(nxt):
+            keys = jax.vmap(jax.random.split)(nxt.key)
+            fresh = self.reset(keys[:, 1])
+            fresh = fresh.replace(
+                reward=nxt.reward, done=nxt.done, truncated=nxt.truncated, key=keys[:, 0],
+                metrics=nxt.metrics, extras={**fresh.extras, "final_obs": nxt.obs})
+            return _select(nxt.done, fresh, nxt)
+
+        return jax.lax.cond(jnp.any(nxt.done), reset_done, lambda s: s, nxt)
+
+
+def wrap_for_training(env: Env, num_envs: int, *, episode_length: int | None = None,
+                      randomize: Callable | None = None, randomize_key: jax.Array | None = None,
+                      nan_guard: bool = True) -> Env:
+    """The standard stack: time limit → vmap (or domain randomization) → NaN guard → autoreset."""
+    if episode_length is None:
+        episode_length = getattr(getattr(env, "config", None), "episode_length", 1000)
+    env = EpisodeWrapper(env, episode_length)
+    if randomize is not None:
+        if randomize_key is None:
+            raise ValueError("randomize needs randomize_key: pass a jax.random.PRNGKey.")
+        env = DomainRandomizationWrapper(env, num_envs, randomize, randomize_key)
+    else:
+        env = VmapWrapper(env, num_envs)
+    if nan_guard:
+        env = NanGuardWrapper(env)
+    return AutoResetWrapper(env)

@@ -1,0 +1,1 @@
+"""Run outputs: checkpoints, metrics, plots and videos."""

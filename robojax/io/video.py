@@ -1,0 +1,64 @@
+"""Render MuJoCo states with `mujoco.Renderer` and write them as mp4 (or gif)."""
+
+import os
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+GL_HELP = ("No OpenGL backend could be created for rendering. On a headless Linux machine "
+           "install Mesa's EGL (Debian/Ubuntu: `apt-get install libegl1 libgl1-mesa-dri`) and set "
+           "MUJOCO_GL=egl, or install OSMesa and set MUJOCO_GL=osmesa.")
+
+
+class RenderUnavailable(RuntimeError):
+    """Rendering is impossible on this machine; the message says how to enable it."""
+
+
+def _ensure_gl_backend() -> None:
+    # Without a display, GLFW cannot open a context; EGL renders headless.
+    if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
+        os.environ["MUJOCO_GL"] = "egl"
+        os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+
+
+def render_qpos(mj_model: mujoco.MjModel, qpos: np.ndarray, mocap_pos: np.ndarray | None = None,
+                *, width: int = 320, height: int = 240, camera: int | str = -1) -> list[np.ndarray]:
+    """Render each row of `qpos` (T, nq) with mocap bodies at `mocap_pos` (T, nmocap, 3)."""
+    _ensure_gl_backend()
+    width = min(width, mj_model.vis.global_.offwidth)
+    height = min(height, mj_model.vis.global_.offheight)
+    try:
+        renderer = mujoco.Renderer(mj_model, height=height, width=width)
+    except Exception as err:  # the GL stack raises several unrelated types
+        raise RenderUnavailable(f"{GL_HELP} (error: {err})") from err
+    data = mujoco.MjData(mj_model)
+    frames = []
+    try:
+        for t in range(qpos.shape[0]):
+            data.qpos[:] = qpos[t]
+            if mocap_pos is not None and mj_model.nmocap:
+                data.mocap_pos[:] = mocap_pos[t]
+            mujoco.mj_forward(mj_model, data)
+            renderer.update_scene(data, camera=camera)
+            frames.append(renderer.render().copy())
+    finally:
+        renderer.close()
+    return frames
+
+
+def write_video(path: str | Path, frames: list[np.ndarray], fps: float = 30.0) -> Path:
+    """Write frames to `path` (.mp4 through the bundled ffmpeg, or .gif); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".gif":
+        import imageio.v3 as iio
+
+        iio.imwrite(path, np.stack(frames), duration=1000.0 / fps, loop=0)
+        return path
+    import imageio_ffmpeg
+    import mediapy
+
+    mediapy.set_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe())
+    mediapy.write_video(str(path), frames, fps=fps)
+    return path
