@@ -20,7 +20,8 @@ XML = """
     <light pos="0 -2 4" dir="0 0.4 -1"/>
     <camera name="fixed" pos="0 -4 1" xyaxes="1 0 0 0 0 1"/>
     <geom name="floor" type="plane" pos="0 0 -0.05" size="4 4 0.2" rgba="0.3 0.35 0.4 1"/>
-    <geom name="rail" type="capsule" fromto="-1.8 0.07 1 1.8 0.07 1" size="0.02" rgba="0.6 0.6 0.6 1"/>
+    <geom name="rail" type="capsule" fromto="-1.8 0.07 1 1.8 0.07 1" size="0.02"
+          rgba="0.6 0.6 0.6 1"/>
     <body name="cart" pos="0 0 1">
       <joint name="slider" type="slide" axis="1 0 0" limited="true" range="-1.8 1.8"
              damping="5e-4" solreflimit="0.08 1"/>

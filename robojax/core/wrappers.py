@@ -150,20 +150,24 @@ def _physics_finite(state: State) -> jax.Array:
     """Per-env flag: obs and physics state are all finite."""
     batch = state.obs.shape[:1]
     ok = jnp.all(jnp.isfinite(state.obs.reshape(batch + (-1,))), axis=-1)
+    data = state.data
+    for inner in ("pipeline_state", "data"):  # brax and playground states wrap the MJX data
+        if getattr(data, inner, None) is not None:
+            data = getattr(data, inner)
+            break
     for name in ("qpos", "qvel"):
-        x = getattr(state.data, name, None)
-        if x is None and hasattr(state.data, "pipeline_state"):  # brax-style states
-            x = getattr(state.data.pipeline_state, name, None)
+        x = getattr(data, name, None)
         if x is not None:
             ok &= jnp.all(jnp.isfinite(x.reshape(batch + (-1,))), axis=-1)
     return ok
 
 
 class NanGuardWrapper(Wrapper):
-    """Resets envs whose simulation diverged (NaN/inf), counting them in `metrics["nan_resets"]`.
+    """Ends the episode of any env whose simulation diverged (NaN/inf) so `AutoResetWrapper`
+    resets it; counts them in `metrics["nan_resets"]`. Wraps a batched env.
 
-    A diverged env ends its episode as terminated with zero reward; every other env in the batch
-    is left bit-identical. Wraps a batched env.
+    A diverged step is a termination with zero reward and a zero observation, so no NaN reaches
+    the learner; every other env in the batch is left bit-identical.
     """
 
     def reset(self, key: jax.Array) -> State:
@@ -172,22 +176,14 @@ class NanGuardWrapper(Wrapper):
 
     def step(self, state: State, action: jax.Array) -> State:
         nxt = self.env.step(state, action)
-        nxt = nxt.replace(metrics={**nxt.metrics, "nan_resets": jnp.zeros_like(nxt.reward)})
         bad = ~_physics_finite(nxt)
-
-        def reset_bad(nxt):
-            keys = jax.vmap(jax.random.split)(state.key)
-            fresh = self.reset(keys[:, 1])
-            fresh = fresh.replace(
-                reward=jnp.zeros_like(nxt.reward), done=jnp.ones_like(nxt.done),
-                truncated=jnp.zeros_like(nxt.truncated), key=keys[:, 0],
-                extras={**nxt.extras, **fresh.extras},  # outer wrappers' extras keep their slots
-                metrics={**jax.tree.map(jnp.zeros_like, nxt.metrics),
-                         "nan_resets": jnp.ones_like(nxt.reward)},
-            )
-            return _select(bad, fresh, nxt)
-
-        return jax.lax.cond(jnp.any(bad), reset_bad, lambda s: s, nxt)
+        zero = jnp.zeros_like(nxt.reward)
+        metrics = {k: jnp.where(bad, zero, v) for k, v in nxt.metrics.items()}
+        metrics["nan_resets"] = bad.astype(nxt.reward.dtype)
+        return nxt.replace(
+            obs=_select(bad, jnp.zeros_like(nxt.obs), nxt.obs),
+            reward=jnp.where(bad, zero, nxt.reward), done=nxt.done | bad,
+            truncated=nxt.truncated & ~bad, metrics=metrics)
 
 
 class AutoResetWrapper(Wrapper):
@@ -219,7 +215,10 @@ class AutoResetWrapper(Wrapper):
 def wrap_for_training(env: Env, num_envs: int, *, episode_length: int | None = None,
                       randomize: Callable | None = None, randomize_key: jax.Array | None = None,
                       nan_guard: bool = True) -> Env:
-    """The standard stack: time limit → vmap (or domain randomization) → NaN guard → autoreset."""
+    """The standard stack: time limit → vmap (or domain randomization) → NaN guard → autoreset.
+
+    `nan_guard=False` drops the guard (a diverged env then stays NaN until its time limit).
+    """
     if episode_length is None:
         episode_length = getattr(getattr(env, "config", None), "episode_length", 1000)
     env = EpisodeWrapper(env, episode_length)

@@ -26,6 +26,8 @@ def render_qpos(mj_model: mujoco.MjModel, qpos: np.ndarray, mocap_pos: np.ndarra
                 *, width: int = 320, height: int = 240, camera: int | str = -1) -> list[np.ndarray]:
     """Render each row of `qpos` (T, nq) with mocap bodies at `mocap_pos` (T, nmocap, 3)."""
     _ensure_gl_backend()
+    if camera == -1 and mj_model.ncam > 0:
+        camera = 0  # the model's first named camera frames the task better than the free one
     width = min(width, mj_model.vis.global_.offwidth)
     height = min(height, mj_model.vis.global_.offheight)
     try:

@@ -1,0 +1,68 @@
+"""Gaussian policy: an MLP mean with a learned state-independent log standard deviation.
+
+The unimodal baseline of the policy families and the actor of PPO. Follows the common policy
+interface: `init`, `sample`, `log_prob`, `loss` (behaviour cloning by MSE on the mean).
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from robojax.policies.networks import MLP
+
+from robojax.core.types import ArraySpec
+
+_LOG_2PI = jnp.log(2 * jnp.pi)
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianPolicy:
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Widths of the mean network's hidden layers."""
+    activation: str = "tanh"
+    """Hidden-layer nonlinearity."""
+    init_log_std: float = -0.5
+    """Initial log standard deviation of every action dimension."""
+
+    def _net(self, action_size: int) -> MLP:
+        return MLP(self.hidden_sizes, action_size, self.activation, out_scale=0.01)
+
+    def init(self, key: jax.Array, obs_spec: ArraySpec, act_spec: ArraySpec) -> dict:
+        """Fresh parameters for observations and actions of the given specs."""
+        net = self._net(act_spec.size)
+        params = net.init(key, jnp.zeros(obs_spec.shape))
+        return {"net": params, "log_std": jnp.full(act_spec.shape, self.init_log_std)}
+
+    def mean_and_log_std(self, params: dict, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        mean = self._net(params["log_std"].shape[-1]).apply(params["net"], obs)
+        return mean, jnp.broadcast_to(params["log_std"], mean.shape)
+
+    def mode(self, params: dict, obs: jax.Array) -> jax.Array:
+        """The most likely action (the mean): what a deployed policy executes."""
+        return self.mean_and_log_std(params, obs)[0]
+
+    def sample(self, params: dict, obs: jax.Array, key: jax.Array, *,
+               steps: int | None = None) -> jax.Array:
+        """A random action; `steps` is accepted for interface parity and unused."""
+        mean, log_std = self.mean_and_log_std(params, obs)
+        return mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+
+    def log_prob(self, params: dict, obs: jax.Array, action: jax.Array) -> jax.Array:
+        mean, log_std = self.mean_and_log_std(params, obs)
+        return gaussian_log_prob(mean, log_std, action)
+
+    def entropy(self, params: dict, obs: jax.Array) -> jax.Array:
+        _, log_std = self.mean_and_log_std(params, obs)
+        return jnp.sum(log_std + 0.5 * (1.0 + _LOG_2PI), axis=-1)
+
+    def loss(self, params: dict, batch: dict, key: jax.Array) -> tuple[jax.Array, dict]:
+        """Behaviour cloning: mean squared error of the mean on `batch["obs"]/["actions"]`."""
+        mean = self.mode(params, batch["obs"])
+        mse = jnp.mean((mean - batch["actions"]) ** 2)
+        return mse, {"bc/mse": mse}
+
+
+def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, x: jax.Array) -> jax.Array:
+    """Log density of a diagonal Gaussian, summed over the last axis."""
+    z = (x - mean) * jnp.exp(-log_std)
+    return jnp.sum(-0.5 * z**2 - log_std - 0.5 * _LOG_2PI, axis=-1)

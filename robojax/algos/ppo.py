@@ -1,0 +1,293 @@
+"""Proximal policy optimisation, fully jitted: rollout scan → GAE reverse scan → epoch and
+minibatch scans, all one compiled call per iteration (or per chunk of iterations).
+
+Each stage is a module-level pure function so tests can import and check it alone.
+"""
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from robojax.core import normalize
+from robojax.core.env import Env
+from robojax.core.sharding import shard_env_batch
+from robojax.core.types import State
+from robojax.core.wrappers import EpisodeWrapper, VmapWrapper, wrap_for_training
+from robojax.policies.gaussian import GaussianPolicy
+from robojax.policies.networks import MLP
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    """PPO hyperparameters; the defaults solve cartpole-balance in about a minute on 2 CPU cores."""
+
+    num_envs: int = 512
+    """Envs stepped in parallel (sharded across devices when there are several)."""
+    num_timesteps: int = 1_500_000
+    """Total env steps to train for."""
+    unroll_length: int = 32
+    """Steps per env per iteration; the batch is num_envs * unroll_length transitions."""
+    num_minibatches: int = 8
+    """Minibatches per epoch."""
+    num_epochs: int = 4
+    """Passes over each batch."""
+    learning_rate: float = 1e-3
+    """Adam step size."""
+    discount: float = 0.98
+    """Reward discount factor gamma."""
+    gae_lambda: float = 0.95
+    """GAE lambda: bias/variance trade-off of the advantage estimate."""
+    clip_epsilon: float = 0.2
+    """PPO ratio clipping."""
+    entropy_cost: float = 1e-3
+    """Weight of the entropy bonus."""
+    value_cost: float = 0.5
+    """Weight of the value loss."""
+    max_grad_norm: float = 1.0
+    """Global gradient-norm clipping."""
+    reward_scaling: float = 1.0
+    """Rewards are multiplied by this before learning."""
+    normalize_observations: bool = True
+    """Keep running observation statistics and normalize the policy's and critic's inputs."""
+    policy_hidden_sizes: tuple[int, ...] = (64, 64)
+    """Actor MLP widths."""
+    value_hidden_sizes: tuple[int, ...] = (128, 128)
+    """Critic MLP widths."""
+    activation: str = "tanh"
+    """Hidden nonlinearity of both networks."""
+    episode_length: int | None = None
+    """Time limit in steps; None uses the env config's episode_length."""
+    num_evals: int = 10
+    """Evaluations (and log points) over the run, plus one before training."""
+    num_eval_envs: int = 128
+    """Parallel episodes per evaluation (deterministic policy)."""
+
+    def steps_per_iteration(self) -> int:
+        return self.num_envs * self.unroll_length
+
+    def num_iterations(self) -> int:
+        return max(1, -(-self.num_timesteps // self.steps_per_iteration()))
+
+    def validate(self) -> None:
+        batch = self.steps_per_iteration()
+        if batch % self.num_minibatches:
+            raise ValueError(f"num_envs * unroll_length = {batch} is not divisible by "
+                             f"num_minibatches = {self.num_minibatches}; change one of them.")
+
+
+class Transition(NamedTuple):
+    obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    reward: jax.Array
+    done: jax.Array
+    truncated: jax.Array
+    next_obs: jax.Array  # the observation the step reached, before any autoreset
+    nan_reset: jax.Array  # 1 where the NaN guard reset a diverged env on this step
+
+
+@struct.dataclass
+class TrainState:
+    params: dict
+    opt_state: optax.OptState
+    obs_stats: normalize.RunningStats
+    env_state: State
+    key: jax.Array
+    iteration: jax.Array
+
+
+def make_policy(cfg: PPOConfig) -> GaussianPolicy:
+    return GaussianPolicy(hidden_sizes=cfg.policy_hidden_sizes, activation=cfg.activation)
+
+
+def value_network(cfg: PPOConfig) -> MLP:
+    return MLP(cfg.value_hidden_sizes, 1, cfg.activation)
+
+
+def make_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
+    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.learning_rate))
+
+
+def make_train_env(cfg: PPOConfig, env: Env) -> Env:
+    return wrap_for_training(env, cfg.num_envs, episode_length=cfg.episode_length)
+
+
+def make_eval_env(cfg: PPOConfig, env: Env) -> Env:
+    length = cfg.episode_length or getattr(getattr(env, "config", None), "episode_length", 1000)
+    return VmapWrapper(EpisodeWrapper(env, length), cfg.num_eval_envs)
+
+
+def init(cfg: PPOConfig, env: Env, key: jax.Array) -> TrainState:
+    """Networks, optimizer, normalizer and a reset batch of `cfg.num_envs` envs."""
+    cfg.validate()
+    key_policy, key_value, key_env, key_train = jax.random.split(key, 4)
+    obs_spec, act_spec = env.observation_spec, env.action_spec
+    params = {
+        "policy": make_policy(cfg).init(key_policy, obs_spec, act_spec),
+        "value": value_network(cfg).init(key_value, jnp.zeros(obs_spec.shape)),
+    }
+    env_state = shard_env_batch(jax.jit(make_train_env(cfg, env).reset)(key_env))
+    return TrainState(
+        params=params, opt_state=make_optimizer(cfg).init(params),
+        obs_stats=normalize.init(obs_spec.shape), env_state=env_state, key=key_train,
+        iteration=jnp.zeros((), jnp.int32),
+    )
+
+
+def _norm(cfg: PPOConfig, stats: normalize.RunningStats, obs: jax.Array) -> jax.Array:
+    return normalize.normalize(stats, obs) if cfg.normalize_observations else obs
+
+
+def rollout(cfg: PPOConfig, env: Env, params: dict, obs_stats, env_state: State,
+            key: jax.Array) -> tuple[State, Transition]:
+    """Step the batched `env` for `cfg.unroll_length` steps with the stochastic policy."""
+    policy = make_policy(cfg)
+
+    def one_step(env_state, key_step):
+        obs = env_state.obs
+        action = policy.sample(params["policy"], _norm(cfg, obs_stats, obs), key_step)
+        log_prob = policy.log_prob(params["policy"], _norm(cfg, obs_stats, obs), action)
+        next_state = env.step(env_state, action)
+        nan_reset = next_state.metrics.get("nan_resets", jnp.zeros_like(next_state.reward))
+        transition = Transition(obs, action, log_prob, next_state.reward, next_state.done,
+                                next_state.truncated, next_state.extras["final_obs"], nan_reset)
+        return next_state, transition
+
+    return jax.lax.scan(one_step, env_state, jax.random.split(key, cfg.unroll_length))
+
+
+def compute_gae(rewards: jax.Array, values: jax.Array, next_values: jax.Array,
+                done: jax.Array, truncated: jax.Array, discount: float,
+                gae_lambda: float) -> tuple[jax.Array, jax.Array]:
+    """Generalised advantage estimates and value targets over a (T, ...) trajectory.
+
+    `next_values[t]` is the value of the observation step t reached (before autoreset). A
+    terminated step bootstraps from zero; a truncated one from `next_values`; either way the
+    advantage does not leak across the episode boundary.
+    """
+    terminated = done & ~truncated
+    bootstrap = jnp.where(terminated, 0.0, next_values)  # where, not *, so NaN cannot leak
+    deltas = rewards + discount * bootstrap - values
+    not_done = 1.0 - done.astype(values.dtype)
+
+    def backward(advantage, inputs):
+        delta, continues = inputs
+        advantage = delta + discount * gae_lambda * continues * advantage
+        return advantage, advantage
+
+    _, advantages = jax.lax.scan(backward, jnp.zeros_like(values[0]), (deltas, not_done),
+                                 reverse=True)
+    return advantages, advantages + values
+
+
+def loss_fn(params: dict, cfg: PPOConfig, batch: dict) -> tuple[jax.Array, dict]:
+    """Clipped surrogate + value MSE - entropy bonus on a minibatch of normalized obs."""
+    policy = make_policy(cfg)
+    log_prob = policy.log_prob(params["policy"], batch["obs"], batch["action"])
+    ratio = jnp.exp(log_prob - batch["log_prob"])
+    adv = batch["advantage"]
+    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    surrogate = jnp.minimum(ratio * adv,
+                            jnp.clip(ratio, 1 - cfg.clip_epsilon, 1 + cfg.clip_epsilon) * adv)
+    policy_loss = -surrogate.mean()
+    values = value_network(cfg).apply(params["value"], batch["obs"])[..., 0]
+    value_loss = 0.5 * jnp.mean((values - batch["target"]) ** 2)
+    entropy = policy.entropy(params["policy"], batch["obs"]).mean()
+    total = policy_loss + cfg.value_cost * value_loss - cfg.entropy_cost * entropy
+    info = {"loss/policy": policy_loss, "loss/value": value_loss, "loss/entropy": entropy,
+            "loss/approx_kl": jnp.mean(batch["log_prob"] - log_prob),
+            "loss/clip_fraction": jnp.mean(jnp.abs(ratio - 1) > cfg.clip_epsilon)}
+    return total, info
+
+
+def update(cfg: PPOConfig, params: dict, opt_state, batch: dict,
+           key: jax.Array) -> tuple[dict, optax.OptState, dict]:
+    """`cfg.num_epochs` shuffled passes of `cfg.num_minibatches` gradient steps over `batch`."""
+    optimizer = make_optimizer(cfg)
+    grad_fn = jax.grad(loss_fn, has_aux=True)
+
+    def minibatch_step(carry, minibatch):
+        params, opt_state = carry
+        grads, info = grad_fn(params, cfg, minibatch)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        info["loss/grad_norm"] = optax.global_norm(grads)
+        return (optax.apply_updates(params, updates), opt_state), info
+
+    def epoch(carry, key_epoch):
+        size = jax.tree.leaves(batch)[0].shape[0]
+        order = jax.random.permutation(key_epoch, size)
+        shuffled = jax.tree.map(
+            lambda x: x[order].reshape((cfg.num_minibatches, -1, *x.shape[1:])), batch)
+        return jax.lax.scan(minibatch_step, carry, shuffled)
+
+    (params, opt_state), info = jax.lax.scan(
+        epoch, (params, opt_state), jax.random.split(key, cfg.num_epochs))
+    return params, opt_state, jax.tree.map(jnp.mean, info)
+
+
+def train_iteration(cfg: PPOConfig, env: Env, state: TrainState) -> tuple[TrainState, dict]:
+    """One PPO iteration on the batched training `env`: collect, estimate, update."""
+    key, key_rollout, key_update = jax.random.split(state.key, 3)
+    env_state, traj = rollout(cfg, env, state.params, state.obs_stats, state.env_state,
+                              key_rollout)
+    obs_stats = state.obs_stats
+    if cfg.normalize_observations:
+        obs_stats = normalize.update(obs_stats, traj.obs)
+    obs = _norm(cfg, obs_stats, traj.obs)
+    next_obs = _norm(cfg, obs_stats, traj.next_obs)
+    value_apply = value_network(cfg).apply
+    values = value_apply(state.params["value"], obs)[..., 0]
+    next_values = value_apply(state.params["value"], next_obs)[..., 0]
+    advantages, targets = compute_gae(
+        traj.reward * cfg.reward_scaling, values, next_values, traj.done, traj.truncated,
+        cfg.discount, cfg.gae_lambda)
+    flat = lambda x: x.reshape((-1, *x.shape[2:]))  # (T, N, ...) -> (T*N, ...)
+    batch = {"obs": flat(obs), "action": flat(traj.action), "log_prob": flat(traj.log_prob),
+             "advantage": flat(advantages), "target": flat(targets)}
+    params, opt_state, info = update(cfg, state.params, state.opt_state, batch, key_update)
+    metrics = {
+        **info,
+        "train/reward": traj.reward.mean(),
+        "train/episodes": traj.done.sum().astype(jnp.float32),
+        "train/nan_resets": traj.nan_reset.sum(),
+    }
+    new_state = state.replace(params=params, opt_state=opt_state, obs_stats=obs_stats,
+                              env_state=env_state, key=key, iteration=state.iteration + 1)
+    return new_state, metrics
+
+
+def evaluate(cfg: PPOConfig, eval_env: Env, state: TrainState, key: jax.Array) -> dict:
+    """Mean return (and reward terms) of `cfg.num_eval_envs` full episodes, deterministic policy."""
+    length = eval_env.env.episode_length
+
+    def one_step(carry, _):
+        env_state, alive, totals = carry
+        action = act(cfg, state, env_state.obs)
+        env_state = eval_env.step(env_state, action)
+        step_values = {"eval/episode_reward": env_state.reward,
+                       **{f"eval/{k}": v for k, v in env_state.metrics.items()}}
+        totals = jax.tree.map(lambda t, v: t + alive * v, totals, step_values)
+        alive = alive * (1.0 - env_state.done.astype(jnp.float32))
+        return (env_state, alive, totals), None
+
+    env_state = eval_env.reset(key)
+    alive = jnp.ones(cfg.num_eval_envs)
+    zeros = jnp.zeros(cfg.num_eval_envs)
+    totals = {"eval/episode_reward": zeros,
+              **{f"eval/{k}": zeros for k in env_state.metrics}}
+    (_, _, totals), _ = jax.lax.scan(one_step, (env_state, alive, totals), None, length)
+    metrics = {k: v.mean() for k, v in totals.items()}
+    metrics["eval/episode_reward_std"] = totals["eval/episode_reward"].std()
+    return metrics
+
+
+def act(cfg: PPOConfig, state: TrainState, obs: jax.Array) -> jax.Array:
+    """Deterministic action of the trained policy (what eval and export run)."""
+    return make_policy(cfg).mode(state.params["policy"], _norm(cfg, state.obs_stats, obs))
+
+
+Config = PPOConfig

@@ -1,0 +1,68 @@
+"""The `robojax` command: train, eval, envs."""
+
+import dataclasses
+from pathlib import Path
+
+import tyro
+
+from robojax.train import TrainArgs, train
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalArgs:
+    """Evaluate a run's latest checkpoint over parallel episodes and write a video."""
+
+    run_dir: tyro.conf.Positional[Path]
+    """A directory written by `robojax train`."""
+    num_episodes: int = 256
+    """Parallel evaluation episodes."""
+    video: bool = True
+    """Also render eval_video.mp4."""
+    seed: int = 1
+    """Seed of the evaluation episodes."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvsArgs:
+    """List the registered envs with their observation and action sizes."""
+
+
+def _eval(args: EvalArgs) -> None:
+    from robojax.evaluate import evaluate_run
+
+    evaluate_run(args.run_dir, num_episodes=args.num_episodes, video=args.video, seed=args.seed)
+
+
+def _envs() -> None:
+    from rich.table import Table
+
+    from robojax import envs
+    from robojax.io.progress import console
+
+    table = Table("name", "obs", "act", "episode", "solver")
+    for name in envs.names():
+        env = envs.make(name)
+        try:
+            envs.solver(name)
+            has_solver = "yes"
+        except ValueError:
+            has_solver = "-"
+        table.add_row(name, str(env.observation_spec.shape[0]), str(env.action_spec.shape[0]),
+                      str(env.config.episode_length), has_solver)
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = tyro.extras.subcommand_cli_from_dict(
+        {"train": TrainArgs, "eval": EvalArgs, "envs": EnvsArgs}, prog="robojax",
+        description="robojax: parallel MJX training, evaluation and export.", args=argv)
+    if isinstance(args, TrainArgs):
+        train(args)
+    elif isinstance(args, EvalArgs):
+        _eval(args)
+    else:
+        _envs()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Evaluate a trained run's latest checkpoint: `robojax eval RUN_DIR`."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import jax
+
+from robojax import algos
+from robojax.core.adapters import make_env
+from robojax.io import checkpoint
+from robojax.io.progress import console
+
+
+def load_run(run_dir: str | Path):
+    """(args, algo module, algo config, env, restored train state of seed 0) of a run."""
+    from robojax.train import _stack, args_from_json
+
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(f"{run_dir} has no config.json; pass a directory written by "
+                                "`robojax train`.")
+    args = args_from_json(json.loads(config_path.read_text()))
+    algo = algos.get(args.algo)
+    cfg = args.algo_config()
+    env = make_env(args.env)
+    keys = jax.random.split(jax.random.PRNGKey(args.seed), args.num_seeds)
+    target = algo.init(cfg, env, keys[0])
+    if args.num_seeds > 1:
+        target = _stack([target] * args.num_seeds)
+    state, step = checkpoint.restore(run_dir / "checkpoints", target)
+    if args.num_seeds > 1:
+        state = jax.tree.map(lambda x: x[0], state)
+    return args, algo, cfg, env, state, step
+
+
+def evaluate_run(run_dir: str | Path, *, num_episodes: int = 256, video: bool = True,
+                 seed: int = 1) -> dict[str, float]:
+    """Mean metrics over `num_episodes` parallel episodes; writes eval.json (and a video)."""
+    import functools
+
+    args, algo, cfg, env, state, step = load_run(run_dir)
+    cfg = dataclasses.replace(cfg, num_eval_envs=num_episodes)
+    eval_env = algo.make_eval_env(cfg, env)
+    metrics = jax.jit(functools.partial(algo.evaluate, cfg, eval_env))(
+        state, jax.random.PRNGKey(seed))
+    result = {k: float(v) for k, v in metrics.items()}
+    result["checkpoint_iteration"] = step
+    (Path(run_dir) / "eval.json").write_text(json.dumps(result, indent=2))
+    console.print(f"{args.env} checkpoint {step}: eval reward "
+                  f"{result['eval/episode_reward']:.1f} ± "
+                  f"{result['eval/episode_reward_std']:.1f} over {num_episodes} episodes")
+    if video:
+        from robojax.rollout import save_video
+
+        save_video(env, functools.partial(algo.act, cfg, state), Path(run_dir) / "eval_video.mp4",
+                   key=jax.random.PRNGKey(seed))
+    return result

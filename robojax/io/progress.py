@@ -1,0 +1,53 @@
+"""A live progress bar for training: env steps, throughput, rewards, ETA."""
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+console = Console(stderr=True)
+
+
+class TrainProgress:
+    """Rich progress bar over env steps; a no-op when `enabled` is False."""
+
+    def __init__(self, total_steps: int, enabled: bool = True):
+        self.enabled = enabled
+        self.total = total_steps
+        self._fields = {"sps": "-", "train": "-", "eval": "-", "status": ""}
+        self._last = None
+        if enabled:
+            self._progress = Progress(
+                TextColumn("[bold blue]{task.fields[status]:>9}"), BarColumn(),
+                TextColumn("{task.completed:>9,.0f} steps"),
+                TextColumn("[cyan]{task.fields[sps]}/s"),
+                TextColumn("r {task.fields[train]}"),
+                TextColumn("[green]eval {task.fields[eval]}"),
+                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                console=console, refresh_per_second=4)
+            self._task = self._progress.add_task("train", total=total_steps, **self._fields)
+
+    def __enter__(self):
+        if self.enabled:
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._progress.__exit__(*exc)
+
+    def update(self, steps: int, *, train_reward=None, eval_reward=None, status=None) -> None:
+        now = time.perf_counter()
+        if self._last is not None and steps > self._last[1]:
+            self._fields["sps"] = f"{(steps - self._last[1]) / (now - self._last[0]):,.0f}"
+        self._last = (now, steps)
+        if train_reward is not None:
+            self._fields["train"] = f"{train_reward:.3f}"
+        if eval_reward is not None:
+            self._fields["eval"] = f"{eval_reward:.1f}"
+        if status is not None:
+            self._fields["status"] = status
+        if self.enabled:
+            self._progress.update(self._task, completed=steps, **self._fields)
+        elif eval_reward is not None:
+            console.print(f"{steps:>11,} steps  eval reward {eval_reward:.1f}")

@@ -1,0 +1,219 @@
+"""The host loop around a compiled algorithm: run directory, progress, eval, logging,
+checkpoints, learning-curve plot and rollout video. The math lives in `robojax.algos`."""
+
+import dataclasses
+import functools
+import json
+import math
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from robojax import algos
+from robojax.algos.ppo import PPOConfig
+from robojax.core.adapters import make_env
+from robojax.io import checkpoint
+from robojax.io.metrics import MetricsLogger
+from robojax.io.progress import TrainProgress, console
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainArgs:
+    """Train a policy; writes checkpoints, metrics.csv, TensorBoard events, a plot and a video."""
+
+    algo: str = "ppo"
+    """Training algorithm."""
+    env: str = "cartpole-balance"
+    """A registered env (see `robojax envs`), `playground:<Name>` or `brax:<name>`."""
+    run_dir: Path | None = None
+    """Output directory; default runs/<env>-<algo>-<time>."""
+    resume: Path | None = None
+    """Continue the run in this directory from its latest checkpoint (other flags ignored)."""
+    seed: int = 0
+    """Seed of every random draw; same seed and machine give bitwise the same run."""
+    num_seeds: int = 1
+    """Train this many seeds at once, vmapped in one compiled program."""
+    num_envs: int | None = None
+    """Parallel envs per seed (overrides the algorithm config)."""
+    num_timesteps: int | None = None
+    """Env steps per seed (overrides the algorithm config)."""
+    episode_length: int | None = None
+    """Time limit in control steps; default: the env config's."""
+    video: bool = True
+    """Render a rollout of the final policy to video.mp4."""
+    progress: bool = True
+    """Show a live progress bar."""
+    ppo: PPOConfig = PPOConfig()
+    """PPO hyperparameters (used when --algo ppo)."""
+
+    def algo_config(self):
+        cfg = getattr(self, self.algo)
+        overrides = {k: v for k, v in (("num_envs", self.num_envs),
+                                       ("num_timesteps", self.num_timesteps),
+                                       ("episode_length", self.episode_length)) if v is not None}
+        return dataclasses.replace(cfg, **overrides)
+
+
+def _to_json(obj):
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, tuple):
+        return list(obj)
+    return obj
+
+
+def args_from_json(data: dict) -> TrainArgs:
+    """Rebuild the TrainArgs saved in a run's config.json."""
+    fields = {f.name: f for f in dataclasses.fields(TrainArgs)}
+    kwargs = {}
+    for name, value in data.items():
+        if name not in fields:
+            continue
+        if name == "ppo":
+            value = PPOConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                 for k, v in value.items()})
+        elif name in ("run_dir", "resume") and value is not None:
+            value = Path(value)
+        kwargs[name] = value
+    return TrainArgs(**kwargs)
+
+
+def _default_run_dir(args: TrainArgs) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{args.env.replace(':', '-')}-{args.algo}-{stamp}"
+
+
+def _stack(states):
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+
+
+def _first_seed(tree, num_seeds: int):
+    return tree if num_seeds == 1 else jax.tree.map(lambda x: x[0], tree)
+
+
+def _mean_metrics(metrics: dict) -> dict[str, float]:
+    return {k: float(np.mean(np.asarray(v))) for k, v in metrics.items()}
+
+
+def _chunking(cfg, num_evals: int) -> tuple[int, int, int]:
+    """(iterations per compiled call, calls between evals, total iterations)."""
+    total = cfg.num_iterations()
+    per_eval = max(1, math.ceil(total / max(num_evals, 1)))
+    calls_per_eval = min(per_eval, 4)  # a few progress updates between evals
+    chunk = max(1, math.ceil(per_eval / calls_per_eval))
+    per_eval = chunk * calls_per_eval
+    return chunk, calls_per_eval, math.ceil(total / per_eval) * per_eval
+
+
+def train(args: TrainArgs) -> Path:
+    """Run (or resume) training as `args` says; returns the run directory."""
+    start = time.perf_counter()
+    if args.resume is not None:
+        run_dir = Path(args.resume)
+        config_path = run_dir / "config.json"
+        if not config_path.exists():
+            raise FileNotFoundError(f"{run_dir} has no config.json; is it a robojax run "
+                                    "directory? Pass the directory `robojax train` created.")
+        args = dataclasses.replace(args_from_json(json.loads(config_path.read_text())),
+                                   resume=run_dir, run_dir=run_dir, progress=args.progress)
+    else:
+        run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(args)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(_to_json(args), indent=2))
+
+    algo = algos.get(args.algo)
+    cfg = args.algo_config()
+    env = make_env(args.env)
+    train_env, eval_env = algo.make_train_env(cfg, env), algo.make_eval_env(cfg, env)
+    seed_keys = jax.random.split(jax.random.PRNGKey(args.seed), args.num_seeds)
+    if args.num_seeds == 1:
+        state = algo.init(cfg, env, seed_keys[0])
+    else:
+        state = _stack([algo.init(cfg, env, k) for k in seed_keys])
+
+    chunk, calls_per_eval, total_iters = _chunking(cfg, cfg.num_evals)
+    steps_per_iter = cfg.steps_per_iteration()
+
+    def run_chunk(state):
+        step = functools.partial(algo.train_iteration, cfg, train_env)
+        return jax.lax.scan(lambda s, _: step(s), state, None, length=chunk)
+
+    def run_eval(state, key):
+        return algo.evaluate(cfg, eval_env, state, key)
+
+    if args.num_seeds > 1:
+        run_chunk, run_eval = jax.vmap(run_chunk), jax.vmap(run_eval, in_axes=(0, None))
+    run_chunk = jax.jit(run_chunk, donate_argnums=0)
+    run_eval = jax.jit(run_eval)
+    eval_key = jax.random.PRNGKey(args.seed + 1_000_003)
+
+    ckpt_dir = run_dir / "checkpoints"
+    resumed_iter = None
+    if args.resume is not None:
+        checkpoint.remove_unfinished(ckpt_dir)
+        try:
+            state, resumed_iter = checkpoint.restore(ckpt_dir, state)
+            console.print(f"resumed {run_dir} at iteration {resumed_iter}")
+        except FileNotFoundError:
+            console.print(f"no finished checkpoint in {ckpt_dir}; starting from scratch")
+    iteration = resumed_iter or 0
+    logger = MetricsLogger(run_dir, resume_env_steps=None if resumed_iter is None
+                           else resumed_iter * steps_per_iter)
+    wall_offset = logger.last_wall_time if resumed_iter is not None else 0.0
+
+    def wall() -> float:
+        return wall_offset + time.perf_counter() - start
+
+    def evaluate_and_log(state, train_metrics: dict) -> dict:
+        eval_metrics = _mean_metrics(run_eval(state, jax.random.fold_in(eval_key, iteration)))
+        row = {"env_steps": iteration * steps_per_iter, "wall_time_s": wall(),
+               "iteration": iteration, **train_metrics, **eval_metrics}
+        logger.log(row)
+        return row
+
+    console.print(f"[bold]robojax[/] {args.algo} on {args.env}: {cfg.num_envs} envs x "
+                  f"{args.num_seeds} seed(s), {total_iters * steps_per_iter:,} steps per seed, "
+                  f"{len(jax.devices())} {jax.default_backend()} device(s) → {run_dir}")
+    progress = TrainProgress(total_iters * steps_per_iter, enabled=args.progress)
+    with progress:
+        progress.update(iteration * steps_per_iter, status="compiling")
+        if resumed_iter is None:
+            row = evaluate_and_log(state, {})
+            progress.update(0, eval_reward=row["eval/episode_reward"])
+        calls = 0
+        while iteration < total_iters:
+            state, metrics = run_chunk(state)
+            iteration += chunk
+            calls += 1
+            train_metrics = _mean_metrics(metrics)
+            progress.update(iteration * steps_per_iter, train_reward=train_metrics.get(
+                "train/reward"), status="training")
+            if iteration % (chunk * calls_per_eval) == 0 or iteration >= total_iters:
+                row = evaluate_and_log(state, train_metrics)
+                checkpoint.save(ckpt_dir, iteration, state)
+                progress.update(iteration * steps_per_iter, eval_reward=row[
+                    "eval/episode_reward"])
+    logger.close()
+    _finish(args, run_dir, env, algo, cfg, _first_seed(state, args.num_seeds), wall())
+    return run_dir
+
+
+def _finish(args: TrainArgs, run_dir: Path, env, algo, cfg, state, wall_time: float) -> None:
+    from robojax.io.metrics import read_metrics
+    from robojax.io.plots import plot_learning_curve
+
+    plot = plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png",
+                               title=f"{args.algo} on {args.env}")
+    last = read_metrics(run_dir / "metrics.csv")[-1]
+    console.print(f"eval reward {last['eval/episode_reward']:.1f} after "
+                  f"{last['env_steps']:,} env steps, {wall_time:.0f} s → {plot}")
+    if args.video:
+        from robojax.rollout import save_video
+
+        save_video(env, functools.partial(algo.act, cfg, state), run_dir / "video.mp4",
+                   key=jax.random.PRNGKey(args.seed))
