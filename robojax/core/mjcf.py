@@ -1,6 +1,7 @@
 """Load MJCF from a string or a file, turning MuJoCo's parse errors into ones that show the line."""
 
 import re
+from xml.etree import ElementTree
 from pathlib import Path
 
 import mujoco
@@ -38,6 +39,14 @@ def load_mj_model(xml: str | Path, assets: dict[str, bytes] | None = None) -> mu
         text = path.read_text()
     else:
         text = str(xml)
+    try:  # expat pinpoints malformed XML (e.g. the mismatched closing tag) better than MuJoCo
+        ElementTree.fromstring(text)
+    except ElementTree.ParseError as err:
+        line = err.position[0]
+        lines = text.splitlines()
+        quoted = f"\n  line {line}: {lines[line - 1].strip()}" if 1 <= line <= len(lines) else ""
+        raise MJCFError(f"malformed XML in {source}: {err}{quoted}\n"
+                        "Fix the XML syntax at that line and load again.") from None
     try:
         if is_path:
             return mujoco.MjModel.from_xml_path(str(xml), assets or {})

@@ -33,8 +33,8 @@ def update(stats: RunningStats, batch: jax.Array) -> RunningStats:
 
 
 def std(stats: RunningStats, eps: float = 1e-6) -> jax.Array:
-    var = jnp.where(stats.count > 1, stats.m2 / jnp.maximum(stats.count, 1.0), 1.0)
-    return jnp.sqrt(var + eps)
+    var = jnp.where(stats.count > 1, stats.m2 / jnp.maximum(stats.count, 1.0) + eps, 1.0)
+    return jnp.sqrt(var)
 
 
 def normalize(stats: RunningStats, x: jax.Array, clip: float = 10.0) -> jax.Array:

@@ -1,0 +1,50 @@
+import dataclasses
+
+import pytest
+
+from robojax import envs
+from robojax.core.mjcf import MJCFError, load_mj_model
+
+
+def test_unknown_env_lists_close_matches():
+    with pytest.raises(KeyError, match="cartpole-balance"):
+        envs.make("cartpole-balanse")
+
+
+def test_config_overrides_apply_and_do_not_leak():
+    env = envs.make("cartpole-balance", episode_length=50, reward_scales={"upright": 2.0})
+    assert env.config.episode_length == 50
+    assert env.config.reward_scales["upright"] == 2.0
+    assert env.config.reward_scales["centered"] == 1.0  # merged, not replaced
+    fresh = envs.get_config("cartpole-balance")
+    assert fresh.episode_length == 1000 and fresh.reward_scales["upright"] == 1.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fresh.episode_length = 3
+
+
+def test_unknown_override_names_the_fields():
+    with pytest.raises(TypeError, match="episode_length"):
+        envs.make("reacher", episode_lenght=10)
+
+
+def test_list_and_names_agree():
+    assert envs.list() == envs.names() == sorted(envs.names())
+
+
+def test_malformed_mjcf_names_the_line():
+    xml = "<mujoco>\n  <worldbody>\n    <body>\n      <geom type='sphere' size='0.1'/>\n" \
+          "    </bodyy>\n  </worldbody>\n</mujoco>"
+    with pytest.raises(MJCFError, match="line 5"):
+        load_mj_model(xml)
+
+
+def test_invalid_attribute_names_the_line():
+    xml = "<mujoco>\n  <worldbody>\n    <geom type='sphere' sise='0.1'/>\n  </worldbody>\n" \
+          "</mujoco>"
+    with pytest.raises(MJCFError, match="line 3"):
+        load_mj_model(xml)
+
+
+def test_missing_mjcf_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_mj_model(tmp_path / "nope.xml")
