@@ -1,8 +1,8 @@
 """Load MJCF from a string or a file, turning MuJoCo's parse errors into ones that show the line."""
 
 import re
-from xml.etree import ElementTree
 from pathlib import Path
+from xml.etree import ElementTree
 
 import mujoco
 

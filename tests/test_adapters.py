@@ -1,0 +1,64 @@
+"""Foreign envs through robojax trainers, and the Gymnasium view of robojax envs."""
+
+import functools
+
+import jax
+import numpy as np
+import pytest
+
+from robojax.algos import ppo
+from robojax.core.adapters import make_env
+
+TINY = ppo.PPOConfig(num_envs=16, unroll_length=8, num_minibatches=2, num_epochs=1,
+                     num_eval_envs=2, episode_length=20)
+
+
+def _train_two_iterations(env):
+    state = ppo.init(TINY, env, jax.random.PRNGKey(0))
+    step = jax.jit(functools.partial(ppo.train_iteration, TINY, ppo.make_train_env(TINY, env)))
+    for _ in range(2):
+        state, metrics = step(state)
+    evaluate = jax.jit(functools.partial(ppo.evaluate, TINY, ppo.make_eval_env(TINY, env)))
+    result = evaluate(state, jax.random.PRNGKey(1))
+    assert int(state.iteration) == 2
+    assert np.isfinite(float(metrics["loss/value"]))
+    assert np.isfinite(float(result["eval/episode_reward"]))
+    return result
+
+
+def test_playground_env_trains_unchanged():
+    pytest.importorskip("mujoco_playground")
+    env = make_env("playground:CartpoleBalance")
+    assert env.observation_spec.shape == (5,) and env.action_spec.shape == (1,)
+    result = _train_two_iterations(env)
+    assert float(result["eval/episode_reward"]) > 0
+
+
+def test_brax_env_trains_unchanged():
+    env = make_env("brax:inverted_pendulum")
+    assert env.action_spec.shape == (1,)
+    _train_two_iterations(env)
+
+
+def test_unknown_foreign_object_is_refused():
+    from robojax.core.adapters import adapt
+
+    with pytest.raises(TypeError, match="cannot adapt"):
+        adapt(object())
+
+
+def test_gymnasium_vector_view():
+    pytest.importorskip("gymnasium")
+    from robojax.core.gym import GymVectorEnv
+
+    env = GymVectorEnv(make_env("point-mass"), num_envs=3, episode_length=4)
+    obs, _ = env.reset(seed=1)
+    assert obs.shape == (3, 6) and env.action_space.shape == (3, 2)
+    for t in range(4):
+        obs, reward, terminated, truncated, info = env.step(np.zeros((3, 2), np.float32))
+    assert reward.shape == (3,) and truncated.all() and not terminated.any()
+    assert info["final_obs"].shape == (3, 6)
+    with pytest.raises(ValueError, match="num_envs, action_size"):
+        env.step(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="NaN"):
+        env.step(np.full((3, 2), np.nan))

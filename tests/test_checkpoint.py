@@ -1,0 +1,82 @@
+"""Checkpoints: exact round trip, torn writes skipped, incompatible configs refused."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import pytest
+
+from robojax import envs
+from robojax.algos import ppo
+from robojax.io import checkpoint
+
+SMALL = dict(num_envs=8, unroll_length=4, num_minibatches=2)
+
+
+def test_round_trip_skips_torn_checkpoint_and_refuses_other_configs(tmp_path):
+    env = envs.make("point-mass")
+    state = ppo.init(ppo.PPOConfig(**SMALL), env, jax.random.PRNGKey(0))
+    checkpoint.save(tmp_path, 3, state)
+    (tmp_path / "7").mkdir()  # a newer step a kill left without its files
+    (tmp_path / "7" / "leaves").mkdir()
+    (tmp_path / "9.orbax-checkpoint-tmp-1").mkdir()
+    restored, step = checkpoint.restore(tmp_path, state)
+    assert step == 3 and checkpoint.tree_equal(restored, state)
+
+    other = ppo.init(ppo.PPOConfig(**SMALL, policy_hidden_sizes=(32,)), env,
+                     jax.random.PRNGKey(0))
+    with pytest.raises(checkpoint.IncompatibleCheckpointError, match=r"Dense_0.*\(5|64"):
+        checkpoint.restore(tmp_path, other)
+
+
+def test_restore_without_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no finished checkpoint"):
+        checkpoint.restore(tmp_path / "missing", {"x": jax.numpy.zeros(2)})
+
+
+def _train_cmd(run_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "robojax.cli", "train", "--env", "cartpole-balance",
+            "--run-dir", str(run_dir), "--num-envs", "64", "--num-timesteps", "400000",
+            "--ppo.unroll-length", "16", "--ppo.num-minibatches", "4", "--ppo.num-evals", "25",
+            "--ppo.num-eval-envs", "4", "--episode-length", "100", "--no-video",
+            "--no-progress", *extra]
+
+
+def _final_params(run_dir: Path):
+    from robojax.evaluate import load_run
+
+    *_, state, step = load_run(run_dir)
+    return state, step
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+    env_vars = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    subprocess.run(_train_cmd(full), check=True, env=env_vars, capture_output=True)
+
+    proc = subprocess.Popen(_train_cmd(killed), env=env_vars, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if checkpoint.steps(killed / "checkpoints"):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    done_steps = checkpoint.steps(killed / "checkpoints")
+    assert done_steps and max(done_steps) < max(checkpoint.steps(full / "checkpoints"))
+    # A kill during a save leaves a temporary directory: resuming must ignore it.
+    (killed / "checkpoints" / "999.orbax-checkpoint-tmp-0").mkdir()
+
+    subprocess.run([sys.executable, "-m", "robojax.cli", "train", "--resume", str(killed),
+                    "--no-progress"], check=True, env=env_vars, capture_output=True)
+    full_state, full_step = _final_params(full)
+    resumed_state, resumed_step = _final_params(killed)
+    assert full_step == resumed_step
+    assert checkpoint.tree_equal(full_state.params, resumed_state.params)  # bitwise
+    assert checkpoint.tree_equal(full_state, resumed_state)

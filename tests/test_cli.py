@@ -1,0 +1,47 @@
+"""The `robojax` command end to end at a tiny budget."""
+
+import json
+
+import pytest
+
+from robojax.cli import main
+from robojax.io.metrics import read_metrics
+
+TINY = ["--num-envs", "32", "--num-timesteps", "8192", "--ppo.unroll-length", "16",
+        "--ppo.num-minibatches", "4", "--ppo.num-evals", "2", "--ppo.num-eval-envs", "4",
+        "--episode-length", "60", "--no-progress"]
+
+
+def test_train_writes_every_output_then_eval(tmp_path):
+    run = tmp_path / "run"
+    main(["train", "--env", "point-mass", "--run-dir", str(run), "--seed", "3", *TINY])
+    assert json.loads((run / "config.json").read_text())["env"] == "point-mass"
+    rows = read_metrics(run / "metrics.csv")
+    assert {"env_steps", "wall_time_s", "eval/episode_reward", "train/reward"} <= set(rows[0])
+    assert rows[0]["env_steps"] == 0 and rows[-1]["env_steps"] >= 8192
+    assert all(b["wall_time_s"] > a["wall_time_s"] for a, b in zip(rows, rows[1:], strict=False))
+    assert list((run / "checkpoints").iterdir())
+    assert list((run / "tb").glob("events.out.tfevents.*"))
+    assert (run / "learning_curve.png").stat().st_size > 1000
+    if not (run / "video.mp4").exists():
+        pytest.skip("no GL backend: video skipped")
+    assert (run / "video.mp4").stat().st_size > 1000
+
+    main(["eval", str(run), "--num-episodes", "8", "--no-video"])
+    result = json.loads((run / "eval.json").read_text())
+    assert result["checkpoint_iteration"] > 0 and "eval/episode_reward" in result
+
+
+def test_num_seeds_trains_seeds_in_one_program(tmp_path):
+    run = tmp_path / "seeds"
+    main(["train", "--env", "point-mass", "--run-dir", str(run), "--num-seeds", "2",
+          "--no-video", *TINY])
+    rows = read_metrics(run / "metrics.csv")
+    assert rows[-1]["env_steps"] >= 8192
+
+
+def test_bad_names_are_clear_errors(tmp_path):
+    with pytest.raises(KeyError, match="point-mass"):
+        main(["train", "--env", "point-mas", "--run-dir", str(tmp_path / "x"), *TINY])
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        main(["train", "--resume", str(tmp_path)])
