@@ -54,7 +54,7 @@ def test_gymnasium_vector_view():
     env = GymVectorEnv(make_env("point-mass"), num_envs=3, episode_length=4)
     obs, _ = env.reset(seed=1)
     assert obs.shape == (3, 6) and env.action_space.shape == (3, 2)
-    for t in range(4):
+    for _ in range(4):
         obs, reward, terminated, truncated, info = env.step(np.zeros((3, 2), np.float32))
     assert reward.shape == (3,) and truncated.all() and not terminated.any()
     assert info["final_obs"].shape == (3, 6)
