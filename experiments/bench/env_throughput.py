@@ -24,7 +24,6 @@ def _measure(impl: str, name: str, batch: int, repeats: int) -> dict:
     import resource
 
     import jax
-    import jax.numpy as jnp
     import numpy as np
 
     import robojax  # noqa: F401

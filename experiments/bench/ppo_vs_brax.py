@@ -147,7 +147,8 @@ def part_b(brax_envs: list[int], target: float, budget: int) -> None:
           f"{ours['wall_time_s'] if ours else float('nan'):.1f} | "
           f"{rows[-1]['eval/episode_reward']:.1f} (run {ours_total:.0f} s) |", flush=True)
     for n in brax_envs:
-        kwargs = dict(num_timesteps=budget, num_evals=max(2, budget // 250_000), reward_scaling=10.0,
+        kwargs = dict(num_timesteps=budget, num_evals=max(2, budget // 250_000),
+                      reward_scaling=10.0,
                       episode_length=1000, normalize_observations=True, action_repeat=1,
                       unroll_length=30, num_minibatches=32, num_updates_per_batch=16,
                       discounting=0.995, learning_rate=1e-3, entropy_cost=1e-2, num_envs=n,
