@@ -1,6 +1,8 @@
 """Env throughput: robojax envs vs raw `jit(vmap(mjx.step))` vs MuJoCo C (`mujoco.rollout`).
 
-Each (implementation, env, batch) runs in its own subprocess so peak RSS is its own. robojax
+Each (implementation, env, batch) runs in its own subprocess so peak RSS is its own, with the
+persistent compilation cache off so compile times are cold. Every timed call starts from the same
+reset state, so both sides integrate the same trajectories. robojax
 steps are full training steps (time limit, NaN guard, autoreset, observation, reward terms);
 raw MJX steps the same model with the same controls and nothing else. Physics steps per second
 count substeps, so envs with n_substeps > 1 compare like for like.
@@ -91,12 +93,11 @@ def _measure(impl: str, name: str, batch: int, repeats: int) -> dict:
     t0 = time.perf_counter()
     compiled = run.lower(state, actions).compile()
     compile_s = time.perf_counter() - t0
-    out = compiled(state, actions)
-    jax.block_until_ready(get_out(out))
+    jax.block_until_ready(get_out(compiled(state, actions)))
     times = []
-    for _ in range(repeats):
+    for _ in range(repeats):  # every call from the same start: both sides see the same states
         t0 = time.perf_counter()
-        out = compiled(out, actions)
+        out = compiled(state, actions)
         jax.block_until_ready(get_out(out))
         times.append(time.perf_counter() - t0)
     best = min(times)
@@ -134,7 +135,9 @@ def main() -> None:
             for impl in args.impls:
                 cmd = [sys.executable, __file__, "--_child", impl, name, str(batch),
                        "--repeats", str(args.repeats)]
-                out = subprocess.run(cmd, capture_output=True, text=True)
+                # No persistent cache: compile times are cold compiles on both sides.
+                out = subprocess.run(cmd, capture_output=True, text=True,
+                                     env={**os.environ, "ROBOJAX_CACHE_DIR": "off"})
                 if out.returncode != 0:
                     print(f"| {name} | {batch} | {impl} | failed: "
                           f"{out.stderr.strip().splitlines()[-1]} |||||")

@@ -190,26 +190,45 @@ class AutoResetWrapper(Wrapper):
     """Resets envs whose episode ended, keeping the pre-reset obs in `extras["final_obs"]`.
 
     The step's reward/done/truncated/metrics describe the finished transition; obs and physics
-    are the new episode's. Resets run only on steps where some env finished. Wraps a batched env.
+    are the new episode's. Wraps a batched env.
+
+    A finished env starts from a freshly drawn initial state kept ready in
+    `extras["reset_cache"]`; the whole cache is redrawn every `refresh_every` steps. So a step
+    costs a select, not a reset, even when some env finishes on every step (as in locomotion),
+    while episodes still start from fresh random states (an env that finishes twice between
+    refreshes repeats its start). `refresh_every=1` redraws on every step.
     """
+
+    def __init__(self, env: Env, refresh_every: int = 32):
+        super().__init__(env)
+        if refresh_every < 1:
+            raise ValueError(f"refresh_every must be >= 1, got {refresh_every}")
+        self.refresh_every = refresh_every
+
+    def _draw(self, keys: jax.Array) -> State:
+        # fold_in keeps the cache's randomness apart from the keys the envs split each step.
+        return self.env.reset(jax.vmap(lambda k: jax.random.fold_in(k, 0x5EED))(keys))
 
     def reset(self, key: jax.Array) -> State:
         state = self.env.reset(key)
-        return state.replace(extras={**state.extras, "final_obs": state.obs})
+        return state.replace(extras={
+            **state.extras, "final_obs": state.obs, "reset_cache": self._draw(state.key),
+            "clock": jnp.zeros_like(state.step)})
 
     def step(self, state: State, action: jax.Array) -> State:
-        nxt = self.env.step(state, action)
-        nxt = nxt.replace(extras={**nxt.extras, "final_obs": nxt.obs})
+        cache, clock = state.extras["reset_cache"], state.extras["clock"] + 1
+        inner = state.replace(extras={k: v for k, v in state.extras.items()
+                                      if k not in ("final_obs", "reset_cache", "clock")})
+        nxt = self.env.step(inner, action)
 
-        def reset_done(nxt):
-            keys = jax.vmap(jax.random.split)(nxt.key)
-            fresh = self.reset(keys[:, 1])
-            fresh = fresh.replace(
-                reward=nxt.reward, done=nxt.done, truncated=nxt.truncated, key=keys[:, 0],
-                metrics=nxt.metrics, extras={**fresh.extras, "final_obs": nxt.obs})
-            return _select(nxt.done, fresh, nxt)
-
-        return jax.lax.cond(jnp.any(nxt.done), reset_done, lambda s: s, nxt)
+        # A plain select: cheaper than a branch that would copy the whole state through.
+        fresh = cache.replace(reward=nxt.reward, done=nxt.done, truncated=nxt.truncated,
+                              metrics=nxt.metrics)
+        out = _select(nxt.done, fresh, nxt)
+        cache = jax.lax.cond(clock[0] % self.refresh_every == 0,
+                             lambda c: self._draw(c.key), lambda c: c, cache)
+        return out.replace(extras={**out.extras, "final_obs": nxt.obs, "reset_cache": cache,
+                                   "clock": clock})
 
 
 def wrap_for_training(env: Env, num_envs: int, *, episode_length: int | None = None,
