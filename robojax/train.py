@@ -185,11 +185,9 @@ def train(args: TrainArgs) -> Path:
         if resumed_iter is None:
             row = evaluate_and_log(state, {})
             progress.update(0, eval_reward=row["eval/episode_reward"])
-        calls = 0
         while iteration < total_iters:
             state, metrics = run_chunk(state)
             iteration += chunk
-            calls += 1
             train_metrics = _mean_metrics(metrics)
             progress.update(iteration * steps_per_iter, train_reward=train_metrics.get(
                 "train/reward"), status="training")

@@ -149,8 +149,9 @@ def rollout(cfg: PPOConfig, env: Env, params: dict, obs_stats, env_state: State,
 
     def one_step(env_state, key_step):
         obs = env_state.obs
-        action = policy.sample(params["policy"], _norm(cfg, obs_stats, obs), key_step)
-        log_prob = policy.log_prob(params["policy"], _norm(cfg, obs_stats, obs), action)
+        policy_input = _norm(cfg, obs_stats, obs)
+        action = policy.sample(params["policy"], policy_input, key_step)
+        log_prob = policy.log_prob(params["policy"], policy_input, action)
         next_state = env.step(env_state, action)
         nan_reset = next_state.metrics.get("nan_resets", jnp.zeros_like(next_state.reward))
         transition = Transition(obs, action, log_prob, next_state.reward, next_state.done,

@@ -59,10 +59,6 @@ class _ForeignEnvAdapter(Env):
         foreign_state = self.foreign.step(state.data, jnp.clip(action, -1.0, 1.0))
         return self._wrap(foreign_state, state.key, state.step + 1)
 
-    def physics(self, data: Any) -> Any:
-        """The MJX data inside a foreign state (for NaN checks and rendering)."""
-        raise NotImplementedError
-
     def render(self, states, *, index: int | None = None, width: int = 320, height: int = 240,
                camera: int | str = -1) -> list[np.ndarray]:
         from robojax.core.mjx_env import _trajectory_arrays

@@ -38,6 +38,10 @@ class Env(abc.ABC):
     def unwrapped(self) -> "Env":
         return self
 
+    def physics(self, data: Any) -> Any:
+        """The physics data (qpos, qvel, ...) inside `State.data`; adapters unwrap theirs."""
+        return data
+
     @property
     def name(self) -> str:
         return type(self).__name__

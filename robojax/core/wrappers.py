@@ -146,15 +146,11 @@ def randomize_physics(model, key: jax.Array, *, mass: tuple[float, float] = (0.8
     )
 
 
-def _physics_finite(state: State) -> jax.Array:
+def _physics_finite(env: Env, state: State) -> jax.Array:
     """Per-env flag: obs and physics state are all finite."""
     batch = state.obs.shape[:1]
     ok = jnp.all(jnp.isfinite(state.obs.reshape(batch + (-1,))), axis=-1)
-    data = state.data
-    for inner in ("pipeline_state", "data"):  # brax and playground states wrap the MJX data
-        if getattr(data, inner, None) is not None:
-            data = getattr(data, inner)
-            break
+    data = env.unwrapped.physics(state.data)
     for name in ("qpos", "qvel"):
         x = getattr(data, name, None)
         if x is not None:
@@ -176,7 +172,7 @@ class NanGuardWrapper(Wrapper):
 
     def step(self, state: State, action: jax.Array) -> State:
         nxt = self.env.step(state, action)
-        bad = ~_physics_finite(nxt)
+        bad = ~_physics_finite(self.env, nxt)
         zero = jnp.zeros_like(nxt.reward)
         metrics = {k: jnp.where(bad, zero, v) for k, v in nxt.metrics.items()}
         metrics["nan_resets"] = bad.astype(nxt.reward.dtype)
@@ -206,14 +202,14 @@ class AutoResetWrapper(Wrapper):
         self.refresh_every = refresh_every
 
     def _draw(self, keys: jax.Array) -> State:
-        # fold_in keeps the cache's randomness apart from the keys the envs split each step.
+        # fold_in keeps the cache's keys apart from the episode keys the envs already hold.
         return self.env.reset(jax.vmap(lambda k: jax.random.fold_in(k, 0x5EED))(keys))
 
     def reset(self, key: jax.Array) -> State:
         state = self.env.reset(key)
         return state.replace(extras={
             **state.extras, "final_obs": state.obs, "reset_cache": self._draw(state.key),
-            "clock": jnp.zeros_like(state.step)})
+            "clock": jnp.zeros((), jnp.int32)})
 
     def step(self, state: State, action: jax.Array) -> State:
         cache, clock = state.extras["reset_cache"], state.extras["clock"] + 1
@@ -225,7 +221,7 @@ class AutoResetWrapper(Wrapper):
         fresh = cache.replace(reward=nxt.reward, done=nxt.done, truncated=nxt.truncated,
                               metrics=nxt.metrics)
         out = _select(nxt.done, fresh, nxt)
-        cache = jax.lax.cond(clock[0] % self.refresh_every == 0,
+        cache = jax.lax.cond(clock % self.refresh_every == 0,
                              lambda c: self._draw(c.key), lambda c: c, cache)
         return out.replace(extras={**out.extras, "final_obs": nxt.obs, "reset_cache": cache,
                                    "clock": clock})
