@@ -60,7 +60,9 @@ def get_config(name: str, **overrides) -> Any:
 
 def make(name: str, **config_overrides) -> Env:
     """Build the registered env `name`, with fields of its default config overridden."""
-    return _entry(name).env_class(get_config(name, **config_overrides))
+    env = _entry(name).env_class(get_config(name, **config_overrides))
+    env.registry_name = name  # what demonstrations and checkpoints record as the env
+    return env
 
 
 def solver(name: str) -> Callable:
@@ -73,7 +75,7 @@ def solver(name: str) -> Callable:
 
 
 def _register_builtins() -> None:
-    from robojax.envs import cartpole, hopper, pendulum, point_mass, pusher, reacher
+    from robojax.envs import cartpole, detour, hopper, pendulum, point_mass, pusher, reacher
 
     register("cartpole-balance", cartpole.Cartpole, cartpole.default_config, cartpole.solve)
     register("cartpole-swingup", cartpole.Cartpole, cartpole.default_swingup_config,
@@ -81,6 +83,7 @@ def _register_builtins() -> None:
     register("pendulum-swingup", pendulum.Pendulum, pendulum.default_config, pendulum.solve)
     register("point-mass", point_mass.PointMass, point_mass.default_config, point_mass.solve)
     register("reacher", reacher.Reacher, reacher.default_config, reacher.solve)
+    register("detour", detour.Detour, detour.default_config, detour.solve)
     register("hopper", hopper.Hopper, hopper.default_config)
     register("pusher", pusher.Pusher, pusher.default_config, pusher.solve)
 

@@ -3,9 +3,13 @@
 
 import difflib
 
+from robojax.policies.diffusion import DiffusionPolicy
+from robojax.policies.energy import EnergyPolicy
+from robojax.policies.flow import FlowPolicy
 from robojax.policies.gaussian import GaussianPolicy
 
-_FAMILIES = {"gaussian": GaussianPolicy}
+_FAMILIES = {"gaussian": GaussianPolicy, "diffusion": DiffusionPolicy, "flow": FlowPolicy,
+             "energy": EnergyPolicy}
 
 
 def names() -> list[str]:
@@ -21,4 +25,4 @@ def make(name: str, **config):
     return _FAMILIES[name](**config)
 
 
-__all__ = ["GaussianPolicy", "make", "names"]
+__all__ = ["DiffusionPolicy", "EnergyPolicy", "FlowPolicy", "GaussianPolicy", "make", "names"]

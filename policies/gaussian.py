@@ -34,7 +34,10 @@ class GaussianPolicy:
         return {"net": params, "log_std": jnp.full(act_spec.shape, self.init_log_std)}
 
     def mean_and_log_std(self, params: dict, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        mean = self._net(params["log_std"].shape[-1]).apply(params["net"], obs)
+        """Mean and log std shaped (..., *action shape): a single action or an action chunk."""
+        shape = params["log_std"].shape
+        mean = self._net(params["log_std"].size).apply(params["net"], obs)
+        mean = mean.reshape(*mean.shape[:-1], *shape)
         return mean, jnp.broadcast_to(params["log_std"], mean.shape)
 
     def mode(self, params: dict, obs: jax.Array) -> jax.Array:
@@ -49,11 +52,13 @@ class GaussianPolicy:
 
     def log_prob(self, params: dict, obs: jax.Array, action: jax.Array) -> jax.Array:
         mean, log_std = self.mean_and_log_std(params, obs)
-        return gaussian_log_prob(mean, log_std, action)
+        log_p = gaussian_log_prob(mean, log_std, action)
+        return _sum_trailing(log_p, params["log_std"].ndim - 1)
 
     def entropy(self, params: dict, obs: jax.Array) -> jax.Array:
         _, log_std = self.mean_and_log_std(params, obs)
-        return jnp.sum(log_std + 0.5 * (1.0 + _LOG_2PI), axis=-1)
+        entropy = jnp.sum(log_std + 0.5 * (1.0 + _LOG_2PI), axis=-1)
+        return _sum_trailing(entropy, params["log_std"].ndim - 1)
 
     def loss(self, params: dict, batch: dict, key: jax.Array) -> tuple[jax.Array, dict]:
         """Behaviour cloning: mean squared error of the mean on `batch["obs"]/["actions"]`."""
@@ -66,3 +71,7 @@ def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, x: jax.Array) -> jax.
     """Log density of a diagonal Gaussian, summed over the last axis."""
     z = (x - mean) * jnp.exp(-log_std)
     return jnp.sum(-0.5 * z**2 - log_std - 0.5 * _LOG_2PI, axis=-1)
+
+
+def _sum_trailing(x: jax.Array, n: int) -> jax.Array:
+    return jnp.sum(x, axis=tuple(range(-n, 0))) if n else x

@@ -1,4 +1,4 @@
-"""The `robojax` command: train, eval, envs."""
+"""The `robojax` command: train, eval, collect, envs."""
 
 import dataclasses
 from pathlib import Path
@@ -20,6 +20,24 @@ class EvalArgs:
     """Also render eval_video.mp4."""
     seed: int = 1
     """Seed of the evaluation episodes."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CollectArgs:
+    """Record demonstrations in parallel envs to an HDF5 file (robomimic layout)."""
+
+    env: str
+    """A registered env (see `robojax envs`)."""
+    out: Path
+    """The HDF5 file to write."""
+    source: str = "solver"
+    """"solver" (the env's scripted expert) or a run directory written by `robojax train`."""
+    episodes: int = 100
+    """Episodes to store."""
+    only_success: bool = False
+    """Keep only episodes that reached the env's success condition."""
+    seed: int = 0
+    """Seed of the episodes."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,12 +72,18 @@ def _envs() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = tyro.extras.subcommand_cli_from_dict(
-        {"train": TrainArgs, "eval": EvalArgs, "envs": EnvsArgs}, prog="robojax",
+        {"train": TrainArgs, "eval": EvalArgs, "collect": CollectArgs, "envs": EnvsArgs},
+        prog="robojax",
         description="robojax: parallel MJX training, evaluation and export.", args=argv)
     if isinstance(args, TrainArgs):
         train(args)
     elif isinstance(args, EvalArgs):
         _eval(args)
+    elif isinstance(args, CollectArgs):
+        from robojax.data.collect import collect_to_file
+
+        collect_to_file(args.env, args.source, args.episodes, args.out,
+                        only_success=args.only_success, seed=args.seed)
     else:
         _envs()
 

@@ -41,7 +41,8 @@ def evaluate_run(run_dir: str | Path, *, num_episodes: int = 256, video: bool = 
     import functools
 
     args, algo, cfg, env, state, step = load_run(run_dir)
-    cfg = dataclasses.replace(cfg, num_eval_envs=num_episodes)
+    size_field = "num_eval_envs" if hasattr(cfg, "num_eval_envs") else "num_envs"
+    cfg = dataclasses.replace(cfg, **{size_field: num_episodes})
     eval_env = algo.make_eval_env(cfg, env)
     metrics = jax.jit(functools.partial(algo.evaluate, cfg, eval_env))(
         state, jax.random.PRNGKey(seed))
@@ -50,10 +51,12 @@ def evaluate_run(run_dir: str | Path, *, num_episodes: int = 256, video: bool = 
     (Path(run_dir) / "eval.json").write_text(json.dumps(result, indent=2))
     console.print(f"{args.env} checkpoint {step}: eval reward "
                   f"{result['eval/episode_reward']:.1f} ± "
-                  f"{result['eval/episode_reward_std']:.1f} over {num_episodes} episodes")
+                  f"{result['eval/episode_reward_std']:.1f} over {num_episodes} episodes"
+                  + (f", success rate {result['eval/success_rate']:.3f}"
+                     if "eval/success_rate" in result else ""))
     if video:
         from robojax.rollout import save_video
 
-        save_video(env, functools.partial(algo.act, cfg, state), Path(run_dir) / "eval_video.mp4",
+        save_video(env, algo.controller(cfg, state), Path(run_dir) / "eval_video.mp4",
                    key=jax.random.PRNGKey(seed))
     return result

@@ -1,7 +1,14 @@
-"""Roll a policy out in one env (compiled) and render it to a video."""
+"""Roll a controller out in a batch of envs (compiled) and render it to a video.
+
+A `Controller` is what acts in a rollout: `init(state) -> carry` and
+`step(carry, state, key) -> (action, carry)` over a batched env state. The carry holds what a
+policy remembers between steps (an observation history, the rest of an action chunk); plain
+`act(obs) -> action` functions become controllers with `stateless`.
+"""
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -12,18 +19,40 @@ from robojax.io.progress import console
 from robojax.io.video import RenderUnavailable, write_video
 
 
-def rollout_states(env: Env, act: Callable, key: jax.Array, num_steps: int, num_envs: int = 1):
-    """Run `act(obs) -> action` for `num_steps` in `num_envs` envs; returns the stacked states
-    (time first) and the step at which env 0's episode ended (or num_steps)."""
+class Controller(NamedTuple):
+    init: Callable[[Any], Any]
+    step: Callable[[Any, Any, jax.Array], tuple[jax.Array, Any]]
+
+
+def stateless(act: Callable[[jax.Array], jax.Array]) -> Controller:
+    """A controller from `act(obs) -> action` (batched obs in, batched actions out)."""
+    return Controller(init=lambda state: (), step=lambda carry, state, key: (act(state.obs), carry))
+
+
+def as_controller(policy: Controller | Callable) -> Controller:
+    return policy if isinstance(policy, Controller) else stateless(policy)
+
+
+def rollout_states(env: Env, policy: Controller | Callable, key: jax.Array, num_steps: int,
+                   num_envs: int = 1):
+    """Run `policy` for `num_steps` in `num_envs` envs; returns the stacked states (time first)
+    and the step at which env 0's episode ended (or num_steps)."""
     batched = VmapWrapper(EpisodeWrapper(env, num_steps), num_envs)
+    controller = as_controller(policy)
 
     @jax.jit
     def run(key):
-        def one_step(state, _):
-            state = batched.step(state, act(state.obs))
-            return state, state
-        first = batched.reset(key)
-        _, states = jax.lax.scan(one_step, first, None, num_steps)
+        key_reset, key_act = jax.random.split(key)
+
+        def one_step(carry, step_key):
+            state, memory = carry
+            action, memory = controller.step(memory, state, step_key)
+            state = batched.step(state, action)
+            return (state, memory), state
+
+        first = batched.reset(key_reset)
+        _, states = jax.lax.scan(one_step, (first, controller.init(first)),
+                                 jax.random.split(key_act, num_steps))
         return states
 
     states = run(key)
@@ -32,14 +61,15 @@ def rollout_states(env: Env, act: Callable, key: jax.Array, num_steps: int, num_
     return states, end
 
 
-def save_video(env: Env, act: Callable, path: str | Path, *, key: jax.Array,
+def save_video(env: Env, policy: Controller | Callable, path: str | Path, *, key: jax.Array,
                seconds: float = 10.0, fps: float = 30.0, width: int = 320,
                height: int = 240) -> Path | None:
-    """Render up to `seconds` of env 0 acting with `act` to `path`; None if rendering is off."""
+    """Render up to `seconds` of env 0 acting with `policy` to `path`; None if rendering is
+    off."""
     dt = getattr(env, "dt", None) or float(env.mj_model.opt.timestep) * env.n_substeps
     num_steps = max(1, int(round(seconds / dt)))
     every = max(1, int(round(1.0 / (fps * dt))))
-    states, end = rollout_states(env, act, key, num_steps)
+    states, end = rollout_states(env, policy, key, num_steps)
     states = jax.tree.map(lambda x: x[:end:every], states)
     try:
         frames = env.render(states, index=0, width=width, height=height)

@@ -6,6 +6,7 @@ import functools
 import json
 import math
 import time
+import typing
 from pathlib import Path
 
 import jax
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from robojax import algos
+from robojax.algos.bc import BCConfig
 from robojax.algos.ppo import PPOConfig
 from robojax.core.adapters import make_env
 from robojax.io import checkpoint
@@ -46,15 +48,26 @@ class TrainArgs:
     """Render a rollout of the final policy to video.mp4."""
     progress: bool = True
     """Show a live progress bar."""
+    policy: str | None = None
+    """Policy family for learning from demonstrations: gaussian, diffusion, flow, energy."""
+    dataset: Path | None = None
+    """Demonstrations (HDF5, robomimic layout) for --algo bc."""
     ppo: PPOConfig = PPOConfig()
     """PPO hyperparameters (used when --algo ppo)."""
+    bc: BCConfig = BCConfig()
+    """Behaviour-cloning hyperparameters (used when --algo bc)."""
 
     def algo_config(self):
         cfg = getattr(self, self.algo)
-        overrides = {k: v for k, v in (("num_envs", self.num_envs),
-                                       ("num_timesteps", self.num_timesteps),
-                                       ("episode_length", self.episode_length)) if v is not None}
-        return dataclasses.replace(cfg, **overrides)
+        fields = {f.name for f in dataclasses.fields(cfg)}
+        given = (("num_envs", self.num_envs), ("num_timesteps", self.num_timesteps),
+                 ("episode_length", self.episode_length), ("policy", self.policy),
+                 ("dataset", self.dataset))
+        for name, value in given:
+            if value is not None and name not in fields:
+                raise ValueError(f"--{name.replace('_', '-')} does not apply to --algo "
+                                 f"{self.algo}; drop it.")
+        return dataclasses.replace(cfg, **{k: v for k, v in given if v is not None})
 
 
 def _to_json(obj):
@@ -69,18 +82,26 @@ def _to_json(obj):
 
 def args_from_json(data: dict) -> TrainArgs:
     """Rebuild the TrainArgs saved in a run's config.json."""
-    fields = {f.name: f for f in dataclasses.fields(TrainArgs)}
+    return _from_json(TrainArgs, data)
+
+
+def _from_json(cls, data: dict):
+    """A frozen dataclass from its JSON form: nested configs rebuilt, lists back to tuples,
+    paths back to Paths; unknown keys (from other versions) skipped."""
+    hints = typing.get_type_hints(cls)
     kwargs = {}
-    for name, value in data.items():
-        if name not in fields:
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
             continue
-        if name == "ppo":
-            value = PPOConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                 for k, v in value.items()})
-        elif name in ("run_dir", "resume") and value is not None:
+        value, hint = data[f.name], hints[f.name]
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = _from_json(hint, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        elif value is not None and Path in typing.get_args(hint) + (hint,):
             value = Path(value)
-        kwargs[name] = value
-    return TrainArgs(**kwargs)
+        kwargs[f.name] = value
+    return cls(**kwargs)
 
 
 def _default_run_dir(args: TrainArgs) -> Path:
@@ -129,7 +150,8 @@ def train(args: TrainArgs) -> Path:
     algo = algos.get(args.algo)
     cfg = args.algo_config()
     env = make_env(args.env)
-    train_env, eval_env = algo.make_train_env(cfg, env), algo.make_eval_env(cfg, env)
+    train_input, eval_env = algo.make_train_input(cfg, env), algo.make_eval_env(cfg, env)
+    unit, plot_key = algo.PROGRESS_UNIT, algo.PLOT_KEY
     seed_keys = jax.random.split(jax.random.PRNGKey(args.seed), args.num_seeds)
     if args.num_seeds == 1:
         state = algo.init(cfg, env, seed_keys[0])
@@ -140,7 +162,7 @@ def train(args: TrainArgs) -> Path:
     steps_per_iter = cfg.steps_per_iteration()
 
     def run_chunk(state):
-        step = functools.partial(algo.train_iteration, cfg, train_env)
+        step = functools.partial(algo.train_iteration, cfg, train_input)
         return jax.lax.scan(lambda s, _: step(s), state, None, length=chunk)
 
     def run_eval(state, key):
@@ -163,7 +185,7 @@ def train(args: TrainArgs) -> Path:
             console.print(f"no finished checkpoint in {ckpt_dir}; starting from scratch")
     iteration = resumed_iter or 0
     logger = MetricsLogger(run_dir, resume_env_steps=None if resumed_iter is None
-                           else resumed_iter * steps_per_iter)
+                           else resumed_iter * steps_per_iter, step_key=unit)
     wall_offset = logger.last_wall_time if resumed_iter is not None else 0.0
 
     def wall() -> float:
@@ -171,7 +193,7 @@ def train(args: TrainArgs) -> Path:
 
     def evaluate_and_log(state, train_metrics: dict) -> dict:
         eval_metrics = _mean_metrics(run_eval(state, jax.random.fold_in(eval_key, iteration)))
-        row = {"env_steps": iteration * steps_per_iter, "wall_time_s": wall(),
+        row = {unit: iteration * steps_per_iter, "wall_time_s": wall(),
                "iteration": iteration, **train_metrics, **eval_metrics}
         logger.log(row)
         return row
@@ -179,23 +201,25 @@ def train(args: TrainArgs) -> Path:
     console.print(f"[bold]robojax[/] {args.algo} on {args.env}: {cfg.num_envs} envs x "
                   f"{args.num_seeds} seed(s), {total_iters * steps_per_iter:,} steps per seed, "
                   f"{len(jax.devices())} {jax.default_backend()} device(s) → {run_dir}")
-    progress = TrainProgress(total_iters * steps_per_iter, enabled=args.progress)
+    train_key = "train/reward" if unit == "env_steps" else "train/loss"
+    progress = TrainProgress(total_iters * steps_per_iter, enabled=args.progress,
+                             unit=unit.replace("_", " "), train_label=train_key.split("/")[1],
+                             eval_label=plot_key.removeprefix("eval/"))
     with progress:
         progress.update(iteration * steps_per_iter, status="compiling")
         if resumed_iter is None:
             row = evaluate_and_log(state, {})
-            progress.update(0, eval_reward=row["eval/episode_reward"])
+            progress.update(0, eval_reward=row[plot_key])
         while iteration < total_iters:
             state, metrics = run_chunk(state)
             iteration += chunk
             train_metrics = _mean_metrics(metrics)
             progress.update(iteration * steps_per_iter, train_reward=train_metrics.get(
-                "train/reward"), status="training")
+                train_key), status="training")
             if iteration % (chunk * calls_per_eval) == 0 or iteration >= total_iters:
                 row = evaluate_and_log(state, train_metrics)
                 checkpoint.save(ckpt_dir, iteration, state)
-                progress.update(iteration * steps_per_iter, eval_reward=row[
-                    "eval/episode_reward"])
+                progress.update(iteration * steps_per_iter, eval_reward=row[plot_key])
     logger.close()
     _finish(args, run_dir, env, algo, cfg, _first_seed(state, args.num_seeds), wall())
     return run_dir
@@ -205,13 +229,15 @@ def _finish(args: TrainArgs, run_dir: Path, env, algo, cfg, state, wall_time: fl
     from robojax.io.metrics import read_metrics
     from robojax.io.plots import plot_learning_curve
 
+    unit, key = algo.PROGRESS_UNIT, algo.PLOT_KEY
+    title = f"{args.algo} ({cfg.policy})" if hasattr(cfg, "policy") else args.algo
     plot = plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png",
-                               title=f"{args.algo} on {args.env}")
+                               title=f"{title} on {args.env}", key=key, step_key=unit)
     last = read_metrics(run_dir / "metrics.csv")[-1]
-    console.print(f"eval reward {last['eval/episode_reward']:.1f} after "
-                  f"{last['env_steps']:,} env steps, {wall_time:.0f} s → {plot}")
+    console.print(f"{key} {last[key]:.4g} (episode reward {last['eval/episode_reward']:.1f}) "
+                  f"after {last[unit]:,} {unit.replace('_', ' ')}, {wall_time:.0f} s → {plot}")
     if args.video:
         from robojax.rollout import save_video
 
-        save_video(env, functools.partial(algo.act, cfg, state), run_dir / "video.mp4",
+        save_video(env, algo.controller(cfg, state), run_dir / "video.mp4",
                    key=jax.random.PRNGKey(args.seed))

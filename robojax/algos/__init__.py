@@ -3,7 +3,7 @@
 import difflib
 from types import ModuleType
 
-_ALGOS = ("ppo",)
+_ALGOS = ("ppo", "bc")
 
 
 def names() -> list[str]:

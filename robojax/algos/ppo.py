@@ -5,6 +5,7 @@ Each stage is a module-level pure function so tests can import and check it alon
 """
 
 import dataclasses
+import functools
 from typing import NamedTuple
 
 import jax
@@ -19,6 +20,7 @@ from robojax.core.types import State
 from robojax.core.wrappers import EpisodeWrapper, VmapWrapper, wrap_for_training
 from robojax.policies.gaussian import GaussianPolicy
 from robojax.policies.networks import MLP
+from robojax.rollout import Controller, stateless
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +116,11 @@ def make_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
 
 def make_train_env(cfg: PPOConfig, env: Env) -> Env:
     return wrap_for_training(env, cfg.num_envs, episode_length=cfg.episode_length)
+
+
+def make_train_input(cfg: PPOConfig, env: Env) -> Env:
+    """What `train_iteration` consumes: the batched, autoresetting training env."""
+    return make_train_env(cfg, env)
 
 
 def make_eval_env(cfg: PPOConfig, env: Env) -> Env:
@@ -284,6 +291,15 @@ def evaluate(cfg: PPOConfig, eval_env: Env, state: TrainState, key: jax.Array) -
     metrics = {k: v.mean() for k, v in totals.items()}
     metrics["eval/episode_reward_std"] = totals["eval/episode_reward"].std()
     return metrics
+
+
+PROGRESS_UNIT = "env_steps"
+PLOT_KEY = "eval/episode_reward"
+
+
+def controller(cfg: PPOConfig, state: TrainState) -> Controller:
+    """The deterministic policy as a rollout controller (videos, demo collection)."""
+    return stateless(functools.partial(act, cfg, state))
 
 
 def act(cfg: PPOConfig, state: TrainState, obs: jax.Array) -> jax.Array:

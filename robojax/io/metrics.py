@@ -4,22 +4,26 @@ import csv
 import math
 from pathlib import Path
 
-FIRST_COLUMNS = ("env_steps", "wall_time_s", "iteration")
+STEP_COLUMNS = ("env_steps", "grad_steps")
+FIRST_COLUMNS = (*STEP_COLUMNS, "wall_time_s", "iteration")
+INT_COLUMNS = (*STEP_COLUMNS, "iteration")
 
 
 class MetricsLogger:
     """Appends rows to `run_dir/metrics.csv` and scalars to `run_dir/tb/`.
 
-    On resume, rows past the resumed env step are dropped so the file reads as one clean run.
+    Rows are indexed by `step_key` (env steps for RL, gradient steps for learning from data);
+    on resume, rows past the resumed step are dropped so the file reads as one clean run.
     """
 
     def __init__(self, run_dir: str | Path, resume_env_steps: int | None = None,
-                 tensorboard: bool = True):
+                 tensorboard: bool = True, step_key: str = "env_steps"):
         self.path = Path(run_dir) / "metrics.csv"
+        self.step_key = step_key
         self.columns: list[str] | None = None
         self.last_wall_time = 0.0
         if resume_env_steps is not None and self.path.exists():
-            rows = [r for r in read_metrics(self.path) if r["env_steps"] <= resume_env_steps]
+            rows = [r for r in read_metrics(self.path) if r[step_key] <= resume_env_steps]
             self._rewrite(rows)
             if rows:
                 self.last_wall_time = rows[-1]["wall_time_s"]
@@ -42,7 +46,7 @@ class MetricsLogger:
             writer.writerows(rows)
 
     def log(self, row: dict[str, float]) -> None:
-        row = {k: int(v) if k in ("env_steps", "iteration") else float(v) for k, v in row.items()}
+        row = {k: int(v) if k in INT_COLUMNS else float(v) for k, v in row.items()}
         if self.columns is None or set(row) - set(self.columns):
             # New metric names: rewrite the (small) file with the union of columns.
             previous = read_metrics(self.path) if self.path.exists() else []
@@ -57,9 +61,9 @@ class MetricsLogger:
             csv.DictWriter(f, self.columns, extrasaction="ignore").writerow(
                 {c: row.get(c, math.nan) for c in self.columns})
         if self._tb is not None:
-            step = int(row.get("env_steps", 0))
+            step = int(row.get(self.step_key, 0))
             for k, v in row.items():
-                if k not in ("env_steps",) and math.isfinite(v):
+                if k not in STEP_COLUMNS and math.isfinite(v):
                     self._tb.add_scalar(k, v, step)
             self._tb.flush()
 
@@ -69,12 +73,12 @@ class MetricsLogger:
 
 
 def read_metrics(path: str | Path) -> list[dict[str, float]]:
-    """Rows of a metrics.csv as dicts of floats (env_steps and iteration as ints)."""
+    """Rows of a metrics.csv as dicts of floats (step counts and iteration as ints)."""
     with Path(path).open(newline="") as f:
         rows = []
         for raw in csv.DictReader(f):
             row = {k: float(v) if v not in ("", None) else math.nan for k, v in raw.items()}
-            for k in ("env_steps", "iteration"):
+            for k in INT_COLUMNS:
                 if k in row and math.isfinite(row[k]):
                     row[k] = int(row[k])
             rows.append(row)

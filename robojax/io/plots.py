@@ -8,20 +8,21 @@ from robojax.io.metrics import read_metrics
 
 
 def plot_learning_curve(metrics_csv: str | Path, out_png: str | Path, *, title: str = "",
-                        key: str = "eval/episode_reward") -> Path:
-    """Eval reward against env steps and against wall-clock time, side by side."""
+                        key: str = "eval/episode_reward", step_key: str = "env_steps") -> Path:
+    """An eval metric against steps (`step_key`) and against wall-clock time, side by side."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = read_metrics(metrics_csv)
-    steps = np.array([r["env_steps"] for r in rows], dtype=float)
+    steps = np.array([r[step_key] for r in rows], dtype=float)
     wall = np.array([r["wall_time_s"] for r in rows], dtype=float)
     reward = np.array([r.get(key, np.nan) for r in rows], dtype=float)
     spread = np.array([r.get(f"{key}_std", np.nan) for r in rows], dtype=float)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
-    for ax, x, label in ((axes[0], steps, "env steps"), (axes[1], wall, "wall time (s)")):
+    panels = ((axes[0], steps, step_key.replace("_", " ")), (axes[1], wall, "wall time (s)"))
+    for ax, x, label in panels:
         ax.plot(x, reward, marker="o", color="tab:blue")
         if np.isfinite(spread).any():
             ax.fill_between(x, reward - spread, reward + spread, alpha=0.2, color="tab:blue")

@@ -1,4 +1,4 @@
-"""A live progress bar for training: env steps, throughput, rewards, ETA."""
+"""A live progress bar for training: steps, throughput, train and eval figures, ETA."""
 
 import time
 
@@ -9,20 +9,25 @@ console = Console(stderr=True)
 
 
 class TrainProgress:
-    """Rich progress bar over env steps; a no-op when `enabled` is False."""
+    """Rich progress bar over steps (env or gradient steps); a no-op when `enabled` is False.
 
-    def __init__(self, total_steps: int, enabled: bool = True):
+    `train_label` / `eval_label` name the two figures shown (e.g. "r" and "eval").
+    """
+
+    def __init__(self, total_steps: int, enabled: bool = True, *, unit: str = "steps",
+                 train_label: str = "r", eval_label: str = "eval"):
         self.enabled = enabled
         self.total = total_steps
+        self.unit, self.eval_label = unit, eval_label
         self._fields = {"sps": "-", "train": "-", "eval": "-", "status": ""}
         self._last = None
         if enabled:
             self._progress = Progress(
                 TextColumn("[bold blue]{task.fields[status]:>9}"), BarColumn(),
-                TextColumn("{task.completed:>9,.0f} steps"),
+                TextColumn(f"{{task.completed:>9,.0f}} {unit}"),
                 TextColumn("[cyan]{task.fields[sps]}/s"),
-                TextColumn("r {task.fields[train]}"),
-                TextColumn("[green]eval {task.fields[eval]}"),
+                TextColumn(f"{train_label} {{task.fields[train]}}"),
+                TextColumn(f"[green]{eval_label} {{task.fields[eval]}}"),
                 TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                 console=console, refresh_per_second=4)
             self._task = self._progress.add_task("train", total=total_steps, **self._fields)
@@ -44,10 +49,10 @@ class TrainProgress:
         if train_reward is not None:
             self._fields["train"] = f"{train_reward:.3f}"
         if eval_reward is not None:
-            self._fields["eval"] = f"{eval_reward:.1f}"
+            self._fields["eval"] = f"{eval_reward:.4g}"
         if status is not None:
             self._fields["status"] = status
         if self.enabled:
             self._progress.update(self._task, completed=steps, **self._fields)
         elif eval_reward is not None:
-            console.print(f"{steps:>11,} steps  eval reward {eval_reward:.1f}")
+            console.print(f"{steps:>11,} {self.unit}  {self.eval_label} {eval_reward:.4g}")

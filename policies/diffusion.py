@@ -1,0 +1,158 @@
+"""Diffusion policy: DDPM training of an action-chunk denoiser, DDPM or DDIM sampling.
+
+Actions live in [-1, 1] (robojax's action convention), so samples are clipped there as in
+Diffusion Policy. The observation is a flat conditioning vector (the history, flattened); the
+action spec is the chunk shape (horizon, action_dim).
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from robojax.policies.unet import ConditionalUnet1D, DenoiserMLP
+
+from robojax.core.types import ArraySpec
+
+
+@dataclasses.dataclass(frozen=True)
+class DenoiserConfig:
+    """The network shared by the diffusion and flow families."""
+
+    network: str = "unet"
+    """"unet" (1D temporal conv U-Net with FiLM, as Diffusion Policy) or "mlp"."""
+    down_dims: tuple[int, ...] = (64, 128, 256)
+    """U-Net channel widths per level (Diffusion Policy's default is (256, 512, 1024))."""
+    kernel_size: int = 5
+    """U-Net temporal convolution width."""
+    groups: int = 8
+    """GroupNorm groups in the U-Net."""
+    mlp_hidden: tuple[int, ...] = (256, 256, 256)
+    """Hidden widths of the MLP denoiser."""
+    time_dim: int = 64
+    """Width of the time (diffusion step / flow time) embedding."""
+
+    def build(self):
+        if self.network == "unet":
+            return ConditionalUnet1D(self.down_dims, self.kernel_size, self.groups, self.time_dim)
+        if self.network == "mlp":
+            return DenoiserMLP(self.mlp_hidden, self.time_dim)
+        raise ValueError(f"unknown denoiser network {self.network!r}; choose 'unet' or 'mlp'.")
+
+    def check_chunk(self, act_spec: ArraySpec) -> None:
+        if len(act_spec.shape) != 2:
+            raise ValueError(f"generative policies act in chunks: the action spec must be "
+                             f"(horizon, action_dim), got {act_spec.shape}.")
+        factor = 2 ** (len(self.down_dims) - 1)
+        if self.network == "unet" and act_spec.shape[0] % factor:
+            raise ValueError(f"the U-Net with {len(self.down_dims)} levels needs a horizon "
+                             f"divisible by {factor}, got {act_spec.shape[0]}; change the "
+                             "horizon or down_dims.")
+
+
+def cosine_alphas_cumprod(num_steps: int, max_beta: float = 0.999) -> np.ndarray:
+    """Cumulative signal fractions of the cosine schedule (`squaredcos_cap_v2`)."""
+    f = lambda t: np.cos((t + 0.008) / 1.008 * np.pi / 2) ** 2
+    t = np.arange(num_steps)
+    betas = np.minimum(1 - f((t + 1) / num_steps) / f(t / num_steps), max_beta)
+    return np.cumprod(1.0 - betas)
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffusionPolicy:
+    denoiser: DenoiserConfig = DenoiserConfig()
+    """The denoising network."""
+    num_train_steps: int = 100
+    """Diffusion steps T of the forward process."""
+    prediction: str = "epsilon"
+    """What the network predicts: "epsilon" (the noise) or "sample" (the clean chunk)."""
+    sampler: str = "ddim"
+    """Default sampler: "ddpm" (stochastic) or "ddim" (deterministic, eta = 0)."""
+    inference_steps: int = 10
+    """Default number of denoising steps when `sample` gets no `steps`."""
+
+    def __post_init__(self):
+        if self.prediction not in ("epsilon", "sample"):
+            raise ValueError(f"prediction must be 'epsilon' or 'sample', got {self.prediction!r}")
+        if self.sampler not in ("ddpm", "ddim"):
+            raise ValueError(f"sampler must be 'ddpm' or 'ddim', got {self.sampler!r}")
+
+    @property
+    def _alphas_cumprod(self) -> jax.Array:
+        return jnp.asarray(cosine_alphas_cumprod(self.num_train_steps), jnp.float32)
+
+    def init(self, key: jax.Array, obs_spec: ArraySpec, act_spec: ArraySpec) -> dict:
+        self.denoiser.check_chunk(act_spec)
+        x = jnp.zeros((1, *act_spec.shape))
+        net = self.denoiser.build().init(key, x, jnp.zeros((1, 1)), jnp.zeros((1, obs_spec.size)))
+        return {"net": net, "chunk_shape": chunk_shape_marker(act_spec)}
+
+    def _predict(self, params, x, t, obs):
+        return self.denoiser.build().apply(params["net"], x, t[..., None].astype(jnp.float32),
+                                           obs)
+
+    def loss(self, params: dict, batch: dict, key: jax.Array) -> tuple[jax.Array, dict]:
+        """Denoising loss on `batch["obs"]` (B, cond) and `batch["actions"]` (B, H, A)."""
+        actions = batch["actions"]
+        key_t, key_noise = jax.random.split(key)
+        t = jax.random.randint(key_t, actions.shape[:1], 0, self.num_train_steps)
+        noise = jax.random.normal(key_noise, actions.shape)
+        ab = self._alphas_cumprod[t][:, None, None]
+        noisy = jnp.sqrt(ab) * actions + jnp.sqrt(1 - ab) * noise
+        target = noise if self.prediction == "epsilon" else actions
+        mse = jnp.mean((self._predict(params, noisy, t, batch["obs"]) - target) ** 2)
+        return mse, {"diffusion/mse": mse}
+
+    def _x0_and_eps(self, out, x, ab):
+        if self.prediction == "epsilon":
+            x0 = (x - jnp.sqrt(1 - ab) * out) / jnp.sqrt(ab)
+            return jnp.clip(x0, -1.0, 1.0), out
+        x0 = jnp.clip(out, -1.0, 1.0)
+        return x0, (x - jnp.sqrt(ab) * x0) / jnp.sqrt(1 - ab)
+
+    def sample(self, params: dict, obs: jax.Array, key: jax.Array, *, steps: int | None = None,
+               sampler: str | None = None) -> jax.Array:
+        """Action chunks (..., H, A) for observations (..., cond) by `steps` denoising steps.
+
+        `steps` is static: the reverse process is a `lax.scan` of that length over timesteps
+        spaced T // steps apart.
+        """
+        steps = steps or self.inference_steps
+        sampler = sampler or self.sampler
+        if not 1 <= steps <= self.num_train_steps:
+            raise ValueError(f"steps must be in [1, {self.num_train_steps}], got {steps}")
+        shape = obs.shape[:-1] + chunk_shape(params)
+        ratio = self.num_train_steps // steps
+        timesteps = jnp.arange(steps - 1, -1, -1) * ratio
+        alphas = self._alphas_cumprod
+        key_init, key_steps = jax.random.split(key)
+
+        def denoise(x, inputs):
+            t, step_key = inputs
+            ab = alphas[t]
+            ab_prev = jnp.where(t - ratio >= 0, alphas[jnp.maximum(t - ratio, 0)], 1.0)
+            out = self._predict(params, x, jnp.broadcast_to(t, shape[:-2]), obs)
+            x0, eps = self._x0_and_eps(out, x, ab)
+            if sampler == "ddim":
+                return jnp.sqrt(ab_prev) * x0 + jnp.sqrt(1 - ab_prev) * eps, None
+            alpha_t = ab / ab_prev
+            mean = (jnp.sqrt(ab_prev) * (1 - alpha_t) * x0
+                    + jnp.sqrt(alpha_t) * (1 - ab_prev) * x) / (1 - ab)
+            std = jnp.sqrt(jnp.maximum((1 - ab_prev) / (1 - ab) * (1 - alpha_t), 1e-20))
+            noise = jax.random.normal(step_key, shape)
+            return mean + jnp.where(t > 0, std, 0.0) * noise, None
+
+        x = jax.random.normal(key_init, shape)
+        x, _ = jax.lax.scan(denoise, x, (timesteps, jax.random.split(key_steps, steps)))
+        return jnp.clip(x, -1.0, 1.0)
+
+
+def chunk_shape_marker(act_spec: ArraySpec) -> jax.Array:
+    """A zero-size array whose shape records the chunk shape inside the params (no data, no
+    gradient), so `sample` knows what to draw from the params alone."""
+    return jnp.zeros((*act_spec.shape, 0))
+
+
+def chunk_shape(params: dict) -> tuple[int, int]:
+    """(horizon, action_dim) recorded in the params by `init`."""
+    return tuple(int(d) for d in params["chunk_shape"].shape[:2])

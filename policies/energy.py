@@ -1,0 +1,206 @@
+"""Energy-based policy: an energy E(obs, action chunk), low on demonstrated chunks.
+
+Training (IBC's InfoNCE): the demonstrated chunk must have the lowest energy among
+counter-examples -- uniform draws over the action box and perturbed copies of the chunk itself,
+which shape the basin around it. A second term trains the EBT-style refinement: a few steps of
+gradient descent on the energy, with a learned step size, must carry a perturbed chunk back to
+the demonstration (the loss differentiates through the descent).
+
+Inference, chosen by `inference`:
+- "descent" (EBT-Policy style): the lowest-energy of `num_proposals` uniform proposals, then
+  `steps` learned-step descent steps; stops early once the energy stops changing (dynamic
+  compute) and returns the final energy as an uncertainty signal (`sample_with_energy`).
+- "dfo": IBC's derivative-free optimizer (resample by softmax of -E, add shrinking noise).
+- "langevin": IBC's Langevin MCMC on the energy from the best proposal, shrinking step size.
+"""
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from robojax.policies.diffusion import chunk_shape, chunk_shape_marker
+from robojax.policies.unet import mish
+
+from robojax.core.types import ArraySpec
+
+
+class EnergyMLP(nn.Module):
+    hidden_sizes: tuple[int, ...]
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+        h = jnp.concatenate([obs, action], axis=-1)
+        for size in self.hidden_sizes:
+            h = mish(nn.Dense(size)(h))
+        return nn.Dense(1)(h)[..., 0]
+
+
+@dataclasses.dataclass(frozen=True)
+class EnergyPolicy:
+    hidden_sizes: tuple[int, ...] = (256, 256, 256)
+    """Widths of the energy MLP over (observation, flattened chunk)."""
+    num_negatives: int = 128
+    """Counter-examples per demonstration in the InfoNCE loss (half uniform, half perturbed)."""
+    negative_noise: tuple[float, float] = (0.05, 0.5)
+    """Range of the noise scale of the perturbed counter-examples."""
+    temperature: float = 1.0
+    """Softmax temperature of InfoNCE and DFO resampling."""
+    refine_weight: float = 1.0
+    """Weight of the learned-descent refinement loss."""
+    refine_noise: float = 0.2
+    """Noise scale of the perturbed chunks the refinement learns to denoise."""
+    inference: str = "descent"
+    """"descent" (proposal + learned-step descent), "dfo" or "langevin"."""
+    inference_steps: int = 2
+    """Descent steps ("descent"), resampling rounds ("dfo") or MCMC steps ("langevin")."""
+    num_proposals: int = 256
+    """Uniform candidate chunks drawn per observation."""
+    converged_tol: float = 1e-3
+    """"descent" stops early once every energy changed by less than this in a step."""
+    dfo_noise: float = 0.33
+    """Initial resampling noise of DFO (IBC's default), halved each round."""
+    langevin_step: float = 0.2
+    """Initial Langevin step size, decayed geometrically to 1% of it."""
+    langevin_noise: float = 0.5
+    """Langevin noise relative to the (clipped) energy gradient."""
+
+    def __post_init__(self):
+        if self.inference not in ("descent", "dfo", "langevin"):
+            raise ValueError(f"inference must be 'descent', 'dfo' or 'langevin', got "
+                             f"{self.inference!r}")
+
+    def _net(self) -> EnergyMLP:
+        return EnergyMLP(self.hidden_sizes)
+
+    def init(self, key: jax.Array, obs_spec: ArraySpec, act_spec: ArraySpec) -> dict:
+        if len(act_spec.shape) != 2:
+            raise ValueError(f"the energy policy scores action chunks: the action spec must be "
+                             f"(horizon, action_dim), got {act_spec.shape}.")
+        net = self._net().init(key, jnp.zeros((1, obs_spec.size)), jnp.zeros((1, act_spec.size)))
+        return {"net": net, "log_step": jnp.log(jnp.array(0.1)),
+                "chunk_shape": chunk_shape_marker(act_spec)}
+
+    def energy(self, params: dict, obs: jax.Array, chunk: jax.Array) -> jax.Array:
+        """E(obs, chunk) for obs (..., cond) and chunks (..., H, A) -> (...)."""
+        flat = chunk.reshape(*chunk.shape[:-2], -1)
+        return self._net().apply(params["net"], jnp.broadcast_to(
+            obs, flat.shape[:-1] + obs.shape[-1:]), flat)
+
+    def _grad_energy(self, params, obs, x):
+        return jax.grad(lambda x: jnp.sum(self.energy(params, obs, x)))(x)
+
+    def _descend(self, params, obs, x):
+        step = jnp.exp(params["log_step"])
+        return jnp.clip(x - step * self._grad_energy(params, obs, x), -1.0, 1.0)
+
+    def loss(self, params: dict, batch: dict, key: jax.Array) -> tuple[jax.Array, dict]:
+        """InfoNCE over counter-examples plus the refinement loss, on `batch["obs"]` (B, cond)
+        and `batch["actions"]` (B, H, A)."""
+        actions, obs = batch["actions"], batch["obs"]
+        key_uniform, key_scale, key_noise, key_refine = jax.random.split(key, 4)
+        b, n = actions.shape[0], self.num_negatives
+        uniform = jax.random.uniform(key_uniform, (b, n - n // 2, *actions.shape[1:]),
+                                     minval=-1.0, maxval=1.0)
+        lo, hi = self.negative_noise
+        scale = jax.random.uniform(key_scale, (b, n // 2, 1, 1), minval=lo, maxval=hi)
+        perturbed = jnp.clip(actions[:, None] + scale * jax.random.normal(
+            key_noise, (b, n // 2, *actions.shape[1:])), -1.0, 1.0)
+        candidates = jnp.concatenate([actions[:, None], uniform, perturbed], axis=1)
+        energies = self.energy(params, obs[:, None], candidates)  # (B, 1 + n)
+        log_probs = jax.nn.log_softmax(-energies / self.temperature, axis=-1)
+        info_nce = -jnp.mean(log_probs[:, 0])
+
+        x = jnp.clip(actions + self.refine_noise * jax.random.normal(key_refine, actions.shape),
+                     -1.0, 1.0)
+        for _ in range(self.inference_steps):
+            x = self._descend(params, obs, x)
+        refine = jnp.mean((x - actions) ** 2)
+        info = {"energy/info_nce": info_nce, "energy/refine_mse": refine,
+                "energy/accuracy": jnp.mean(jnp.argmax(log_probs, axis=-1) == 0),
+                "energy/step_size": jnp.exp(params["log_step"])}
+        return info_nce + self.refine_weight * refine, info
+
+    def _proposals(self, params, obs, key):
+        """(..., P, H, A) uniform candidates and their energies."""
+        shape = obs.shape[:-1] + (self.num_proposals, *chunk_shape(params))
+        x = jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)
+        return x, self.energy(params, obs[..., None, :], x)
+
+    def _best(self, x, energies):
+        index = jnp.argmin(energies, axis=-1)
+        pick = lambda a: jnp.take_along_axis(a, index[..., None, None, None], axis=-3)[..., 0, :, :]
+        return pick(x)
+
+    def sample_with_energy(self, params: dict, obs: jax.Array, key: jax.Array, *,
+                           steps: int | None = None) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(chunks (..., H, A), their energies (...), steps taken) with the configured
+        inference; the energy is an uncertainty signal (high = unfamiliar)."""
+        steps = self.inference_steps if steps is None else steps
+        if self.inference == "dfo":
+            x = self._dfo(params, obs, key, steps)
+        elif self.inference == "langevin":
+            x = self._langevin(params, obs, key, steps)
+        else:
+            x, energy, taken = self._descent(params, obs, key, steps)
+            return x, energy, taken
+        return x, self.energy(params, obs, x), jnp.asarray(steps)
+
+    def sample(self, params: dict, obs: jax.Array, key: jax.Array, *,
+               steps: int | None = None) -> jax.Array:
+        """Action chunks (..., H, A) for observations (..., cond)."""
+        return self.sample_with_energy(params, obs, key, steps=steps)[0]
+
+    def _descent(self, params, obs, key, max_steps):
+        x, energies = self._proposals(params, obs, key)
+        x = self._best(x, energies)
+        energy = self.energy(params, obs, x)
+
+        def not_converged(carry):
+            _, _, change, i = carry
+            return (i < max_steps) & (jnp.max(change) >= self.converged_tol)
+
+        def descend(carry):
+            x, energy, _, i = carry
+            x = self._descend(params, obs, x)
+            new = self.energy(params, obs, x)
+            return x, new, jnp.abs(new - energy), i + 1
+
+        init = (x, energy, jnp.full(energy.shape, jnp.inf), jnp.asarray(0))
+        x, energy, _, taken = jax.lax.while_loop(not_converged, descend, init)
+        return x, energy, taken
+
+    def _dfo(self, params, obs, key, rounds):
+        key_init, key_rounds = jax.random.split(key)
+        x, energies = self._proposals(params, obs, key_init)
+
+        def resample(carry, inputs):
+            x, energies = carry
+            key, noise_scale = inputs
+            key_pick, key_noise = jax.random.split(key)
+            logits = -energies / self.temperature
+            index = jax.random.categorical(key_pick, logits[..., None, :], axis=-1,
+                                           shape=logits.shape)
+            x = jnp.take_along_axis(x, index[..., None, None], axis=-3)
+            x = jnp.clip(x + noise_scale * jax.random.normal(key_noise, x.shape), -1.0, 1.0)
+            return (x, self.energy(params, obs[..., None, :], x)), None
+
+        scales = self.dfo_noise * 0.5 ** jnp.arange(rounds)
+        (x, energies), _ = jax.lax.scan(resample, (x, energies),
+                                        (jax.random.split(key_rounds, rounds), scales))
+        return self._best(x, energies)
+
+    def _langevin(self, params, obs, key, num_steps):
+        key_init, key_steps = jax.random.split(key)
+        x = self._best(*self._proposals(params, obs, key_init))
+        decay = 0.01 ** (jnp.arange(num_steps) / max(num_steps - 1, 1))
+
+        def mcmc(x, inputs):
+            key, scale = inputs
+            step = self.langevin_step * scale
+            grad = jnp.clip(self._grad_energy(params, obs, x), -1.0, 1.0)  # as IBC clips
+            noise = jax.random.normal(key, x.shape)
+            return jnp.clip(x - step * (grad + self.langevin_noise * noise), -1.0, 1.0), None
+
+        x, _ = jax.lax.scan(mcmc, x, (jax.random.split(key_steps, num_steps), decay))
+        return x

@@ -1,0 +1,106 @@
+"""Flow-matching policy: rectified flow from Gaussian noise (t = 0) to action chunks (t = 1).
+
+The network predicts a velocity; sampling integrates it with k Euler steps. With `shortcut`
+(Frans et al., "One Step Diffusion via Shortcut Models") the network is also conditioned on the
+step size d and trained so that one step of size 2d equals two steps of size d; then a single
+step (k = 1) already lands on the data, without a separate distillation stage.
+"""
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+from robojax.policies.diffusion import DenoiserConfig, chunk_shape, chunk_shape_marker
+
+from robojax.core.types import ArraySpec
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowPolicy:
+    denoiser: DenoiserConfig = DenoiserConfig()
+    """The velocity network."""
+    inference_steps: int = 10
+    """Default number of Euler steps when `sample` gets no `steps`."""
+    shortcut: bool = True
+    """Condition on the step size and train self-consistency, so few-step (even 1-step)
+    sampling works."""
+    max_steps: int = 128
+    """Finest step grid of the shortcut model (a power of two); its step size trains by plain
+    flow matching."""
+    consistency_fraction: float = 0.25
+    """Share of each batch spent on the self-consistency targets."""
+
+    def __post_init__(self):
+        if self.max_steps < 2 or self.max_steps & (self.max_steps - 1):
+            raise ValueError(f"max_steps must be a power of two >= 2, got {self.max_steps}")
+
+    def init(self, key: jax.Array, obs_spec: ArraySpec, act_spec: ArraySpec) -> dict:
+        self.denoiser.check_chunk(act_spec)
+        x = jnp.zeros((1, *act_spec.shape))
+        net = self.denoiser.build().init(key, x, jnp.zeros((1, 2)), jnp.zeros((1, obs_spec.size)))
+        return {"net": net, "chunk_shape": chunk_shape_marker(act_spec)}
+
+    def velocity(self, params: dict, x: jax.Array, t: jax.Array, d: jax.Array,
+                 obs: jax.Array) -> jax.Array:
+        """Velocity at time t for a step of size d (d = 0: the instantaneous flow)."""
+        if not self.shortcut:
+            d = jnp.zeros_like(d)
+        times = jnp.stack([t, d], axis=-1) * 1000.0  # the embedding's frequencies suit [0, 1000]
+        return self.denoiser.build().apply(params["net"], x, times, obs)
+
+    def loss(self, params: dict, batch: dict, key: jax.Array) -> tuple[jax.Array, dict]:
+        """Flow matching on `batch["obs"]` (B, cond), `batch["actions"]` (B, H, A), plus the
+        shortcut self-consistency loss on a fraction of the batch."""
+        actions, obs = batch["actions"], batch["obs"]
+        key_t, key_noise, key_sc = jax.random.split(key, 3)
+        t = jax.random.uniform(key_t, actions.shape[:1])
+        noise = jax.random.normal(key_noise, actions.shape)
+        x_t = (1 - t[:, None, None]) * noise + t[:, None, None] * actions
+        v = self.velocity(params, x_t, t, jnp.zeros_like(t), obs)
+        flow_mse = jnp.mean((v - (actions - noise)) ** 2)
+        info = {"flow/mse": flow_mse}
+        if not self.shortcut:
+            return flow_mse, info
+        n = max(1, int(actions.shape[0] * self.consistency_fraction))
+        sc_mse = self._consistency_loss(params, noise[:n], actions[:n], obs[:n], key_sc)
+        info["flow/consistency_mse"] = sc_mse
+        return flow_mse + sc_mse, info
+
+    def _consistency_loss(self, params, noise, actions, obs, key):
+        """One step of size 2d must match two steps of size d (targets not differentiated)."""
+        key_level, key_t = jax.random.split(key)
+        levels = int(math.log2(self.max_steps))
+        # d2 = 2d ranges over 1, 1/2, ..., 2 / max_steps.
+        level = jax.random.randint(key_level, actions.shape[:1], 0, levels)
+        d2 = 2.0 ** (-level.astype(jnp.float32))
+        d = d2 / 2
+        # t on the grid of multiples of 2d inside [0, 1 - 2d].
+        slots = jnp.round(1.0 / d2).astype(jnp.int32)
+        t = jax.random.randint(key_t, actions.shape[:1], 0, slots) * d2
+        x_t = (1 - t[:, None, None]) * noise + t[:, None, None] * actions
+        small_d = jnp.where(d <= 1.0 / self.max_steps, 0.0, d)  # the finest level is the flow
+        sg = jax.lax.stop_gradient
+        v1 = sg(self.velocity(params, x_t, t, small_d, obs))
+        x_mid = x_t + d[:, None, None] * v1
+        v2 = sg(self.velocity(params, x_mid, t + d, small_d, obs))
+        target = jnp.clip((v1 + v2) / 2, -4.0, 4.0)
+        return jnp.mean((self.velocity(params, x_t, t, d2, obs) - target) ** 2)
+
+    def sample(self, params: dict, obs: jax.Array, key: jax.Array, *,
+               steps: int | None = None) -> jax.Array:
+        """Action chunks (..., H, A) for observations (..., cond) by `steps` Euler steps."""
+        steps = steps or self.inference_steps
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        shape = obs.shape[:-1] + chunk_shape(params)
+        dt = 1.0 / steps
+        d = 0.0 if steps >= self.max_steps else dt
+        batch = jnp.ones(shape[:-2])
+
+        def euler(x, i):
+            v = self.velocity(params, x, i * dt * batch, d * batch, obs)
+            return x + dt * v, None
+
+        x, _ = jax.lax.scan(euler, jax.random.normal(key, shape), jnp.arange(steps))
+        return jnp.clip(x, -1.0, 1.0)

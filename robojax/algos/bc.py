@@ -1,0 +1,247 @@
+"""Behaviour cloning of any policy family from demonstrations.
+
+A compiled iteration is a `lax.scan` of gradient steps on windows sampled on device from the
+demonstrations (observation history -> action chunk); the policy's own `loss` says what is
+regressed (noise, velocity, energy, mean). EMA weights act in evaluation, which runs the chunked
+policy with a receding horizon in `num_envs` parallel envs inside one compiled rollout.
+"""
+
+import dataclasses
+import functools
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from robojax import data as demo_data
+from robojax.core.env import Env
+from robojax.core.types import ArraySpec
+from robojax.core.wrappers import EpisodeWrapper, VmapWrapper
+from robojax.policies import DiffusionPolicy, EnergyPolicy, FlowPolicy, GaussianPolicy
+from robojax.policies.chunking import ChunkConfig, chunk_controller
+from robojax.rollout import Controller
+
+PROGRESS_UNIT = "grad_steps"
+PLOT_KEY = "eval/success_rate"
+
+
+@dataclasses.dataclass(frozen=True)
+class BCConfig:
+    policy: str = "diffusion"
+    """Policy family: gaussian, diffusion, flow or energy."""
+    dataset: Path | None = None
+    """HDF5 demonstrations (robomimic layout), e.g. from `robojax collect`."""
+    chunks: ChunkConfig = ChunkConfig()
+    """Observation history, predicted horizon and executed actions per policy call."""
+    num_grad_steps: int = 20_000
+    """Gradient steps in the whole run."""
+    grad_steps_per_iteration: int = 100
+    """Gradient steps per compiled call."""
+    batch_size: int = 256
+    """Demonstration windows per gradient step."""
+    learning_rate: float = 3e-4
+    """Peak AdamW learning rate (linear warmup, cosine decay)."""
+    warmup_steps: int = 500
+    """Learning-rate warmup in gradient steps."""
+    weight_decay: float = 1e-6
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Global gradient-norm clip."""
+    ema_power: float = 0.75
+    """EMA decay after k steps is 1 - (1 + k) ** -ema_power (capped at ema_max)."""
+    ema_max: float = 0.9999
+    """Largest EMA decay."""
+    inference_steps: int | None = None
+    """Sampling steps at evaluation (denoising, Euler, descent); None: the family's default."""
+    num_envs: int = 256
+    """Parallel evaluation episodes."""
+    num_evals: int = 10
+    """Evaluations over the run."""
+    episode_length: int | None = None
+    """Evaluation episode length; default: the env config's."""
+    gaussian: GaussianPolicy = GaussianPolicy(hidden_sizes=(256, 256, 256), activation="relu")
+    """Settings of the gaussian family (trained by MSE on the mean)."""
+    diffusion: DiffusionPolicy = DiffusionPolicy()
+    """Settings of the diffusion family."""
+    flow: FlowPolicy = FlowPolicy()
+    """Settings of the flow family."""
+    energy: EnergyPolicy = EnergyPolicy()
+    """Settings of the energy family."""
+
+    def validate(self) -> None:
+        self.chunks.validate()
+        if self.dataset is None:
+            raise ValueError("behaviour cloning needs demonstrations: pass --dataset FILE.hdf5 "
+                             "(record one with `robojax collect --env NAME --out FILE.hdf5`).")
+        if self.policy not in ("gaussian", "diffusion", "flow", "energy"):
+            from robojax import policies
+
+            policies.make(self.policy)  # raises with close matches
+
+    def make_policy(self):
+        return getattr(self, self.policy)
+
+    def num_iterations(self) -> int:
+        return -(-self.num_grad_steps // self.grad_steps_per_iteration)
+
+    def steps_per_iteration(self) -> int:
+        return self.grad_steps_per_iteration
+
+
+@struct.dataclass
+class TrainState:
+    params: dict
+    ema_params: dict
+    opt_state: optax.OptState
+    obs_mean: jax.Array
+    obs_std: jax.Array
+    key: jax.Array
+    step: jax.Array
+
+
+@functools.lru_cache(maxsize=4)
+def _load_demos(path: Path) -> demo_data.Demos:
+    return demo_data.load(path)
+
+
+def load_demos(cfg: BCConfig, env: Env) -> demo_data.Demos:
+    demos = _load_demos(Path(cfg.dataset))
+    name = getattr(env, "registry_name", None)
+    if name is not None:
+        demos.check_env(name, env.observation_spec.size, env.action_spec.size)
+    elif demos.obs.shape[1] != env.observation_spec.size:
+        raise demo_data.DemoFileError(
+            f"demo observations have size {demos.obs.shape[1]} but the env's have "
+            f"{env.observation_spec.size}; record the demos on this env.")
+    return demos
+
+
+def _optimizer(cfg: BCConfig) -> optax.GradientTransformation:
+    schedule = optax.warmup_cosine_decay_schedule(
+        0.0, cfg.learning_rate, min(cfg.warmup_steps, cfg.num_grad_steps - 1),
+        max(cfg.num_grad_steps, 1))
+    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm),
+                       optax.adamw(schedule, weight_decay=cfg.weight_decay))
+
+
+def specs(cfg: BCConfig, env: Env) -> tuple[ArraySpec, ArraySpec]:
+    """The policy's view: a flat observation history and a (horizon, action) chunk."""
+    obs_size = env.observation_spec.size * cfg.chunks.n_obs_steps
+    return ArraySpec((obs_size,)), ArraySpec((cfg.chunks.horizon, env.action_spec.size),
+                                             minimum=-1.0, maximum=1.0)
+
+
+def make_train_input(cfg: BCConfig, env: Env) -> demo_data.DemoArrays:
+    return demo_data.to_device(load_demos(cfg, env))
+
+
+def make_eval_env(cfg: BCConfig, env: Env) -> Env:
+    length = cfg.episode_length or getattr(getattr(env, "config", None), "episode_length", 1000)
+    return VmapWrapper(EpisodeWrapper(env, length), cfg.num_envs)
+
+
+def init(cfg: BCConfig, env: Env, key: jax.Array) -> TrainState:
+    """Policy parameters (and their EMA), optimizer, and the demos' observation statistics."""
+    cfg.validate()
+    demos = load_demos(cfg, env)
+    key_policy, key_train = jax.random.split(key)
+    params = cfg.make_policy().init(key_policy, *specs(cfg, env))
+    obs = jnp.asarray(demos.obs)
+    return TrainState(params=params, ema_params=jax.tree.map(jnp.copy, params),
+                      opt_state=_optimizer(cfg).init(params),
+                      obs_mean=obs.mean(0), obs_std=obs.std(0) + 1e-6, key=key_train,
+                      step=jnp.zeros((), jnp.int32))
+
+
+def _policy_input(state: TrainState, history: jax.Array) -> jax.Array:
+    """Normalize an observation history (..., To, obs_dim) and flatten it."""
+    normed = (history - state.obs_mean) / state.obs_std
+    return normed.reshape(*normed.shape[:-2], -1)
+
+
+def ema_decay(cfg: BCConfig, step: jax.Array) -> jax.Array:
+    return jnp.minimum(1.0 - (1.0 + step) ** -cfg.ema_power, cfg.ema_max)
+
+
+def grad_step(cfg: BCConfig, demos: demo_data.DemoArrays, state: TrainState
+              ) -> tuple[TrainState, dict]:
+    """One gradient step of the policy's loss on a fresh batch of windows."""
+    key, key_batch, key_loss = jax.random.split(state.key, 3)
+    chunks = cfg.chunks
+    batch = demo_data.sample_batch(demos, key_batch, cfg.batch_size, chunks.n_obs_steps,
+                                   chunks.horizon)
+    batch = {"obs": _policy_input(state, batch["obs"]), "actions": batch["actions"]}
+    (loss, info), grads = jax.value_and_grad(cfg.make_policy().loss, has_aux=True)(
+        state.params, batch, key_loss)
+    updates, opt_state = _optimizer(cfg).update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    decay = ema_decay(cfg, state.step)
+    ema = jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, state.ema_params, params)
+    info = {"train/loss": loss, "train/grad_norm": optax.global_norm(grads), **info}
+    return state.replace(params=params, ema_params=ema, opt_state=opt_state, key=key,
+                         step=state.step + 1), info
+
+
+def train_iteration(cfg: BCConfig, demos: demo_data.DemoArrays, state: TrainState
+                    ) -> tuple[TrainState, dict]:
+    """`grad_steps_per_iteration` gradient steps as one scan; metrics averaged."""
+    state, infos = jax.lax.scan(lambda s, _: grad_step(cfg, demos, s), state, None,
+                                length=cfg.grad_steps_per_iteration)
+    return state, jax.tree.map(jnp.mean, infos)
+
+
+def plan_fn(cfg: BCConfig, state: TrainState, *, steps: int | None = None):
+    """`plan(history, key) -> chunk` with the EMA weights (the Gaussian plays its mean)."""
+    policy = cfg.make_policy()
+    steps = steps or cfg.inference_steps
+
+    def plan(history, key):
+        cond = _policy_input(state, history)
+        if isinstance(policy, GaussianPolicy):
+            return jnp.clip(policy.mode(state.ema_params, cond), -1.0, 1.0)
+        return policy.sample(state.ema_params, cond, key, steps=steps)
+
+    return plan
+
+
+def controller(cfg: BCConfig, state: TrainState, *, steps: int | None = None) -> Controller:
+    marker = state.params.get("chunk_shape", state.params.get("log_std"))
+    action_size = marker.shape[1]
+    return chunk_controller(cfg.chunks, action_size, plan_fn(cfg, state, steps=steps))
+
+
+def evaluate(cfg: BCConfig, eval_env: Env, state: TrainState, key: jax.Array) -> dict:
+    """Success rate, return and reward terms over `num_envs` full episodes."""
+    length = eval_env.env.episode_length
+    control = controller(cfg, state)
+
+    def one_step(carry, step_key):
+        env_state, memory, alive, totals, success = carry
+        action, memory = control.step(memory, env_state, step_key)
+        env_state = eval_env.step(env_state, action)
+        values = {"eval/episode_reward": env_state.reward,
+                  **{f"eval/{k}": v for k, v in env_state.metrics.items()}}
+        totals = jax.tree.map(lambda t, v: t + alive * v, totals, values)
+        success = jnp.maximum(success, alive * env_state.metrics.get(
+            "reward/success", jnp.zeros_like(env_state.reward)))
+        alive = alive * (1.0 - env_state.done.astype(jnp.float32))
+        return (env_state, memory, alive, totals, success), None
+
+    key_reset, key_act = jax.random.split(key)
+    first = eval_env.reset(key_reset)
+    totals = {"eval/episode_reward": first.reward,
+              **{f"eval/{k}": jnp.zeros_like(v) for k, v in first.metrics.items()}}
+    totals = jax.tree.map(jnp.zeros_like, totals)
+    alive = jnp.ones_like(first.reward)
+    carry = (first, control.init(first), alive, totals, jnp.zeros_like(first.reward))
+    (_, _, alive, totals, success), _ = jax.lax.scan(one_step, carry,
+                                                     jax.random.split(key_act, length))
+    metrics = {k: jnp.mean(v) for k, v in totals.items()}
+    metrics["eval/episode_reward_std"] = jnp.std(totals["eval/episode_reward"])
+    metrics["eval/success_rate"] = jnp.mean(success > 0)
+    return metrics
+
+
+Config = BCConfig

@@ -1,0 +1,119 @@
+"""Record demonstrations from any controller in parallel envs: `robojax collect`."""
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from robojax.core.env import Env
+from robojax.core.wrappers import EpisodeWrapper, VmapWrapper
+from robojax.data.demos import DemoFileError, Demos, from_episodes
+from robojax.rollout import Controller, as_controller
+
+
+def solver_controller(env: Env, name: str) -> Controller:
+    """The registered scripted expert of env `name`, acting in a batch of envs."""
+    from robojax import envs
+
+    solve = envs.solver(name)
+    return Controller(init=lambda state: (),
+                      step=lambda carry, state, key: (jax.vmap(lambda s: solve(env, s))(state),
+                                                      carry))
+
+
+def record(env: Env, policy: Controller, key: jax.Array, num_episodes: int,
+           episode_length: int) -> dict[str, np.ndarray]:
+    """One episode in each of `num_episodes` envs, time-major arrays: obs seen before each
+    action, the action, reward, done, and the success metric (zeros when the env has none)."""
+    batched = VmapWrapper(EpisodeWrapper(env, episode_length), num_episodes)
+    policy = as_controller(policy)
+
+    @jax.jit
+    def run(key):
+        key_reset, key_act = jax.random.split(key)
+
+        def one_step(carry, step_key):
+            state, memory = carry
+            action, memory = policy.step(memory, state, step_key)
+            next_state = batched.step(state, action)
+            success = next_state.metrics.get("reward/success", jnp.zeros_like(next_state.reward))
+            out = {"obs": state.obs, "actions": action, "rewards": next_state.reward,
+                   "dones": next_state.done, "success": success}
+            return (next_state, memory), out
+
+        first = batched.reset(key_reset)
+        _, steps = jax.lax.scan(one_step, (first, policy.init(first)),
+                                jax.random.split(key_act, episode_length))
+        return steps
+
+    return jax.tree.map(np.asarray, run(key))
+
+
+def split_episodes(steps: dict[str, np.ndarray], only_success: bool
+                   ) -> tuple[list[dict[str, np.ndarray]], np.ndarray]:
+    """Per-env episodes cut at their first done; and whether each succeeded (any step)."""
+    episodes, successes = [], []
+    for i in range(steps["dones"].shape[1]):
+        done = steps["dones"][:, i]
+        length = int(np.argmax(done)) + 1 if done.any() else len(done)
+        success = bool(steps["success"][:length, i].max() > 0)
+        successes.append(success)
+        if success or not only_success:
+            episodes.append({k: steps[k][:length, i] for k in ("obs", "actions", "rewards",
+                                                              "dones")})
+    return episodes, np.array(successes)
+
+
+def collect(env_name: str, source: str, num_episodes: int, *, seed: int = 0,
+            only_success: bool = False, batch_size: int = 1024) -> tuple[Demos, dict]:
+    """`num_episodes` episodes of `source` ("solver" or a run directory) on `env_name`."""
+    from robojax.core.adapters import make_env
+
+    env = make_env(env_name)
+    if source == "solver":
+        policy = solver_controller(env, env_name)
+    else:
+        from robojax.evaluate import load_run
+
+        args, algo, cfg, _, state, _ = load_run(source)
+        if args.env != env_name:
+            raise ValueError(f"the run in {source} was trained on {args.env!r}, not "
+                             f"{env_name!r}; pass --env {args.env}.")
+        policy = algo.controller(cfg, state)
+    if only_success and "reward/success" not in jax.eval_shape(
+            env.reset, jax.random.PRNGKey(0)).metrics:
+        raise ValueError(f"{env_name} reports no success metric (reward/success), so "
+                         "--only-success cannot tell good episodes; drop the flag.")
+    length = env.config.episode_length
+    batch_size = min(batch_size, num_episodes)
+    episodes, successes, key = [], [], jax.random.PRNGKey(seed)
+    while len(episodes) < num_episodes:
+        key, key_batch = jax.random.split(key)
+        steps = record(env, policy, key_batch, batch_size, length)
+        kept, ok = split_episodes(steps, only_success)
+        episodes += kept
+        successes.append(ok)
+        if only_success and len(successes) * batch_size >= 20 * num_episodes and not episodes:
+            raise DemoFileError(f"{source} succeeded in none of {len(successes) * batch_size} "
+                                f"episodes on {env_name}; nothing to keep.")
+    rate = float(np.concatenate(successes).mean())
+    config = getattr(env, "config", None)
+    kwargs = json.loads(json.dumps(config.__dict__, default=str)) if config is not None else {}
+    demos = from_episodes(episodes[:num_episodes], env_name, kwargs)
+    return demos, {"success_rate": rate, "episodes": demos.num_episodes,
+                   "steps": demos.num_steps, "mean_return": float(demos.returns().mean())}
+
+
+def collect_to_file(env_name: str, source: str, num_episodes: int, out: str | Path, **kwargs
+                    ) -> dict:
+    from robojax.data.demos import save
+    from robojax.io.progress import console
+
+    demos, stats = collect(env_name, source, num_episodes, **kwargs)
+    save(out, demos)
+    console.print(f"{stats['episodes']} episodes ({stats['steps']:,} steps, mean return "
+                  f"{stats['mean_return']:.1f}) from {source} on {env_name} → {out}; source "
+                  f"success rate {stats['success_rate']:.3f}")
+    return stats

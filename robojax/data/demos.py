@@ -1,0 +1,157 @@
+"""Demonstration datasets in HDF5, robomimic layout.
+
+    data/                       attrs: env_args (JSON: env_name, env_kwargs, type), total
+      demo_<i>/                 attrs: num_samples
+        obs/state  (T, obs_dim) (robomimic keeps observations in a group of named arrays;
+                                 a plain `obs` dataset is read as well)
+        actions    (T, act_dim)
+        rewards    (T,)
+        dones      (T,)
+
+`Demos` holds every episode concatenated in memory; `robojax.data.sampler` cuts training windows
+out of it on device.
+"""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+class DemoFileError(ValueError):
+    """A demonstration file is missing, malformed, or does not fit the env it is used with."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Demos:
+    """Episodes concatenated along time; episode i spans `starts[i]:ends[i]`."""
+
+    obs: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    dones: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    env_name: str | None = None
+    env_kwargs: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.starts)
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.actions)
+
+    def episode(self, i: int) -> dict[str, np.ndarray]:
+        s = slice(self.starts[i], self.ends[i])
+        return {"obs": self.obs[s], "actions": self.actions[s], "rewards": self.rewards[s],
+                "dones": self.dones[s]}
+
+    def returns(self) -> np.ndarray:
+        return np.array([self.rewards[s:e].sum() for s, e in zip(self.starts, self.ends,
+                                                                  strict=True)])
+
+    def check_env(self, env_name: str, obs_size: int, action_size: int) -> None:
+        """Raise DemoFileError unless these demos were recorded on `env_name` with these sizes."""
+        if self.env_name is not None and self.env_name != env_name:
+            raise DemoFileError(f"the demos were recorded on {self.env_name!r}, not {env_name!r};"
+                                f" pass --env {self.env_name} or record demos on {env_name}.")
+        if self.obs.shape[1] != obs_size or self.actions.shape[1] != action_size:
+            raise DemoFileError(
+                f"demo observations/actions have sizes {self.obs.shape[1]}/"
+                f"{self.actions.shape[1]}, but {env_name} has {obs_size}/{action_size}; the file "
+                "was recorded with another version or config of the env.")
+
+
+def from_episodes(episodes: list[dict[str, np.ndarray]], env_name: str | None = None,
+                  env_kwargs: dict | None = None) -> Demos:
+    """Build Demos from per-episode dicts of obs, actions, rewards, dones."""
+    if not episodes:
+        raise DemoFileError("no episodes to store (were all of them unsuccessful?)")
+    lengths = np.array([len(ep["actions"]) for ep in episodes])
+    ends = np.cumsum(lengths)
+    cat = lambda k: np.concatenate([np.asarray(ep[k]) for ep in episodes]).astype(np.float32)
+    return Demos(obs=cat("obs"), actions=cat("actions"), rewards=cat("rewards"),
+                 dones=cat("dones").astype(bool), starts=ends - lengths, ends=ends,
+                 env_name=env_name, env_kwargs=dict(env_kwargs or {}))
+
+
+def save(path: str | Path, demos: Demos) -> Path:
+    """Write `demos` to an HDF5 file in the robomimic layout."""
+    import h5py
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        data = f.create_group("data")
+        data.attrs["env_args"] = json.dumps({"env_name": demos.env_name, "type": "robojax",
+                                             "env_kwargs": demos.env_kwargs})
+        data.attrs["total"] = demos.num_steps
+        for i in range(demos.num_episodes):
+            ep = demos.episode(i)
+            group = data.create_group(f"demo_{i}")
+            group.attrs["num_samples"] = len(ep["actions"])
+            group.create_dataset("obs/state", data=ep["obs"])
+            for key in ("actions", "rewards", "dones"):
+                group.create_dataset(key, data=ep[key])
+    return path
+
+
+def load(path: str | Path, obs_keys: list[str] | None = None) -> Demos:
+    """Read an HDF5 file in the robomimic layout; `obs_keys` picks (and orders) the arrays of
+    an `obs` group, default all of them sorted by name."""
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        raise DemoFileError(f"no demonstration file at {path}; record one with "
+                            "`robojax collect --env NAME --episodes N --out FILE`.")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise DemoFileError(f"{path} is not a readable HDF5 file ({err}).") from err
+    with f:
+        if "data" not in f:
+            raise DemoFileError(f"{path} has no 'data' group; expected the robomimic layout "
+                                "data/demo_<i>/{obs,actions,rewards,dones}.")
+        data = f["data"]
+        names = sorted((k for k in data if k.startswith("demo_")), key=lambda k: int(k[5:]))
+        if not names:
+            raise DemoFileError(f"{path} holds no episodes (no data/demo_<i> groups).")
+        episodes = [_read_episode(path, name, data[name], obs_keys) for name in names]
+        env_args = json.loads(data.attrs.get("env_args", "{}"))
+    return from_episodes(episodes, env_args.get("env_name"), env_args.get("env_kwargs"))
+
+
+def _read_episode(path, name, group, obs_keys) -> dict[str, np.ndarray]:
+    for key in ("obs", "actions"):
+        if key not in group:
+            raise DemoFileError(f"{path}: data/{name} has no '{key}'; each episode needs obs "
+                                "and actions (rewards and dones are optional).")
+    obs_node = group["obs"]
+    if hasattr(obs_node, "keys"):  # an obs group of named arrays
+        keys = obs_keys or sorted(obs_node.keys())
+        missing = [k for k in keys if k not in obs_node]
+        if missing:
+            raise DemoFileError(f"{path}: data/{name}/obs has no {missing}; it has "
+                                f"{sorted(obs_node.keys())}.")
+        obs = np.concatenate([np.asarray(obs_node[k]).reshape(len(obs_node[k]), -1)
+                              for k in keys], axis=-1)
+    else:
+        obs = np.asarray(obs_node)
+    actions = np.asarray(group["actions"])
+    if obs.ndim != 2 or actions.ndim != 2:
+        raise DemoFileError(f"{path}: data/{name} obs and actions must be 2-D (time, size), got "
+                            f"shapes {obs.shape} and {actions.shape}.")
+    length = len(actions)
+    if length == 0:
+        raise DemoFileError(f"{path}: data/{name} is empty (0 steps).")
+    rewards = np.asarray(group["rewards"]) if "rewards" in group else np.zeros(length)
+    dones = np.asarray(group["dones"]) if "dones" in group else np.eye(length)[-1]
+    for key, value in (("obs", obs), ("rewards", rewards), ("dones", dones)):
+        if len(value) != length:
+            raise DemoFileError(f"{path}: data/{name} has {length} actions but {len(value)} "
+                                f"{key}; every array must have one row per step.")
+    return {"obs": obs, "actions": actions, "rewards": rewards, "dones": dones}

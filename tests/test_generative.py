@@ -1,0 +1,189 @@
+"""Policy families on a toy two-mode dataset: each generative family learns both modes, the
+Gaussian (MSE) baseline averages them; sampler consistency; energy inference; shapes."""
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from robojax.policies.diffusion import DenoiserConfig
+
+from robojax import policies
+from robojax.core.types import ArraySpec
+
+pytestmark = pytest.mark.xdist_group("generative")
+
+OBS, CHUNK = ArraySpec((3,)), ArraySpec((4, 2))
+SMALL = DenoiserConfig(network="mlp", mlp_hidden=(128, 128), time_dim=64)
+FAMILIES = {
+    "diffusion": (policies.DiffusionPolicy(denoiser=SMALL, num_train_steps=50), 3000),
+    "flow": (policies.FlowPolicy(denoiser=SMALL, max_steps=16), 3000),
+    "energy": (policies.EnergyPolicy(hidden_sizes=(64, 64), num_negatives=32,
+                                     num_proposals=128), 800),
+    "gaussian": (policies.GaussianPolicy(hidden_sizes=(64, 64)), 400),
+}
+
+
+def toy_batch(key, n=256):
+    """Chunks that hold +0.5 or -0.5 on action 0 (equally likely) and 0 on action 1."""
+    key_mode, key_noise = jax.random.split(key)
+    sign = jnp.where(jax.random.bernoulli(key_mode, 0.5, (n,)), 1.0, -1.0)
+    chunk = jnp.stack([0.5 * sign, jnp.zeros(n)], -1)[:, None, :].repeat(4, axis=1)
+    return {"obs": jnp.zeros((n, 3)), "actions": chunk + 0.02 * jax.random.normal(
+        key_noise, chunk.shape)}
+
+
+@functools.cache
+def trained(name):
+    policy, steps = FAMILIES[name]
+    params = policy.init(jax.random.PRNGKey(0), OBS, CHUNK)
+    opt = optax.adam(1e-3)
+
+    def step(carry, key):
+        params, opt_state = carry
+        key_batch, key_loss = jax.random.split(key)
+        (loss, _), grads = jax.value_and_grad(policy.loss, has_aux=True)(
+            params, toy_batch(key_batch), key_loss)
+        updates, opt_state = opt.update(grads, opt_state)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    (params, _), losses = jax.jit(lambda p: jax.lax.scan(
+        step, (p, opt.init(p)), jax.random.split(jax.random.PRNGKey(1), steps)))(params)
+    return policy, params, np.asarray(losses)
+
+
+def draw(name, n=1000, key=5, **kwargs):
+    policy, params, _ = trained(name)
+    sample = policy.mode if name == "gaussian" else functools.partial(policy.sample, **kwargs)
+    out = jax.jit(lambda o, k: sample(params, o, k) if name != "gaussian" else sample(params, o))(
+        jnp.zeros((n, 3)), jax.random.PRNGKey(key))
+    return np.asarray(out)
+
+
+def mode_fractions(chunks):
+    level = chunks[:, :, 0].mean(1)
+    return (level > 0.3).mean(), (level < -0.3).mean()
+
+
+def covers_both_modes(chunks) -> bool:
+    up, down = mode_fractions(chunks)
+    return up > 0.3 and down > 0.3 and up + down > 0.85
+
+
+@pytest.mark.parametrize("name", ["diffusion", "flow", "energy"])
+def test_generative_family_learns_both_modes(name):
+    _, _, losses = trained(name)
+    assert losses[-100:].mean() < 0.5 * losses[:20].mean()
+    chunks = draw(name)
+    assert chunks.shape == (1000, 4, 2)
+    assert covers_both_modes(chunks), mode_fractions(chunks)
+
+
+def test_gaussian_mse_averages_the_modes():
+    _, _, losses = trained("gaussian")
+    assert losses[-50:].mean() < losses[:5].mean()
+    chunks = draw("gaussian")
+    assert not covers_both_modes(chunks)
+    assert np.abs(chunks[:, :, 0]).mean() < 0.15  # it sits between the modes
+
+
+def _two_point_denoiser(policy):
+    """The exact epsilon of data at chunk level +-0.5 on action 0 and 0 on action 1."""
+    alphas = policy._alphas_cumprod
+
+    def predict(params, x, t, obs):
+        ab = alphas[t][..., None, None]
+        levels = jnp.array([0.5, -0.5])
+        log_lik = -jnp.sum((x[..., 0, None] - jnp.sqrt(ab) * levels) ** 2, axis=-2) / (
+            2 * (1 - ab[..., 0]))
+        level = jnp.sum(jax.nn.softmax(log_lik, axis=-1) * levels, axis=-1)
+        x0 = jnp.stack([jnp.broadcast_to(level[..., None], x.shape[:-1]),
+                        jnp.zeros(x.shape[:-1])], axis=-1)
+        return (x - jnp.sqrt(ab) * x0) / jnp.sqrt(1 - ab)
+
+    return predict
+
+
+def test_ddim_with_all_steps_matches_ddpm_in_distribution():
+    # With the exact denoiser both samplers must return the data distribution itself.
+    policy = policies.DiffusionPolicy(num_train_steps=50)
+    object.__setattr__(policy, "_predict", _two_point_denoiser(policy))
+    params = {"chunk_shape": jnp.zeros((4, 2, 0))}
+    for sampler in ("ddpm", "ddim"):
+        chunks = np.asarray(policy.sample(params, jnp.zeros((2000, 3)), jax.random.PRNGKey(0),
+                                          steps=50, sampler=sampler))
+        up, down = mode_fractions(chunks)
+        assert abs(up - 0.5) < 0.04 and up + down == 1.0, (sampler, up, down)
+        np.testing.assert_allclose(np.abs(chunks[:, :, 0]), 0.5, atol=1e-3)
+        np.testing.assert_allclose(chunks[:, :, 1], 0.0, atol=1e-3)
+    # With the learned denoiser, DDIM over all T steps keeps DDPM's mode balance.
+    ddpm = draw("diffusion", steps=50, sampler="ddpm", n=2000)
+    ddim = draw("diffusion", steps=50, sampler="ddim", n=2000, key=6)
+    (up_p, down_p), (up_i, down_i) = mode_fractions(ddpm), mode_fractions(ddim)
+    assert abs(up_p - up_i) < 0.08 and abs(down_p - down_i) < 0.08
+    upper = lambda a: a[a[:, :, 0].mean(1) > 0, :, 0]
+    assert abs(np.median(upper(ddpm)) - np.median(upper(ddim))) < 0.05
+
+
+def test_flow_one_step_agrees_with_many_steps():
+    one, many = draw("flow", steps=1), draw("flow", steps=16)  # same key: same initial noise
+    assert covers_both_modes(one), mode_fractions(one)
+    same_mode = np.sign(one[:, :, 0].mean(1)) == np.sign(many[:, :, 0].mean(1))
+    assert same_mode.mean() > 0.9
+    assert np.abs(one - many).mean() < 0.1
+
+
+def test_energy_inference_lowers_the_energy():
+    policy, params, _ = trained("energy")
+    obs, key = jnp.zeros((256, 3)), jax.random.PRNGKey(3)
+    uniform = jax.random.uniform(key, (256, 4, 2), minval=-1, maxval=1)
+    e_uniform = policy.energy(params, obs, uniform)
+    chunks, e_descent, taken = policy.sample_with_energy(params, obs, key, steps=4)
+    proposal = policy._best(*policy._proposals(params, obs, key))
+    assert float(e_descent.mean()) <= float(policy.energy(params, obs, proposal).mean()) + 1e-4
+    assert float(e_descent.mean()) < float(e_uniform.mean())
+    assert 1 <= int(taken) <= 4
+    for inference, steps in (("dfo", 3), ("langevin", 30)):
+        other = dataclasses.replace(policy, inference=inference)
+        x, energy, _ = other.sample_with_energy(params, obs, key, steps=steps)
+        assert float(energy.mean()) < float(e_uniform.mean())
+        assert covers_both_modes(np.asarray(x)), (inference, mode_fractions(np.asarray(x)))
+
+
+def test_energy_descent_stops_early_once_converged():
+    policy, params, _ = trained("energy")
+    loose = dataclasses.replace(policy, converged_tol=1e3)
+    _, _, taken = loose.sample_with_energy(params, jnp.zeros((8, 3)), jax.random.PRNGKey(0),
+                                           steps=10)
+    assert int(taken) == 1
+
+
+def test_sampling_shapes_batched_and_single():
+    for name in ("diffusion", "flow", "energy"):
+        policy, params, _ = trained(name)
+        assert policy.sample(params, jnp.zeros((2, 5, 3)), jax.random.PRNGKey(0)).shape == (
+            2, 5, 4, 2)
+        assert policy.sample(params, jnp.zeros(3), jax.random.PRNGKey(0)).shape == (4, 2)
+
+
+def test_unet_runs_and_rejects_bad_horizons():
+    policy = policies.DiffusionPolicy(denoiser=DenoiserConfig(down_dims=(16, 32), groups=4))
+    params = policy.init(jax.random.PRNGKey(0), OBS, ArraySpec((8, 2)))
+    out = policy.sample(params, jnp.zeros((3, 3)), jax.random.PRNGKey(0), steps=2)
+    assert out.shape == (3, 8, 2) and np.isfinite(np.asarray(out)).all()
+    with pytest.raises(ValueError, match="divisible by 2"):
+        policy.init(jax.random.PRNGKey(0), OBS, ArraySpec((7, 2)))
+    with pytest.raises(ValueError, match=r"\(horizon, action_dim\)"):
+        policy.init(jax.random.PRNGKey(0), OBS, ArraySpec((2,)))
+
+
+def test_unknown_family_and_bad_settings():
+    with pytest.raises(KeyError, match="Did you mean 'diffusion'"):
+        policies.make("difusion")
+    with pytest.raises(ValueError, match="epsilon"):
+        policies.DiffusionPolicy(prediction="velocity")
+    with pytest.raises(ValueError, match="power of two"):
+        policies.FlowPolicy(max_steps=12)
