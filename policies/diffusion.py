@@ -27,7 +27,7 @@ class DenoiserConfig:
     """U-Net temporal convolution width."""
     groups: int = 8
     """GroupNorm groups in the U-Net."""
-    mlp_hidden: tuple[int, ...] = (256, 256, 256)
+    mlp_hidden: tuple[int, ...] = (512, 512, 512)
     """Hidden widths of the MLP denoiser."""
     time_dim: int = 64
     """Width of the time (diffusion step / flow time) embedding."""
