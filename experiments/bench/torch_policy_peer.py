@@ -208,10 +208,9 @@ def main():
             continue
         out["latency"][name] = timed(
             lambda fn=fn: fn(torch.zeros(1, cond_dim), (1, horizon, act)), cfg["repeats"])
-        big = cfg["big_batch"]
-        t = timed(lambda fn=fn: fn(torch.zeros(big, cond_dim), (big, horizon, act)),
+        t = timed(lambda fn=fn, b=cfg["big_batch"]: fn(torch.zeros(b, cond_dim), (b, horizon, act)),
                   cfg["big_repeats"])
-        out["throughput"][name] = big / float(np.median(t))
+        out["throughput"][name] = cfg["big_batch"] / float(np.median(t))
     # Training: one DDPM gradient step of the U-Net at the training batch size.
     train_net = ConditionalUnet1D(act, cond_dim, tuple(cfg["down_dims"]))
     opt = torch.optim.AdamW(train_net.parameters(), lr=1e-4)
