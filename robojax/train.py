@@ -149,6 +149,7 @@ def train(args: TrainArgs) -> Path:
 
     algo = algos.get(args.algo)
     cfg = args.algo_config()
+    cfg.validate()
     env = make_env(args.env)
     train_input, eval_env = algo.make_train_input(cfg, env), algo.make_eval_env(cfg, env)
     unit, plot_key = algo.PROGRESS_UNIT, algo.PLOT_KEY
