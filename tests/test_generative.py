@@ -19,7 +19,8 @@ pytestmark = pytest.mark.xdist_group("generative")
 OBS, CHUNK = ArraySpec((3,)), ArraySpec((4, 2))
 SMALL = DenoiserConfig(network="mlp", mlp_hidden=(128, 128), time_dim=64)
 FAMILIES = {
-    "diffusion": (policies.DiffusionPolicy(denoiser=SMALL, num_train_steps=50), 3000),
+    "diffusion": (policies.DiffusionPolicy(denoiser=SMALL, num_train_steps=50,
+                                           prediction="epsilon"), 3000),
     "flow": (policies.FlowPolicy(denoiser=SMALL, max_steps=16), 3000),
     "energy": (policies.EnergyPolicy(hidden_sizes=(64, 64), num_negatives=32,
                                      num_proposals=128), 800),
@@ -109,7 +110,7 @@ def _two_point_denoiser(policy):
 
 def test_ddim_with_all_steps_matches_ddpm_in_distribution():
     # With the exact denoiser both samplers must return the data distribution itself.
-    policy = policies.DiffusionPolicy(num_train_steps=50)
+    policy = policies.DiffusionPolicy(num_train_steps=50, prediction="epsilon")
     object.__setattr__(policy, "_predict", _two_point_denoiser(policy))
     params = {"chunk_shape": jnp.zeros((4, 2, 0))}
     for sampler in ("ddpm", "ddim"):

@@ -27,7 +27,8 @@ MLP = DenoiserConfig(network="mlp")
 # (row label, family, BC overrides, inference steps at eval)
 ROWS = [
     ("gaussian (MSE)", "gaussian", {}, None),
-    ("diffusion, DDIM-10", "diffusion", {"diffusion": bc.DiffusionPolicy(denoiser=MLP)}, 10),
+    ("diffusion (sample prediction), DDIM-10", "diffusion",
+     {"diffusion": bc.DiffusionPolicy(denoiser=MLP)}, 10),
     ("flow, 10 Euler steps", "flow", {"flow": bc.FlowPolicy(denoiser=MLP)}, 10),
     ("flow, 1 step", "flow", {"flow": bc.FlowPolicy(denoiser=MLP)}, 1),
     ("energy, proposal + 2 descent steps", "energy", {"batch_size": 64, "energy":
