@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from robojax.core.env import Env
@@ -33,32 +34,72 @@ def as_controller(policy: Controller | Callable) -> Controller:
     return policy if isinstance(policy, Controller) else stateless(policy)
 
 
+def run_controller(batched: Env, policy: Controller | Callable, first, key: jax.Array,
+                   num_steps: int, record: Callable):
+    """Scan `policy` over `num_steps` steps of the batched env from state `first`;
+    `record(state, action, next_state)` says what each step keeps (stacked, time first)."""
+    controller = as_controller(policy)
+
+    def one_step(carry, step_key):
+        state, memory = carry
+        action, memory = controller.step(memory, state, step_key)
+        next_state = batched.step(state, action)
+        return (next_state, memory), record(state, action, next_state)
+
+    _, out = jax.lax.scan(one_step, (first, controller.init(first)),
+                          jax.random.split(key, num_steps))
+    return out
+
+
 def rollout_states(env: Env, policy: Controller | Callable, key: jax.Array, num_steps: int,
                    num_envs: int = 1):
     """Run `policy` for `num_steps` in `num_envs` envs; returns the stacked states (time first)
     and the step at which env 0's episode ended (or num_steps)."""
     batched = VmapWrapper(EpisodeWrapper(env, num_steps), num_envs)
-    controller = as_controller(policy)
 
     @jax.jit
     def run(key):
         key_reset, key_act = jax.random.split(key)
-
-        def one_step(carry, step_key):
-            state, memory = carry
-            action, memory = controller.step(memory, state, step_key)
-            state = batched.step(state, action)
-            return (state, memory), state
-
-        first = batched.reset(key_reset)
-        _, states = jax.lax.scan(one_step, (first, controller.init(first)),
-                                 jax.random.split(key_act, num_steps))
-        return states
+        return run_controller(batched, policy, batched.reset(key_reset), key_act, num_steps,
+                              lambda state, action, next_state: next_state)
 
     states = run(key)
     done = np.asarray(states.done[:, 0])
     end = int(np.argmax(done)) + 1 if done.any() else num_steps
     return states, end
+
+
+def evaluate_episodes(eval_env: Env, policy: Controller | Callable, reset_key: jax.Array,
+                      act_key: jax.Array, *, track_success: bool = False) -> dict:
+    """Mean return and reward terms (and their std) over one full episode in each env of the
+    batched, time-limited `eval_env`; with `track_success`, the share of episodes whose
+    `reward/success` metric was positive at some step (`eval/success_rate`)."""
+    controller = as_controller(policy)
+
+    def one_step(carry, step_key):
+        env_state, memory, alive, totals, success = carry
+        action, memory = controller.step(memory, env_state, step_key)
+        env_state = eval_env.step(env_state, action)
+        values = {"eval/episode_reward": env_state.reward,
+                  **{f"eval/{k}": v for k, v in env_state.metrics.items()}}
+        totals = jax.tree.map(lambda t, v: t + alive * v, totals, values)
+        success = jnp.maximum(success, alive * env_state.metrics.get(
+            "reward/success", jnp.zeros_like(env_state.reward)))
+        alive = alive * (1.0 - env_state.done.astype(jnp.float32))
+        return (env_state, memory, alive, totals, success), None
+
+    first = eval_env.reset(reset_key)
+    zeros = jnp.zeros_like(first.reward)
+    totals = {"eval/episode_reward": zeros, **{f"eval/{k}": zeros for k in first.metrics}}
+    carry = (first, controller.init(first), jnp.ones_like(zeros), totals, zeros)
+    length = eval_env.env.episode_length
+    (_, _, _, totals, success), _ = jax.lax.scan(one_step, carry,
+                                                 jax.random.split(act_key, length))
+    metrics = {k: jnp.mean(v) for k, v in totals.items()}
+    metrics["eval/episode_reward_std"] = jnp.std(totals["eval/episode_reward"])
+    if track_success:
+        metrics["eval/success_rate"] = jnp.mean(success > 0)
+    return metrics
 
 
 def save_video(env: Env, policy: Controller | Callable, path: str | Path, *, key: jax.Array,

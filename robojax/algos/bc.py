@@ -21,7 +21,7 @@ from robojax.core.types import ArraySpec
 from robojax.core.wrappers import EpisodeWrapper, VmapWrapper
 from robojax.policies import DiffusionPolicy, EnergyPolicy, FlowPolicy, GaussianPolicy
 from robojax.policies.chunking import ChunkConfig, chunk_controller
-from robojax.rollout import Controller
+from robojax.rollout import Controller, evaluate_episodes
 
 PROGRESS_UNIT = "grad_steps"
 PLOT_KEY = "eval/success_rate"
@@ -214,34 +214,9 @@ def controller(cfg: BCConfig, state: TrainState, *, steps: int | None = None) ->
 
 def evaluate(cfg: BCConfig, eval_env: Env, state: TrainState, key: jax.Array) -> dict:
     """Success rate, return and reward terms over `num_envs` full episodes."""
-    length = eval_env.env.episode_length
-    control = controller(cfg, state)
-
-    def one_step(carry, step_key):
-        env_state, memory, alive, totals, success = carry
-        action, memory = control.step(memory, env_state, step_key)
-        env_state = eval_env.step(env_state, action)
-        values = {"eval/episode_reward": env_state.reward,
-                  **{f"eval/{k}": v for k, v in env_state.metrics.items()}}
-        totals = jax.tree.map(lambda t, v: t + alive * v, totals, values)
-        success = jnp.maximum(success, alive * env_state.metrics.get(
-            "reward/success", jnp.zeros_like(env_state.reward)))
-        alive = alive * (1.0 - env_state.done.astype(jnp.float32))
-        return (env_state, memory, alive, totals, success), None
-
     key_reset, key_act = jax.random.split(key)
-    first = eval_env.reset(key_reset)
-    totals = {"eval/episode_reward": first.reward,
-              **{f"eval/{k}": jnp.zeros_like(v) for k, v in first.metrics.items()}}
-    totals = jax.tree.map(jnp.zeros_like, totals)
-    alive = jnp.ones_like(first.reward)
-    carry = (first, control.init(first), alive, totals, jnp.zeros_like(first.reward))
-    (_, _, alive, totals, success), _ = jax.lax.scan(one_step, carry,
-                                                     jax.random.split(key_act, length))
-    metrics = {k: jnp.mean(v) for k, v in totals.items()}
-    metrics["eval/episode_reward_std"] = jnp.std(totals["eval/episode_reward"])
-    metrics["eval/success_rate"] = jnp.mean(success > 0)
-    return metrics
+    return evaluate_episodes(eval_env, controller(cfg, state), key_reset, key_act,
+                             track_success=True)
 
 
 Config = BCConfig

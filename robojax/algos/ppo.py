@@ -20,7 +20,7 @@ from robojax.core.types import State
 from robojax.core.wrappers import EpisodeWrapper, VmapWrapper, wrap_for_training
 from robojax.policies.gaussian import GaussianPolicy
 from robojax.policies.networks import MLP
-from robojax.rollout import Controller, stateless
+from robojax.rollout import Controller, evaluate_episodes, stateless
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,27 +270,8 @@ def train_iteration(cfg: PPOConfig, env: Env, state: TrainState) -> tuple[TrainS
 
 def evaluate(cfg: PPOConfig, eval_env: Env, state: TrainState, key: jax.Array) -> dict:
     """Mean return (and reward terms) of `cfg.num_eval_envs` full episodes, deterministic policy."""
-    length = eval_env.env.episode_length
-
-    def one_step(carry, _):
-        env_state, alive, totals = carry
-        action = act(cfg, state, env_state.obs)
-        env_state = eval_env.step(env_state, action)
-        step_values = {"eval/episode_reward": env_state.reward,
-                       **{f"eval/{k}": v for k, v in env_state.metrics.items()}}
-        totals = jax.tree.map(lambda t, v: t + alive * v, totals, step_values)
-        alive = alive * (1.0 - env_state.done.astype(jnp.float32))
-        return (env_state, alive, totals), None
-
-    env_state = eval_env.reset(key)
-    alive = jnp.ones(cfg.num_eval_envs)
-    zeros = jnp.zeros(cfg.num_eval_envs)
-    totals = {"eval/episode_reward": zeros,
-              **{f"eval/{k}": zeros for k in env_state.metrics}}
-    (_, _, totals), _ = jax.lax.scan(one_step, (env_state, alive, totals), None, length)
-    metrics = {k: v.mean() for k, v in totals.items()}
-    metrics["eval/episode_reward_std"] = totals["eval/episode_reward"].std()
-    return metrics
+    # The policy is deterministic, so the per-step keys are unused.
+    return evaluate_episodes(eval_env, controller(cfg, state), key, key)
 
 
 PROGRESS_UNIT = "env_steps"

@@ -10,7 +10,7 @@ import numpy as np
 from robojax.core.env import Env
 from robojax.core.wrappers import EpisodeWrapper, VmapWrapper
 from robojax.data.demos import DemoFileError, Demos, from_episodes
-from robojax.rollout import Controller, as_controller
+from robojax.rollout import Controller, run_controller
 
 
 def solver_controller(env: Env, name: str) -> Controller:
@@ -28,25 +28,17 @@ def record(env: Env, policy: Controller, key: jax.Array, num_episodes: int,
     """One episode in each of `num_episodes` envs, time-major arrays: obs seen before each
     action, the action, reward, done, and the success metric (zeros when the env has none)."""
     batched = VmapWrapper(EpisodeWrapper(env, episode_length), num_episodes)
-    policy = as_controller(policy)
+
+    def keep(state, action, next_state):
+        success = next_state.metrics.get("reward/success", jnp.zeros_like(next_state.reward))
+        return {"obs": state.obs, "actions": action, "rewards": next_state.reward,
+                "dones": next_state.done, "success": success}
 
     @jax.jit
     def run(key):
         key_reset, key_act = jax.random.split(key)
-
-        def one_step(carry, step_key):
-            state, memory = carry
-            action, memory = policy.step(memory, state, step_key)
-            next_state = batched.step(state, action)
-            success = next_state.metrics.get("reward/success", jnp.zeros_like(next_state.reward))
-            out = {"obs": state.obs, "actions": action, "rewards": next_state.reward,
-                   "dones": next_state.done, "success": success}
-            return (next_state, memory), out
-
-        first = batched.reset(key_reset)
-        _, steps = jax.lax.scan(one_step, (first, policy.init(first)),
-                                jax.random.split(key_act, episode_length))
-        return steps
+        return run_controller(batched, policy, batched.reset(key_reset), key_act,
+                              episode_length, keep)
 
     return jax.tree.map(np.asarray, run(key))
 
