@@ -142,14 +142,13 @@ def train(args: TrainArgs) -> Path:
                                     "directory? Pass the directory `robojax train` created.")
         args = dataclasses.replace(args_from_json(json.loads(config_path.read_text())),
                                    resume=run_dir, run_dir=run_dir, progress=args.progress)
-    else:
+    algo = algos.get(args.algo)
+    cfg = args.algo_config()
+    cfg.validate()  # bad flags fail before anything is written
+    if args.resume is None:
         run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(args)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(_to_json(args), indent=2))
-
-    algo = algos.get(args.algo)
-    cfg = args.algo_config()
-    cfg.validate()
     env = make_env(args.env)
     train_input, eval_env = algo.make_train_input(cfg, env), algo.make_eval_env(cfg, env)
     unit, plot_key = algo.PROGRESS_UNIT, algo.PLOT_KEY

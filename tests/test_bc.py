@@ -38,6 +38,7 @@ def test_bc_needs_a_dataset_and_rejects_rl_flags(detour_demos, tmp_path):
     with pytest.raises(ValueError, match="--num-timesteps does not apply"):
         train(TrainArgs(algo="bc", env="detour", dataset=detour_demos, num_timesteps=10,
                         run_dir=tmp_path / "b", progress=False))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # nothing written
 
 
 def test_demos_from_another_env_are_refused(detour_demos, tmp_path):
