@@ -14,8 +14,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from robojax import algos
+from robojax.algos.apg import APGConfig
 from robojax.algos.bc import BCConfig
+from robojax.algos.ild import ILDConfig
 from robojax.algos.ppo import PPOConfig
+from robojax.algos.shac import SHACConfig
 from robojax.core.adapters import make_env
 from robojax.io import checkpoint
 from robojax.io.metrics import MetricsLogger
@@ -27,7 +30,7 @@ class TrainArgs:
     """Train a policy; writes checkpoints, metrics.csv, TensorBoard events, a plot and a video."""
 
     algo: str = "ppo"
-    """Training algorithm."""
+    """Training algorithm: ppo, bc, apg, shac or ild."""
     env: str = "cartpole-balance"
     """A registered env (see `robojax envs`), `playground:<Name>` or `brax:<name>`."""
     run_dir: Path | None = None
@@ -52,17 +55,25 @@ class TrainArgs:
     """Policy family for learning from demonstrations: gaussian, diffusion, flow, energy."""
     dataset: Path | None = None
     """Demonstrations (HDF5, robomimic layout) for --algo bc."""
+    demo: Path | None = None
+    """The one demonstration (HDF5) that --algo ild imitates."""
     ppo: PPOConfig = PPOConfig()
     """PPO hyperparameters (used when --algo ppo)."""
     bc: BCConfig = BCConfig()
     """Behaviour-cloning hyperparameters (used when --algo bc)."""
+    apg: APGConfig = APGConfig()
+    """Analytic-policy-gradient hyperparameters (used when --algo apg)."""
+    shac: SHACConfig = SHACConfig()
+    """Short-horizon actor-critic hyperparameters (used when --algo shac)."""
+    ild: ILDConfig = ILDConfig()
+    """Imitation-through-differentiable-physics hyperparameters (used when --algo ild)."""
 
     def algo_config(self):
         cfg = getattr(self, self.algo)
         fields = {f.name for f in dataclasses.fields(cfg)}
         given = (("num_envs", self.num_envs), ("num_timesteps", self.num_timesteps),
                  ("episode_length", self.episode_length), ("policy", self.policy),
-                 ("dataset", self.dataset))
+                 ("dataset", self.dataset), ("demo", self.demo))
         for name, value in given:
             if value is not None and name not in fields:
                 raise ValueError(f"--{name.replace('_', '-')} does not apply to --algo "

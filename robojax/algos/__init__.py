@@ -3,7 +3,7 @@
 import difflib
 from types import ModuleType
 
-_ALGOS = ("ppo", "bc")
+_ALGOS = ("ppo", "bc", "apg", "shac", "ild")
 
 
 def names() -> list[str]:

@@ -1,0 +1,239 @@
+"""Short-horizon actor-critic (SHAC): analytic policy gradients over short windows, with a
+learned value closing each window, which keeps gradients stable on long tasks.
+
+Per iteration, one compiled call:
+1. actor: roll the stochastic policy out `horizon` steps through the differentiable simulator;
+   the objective is the discounted reward of each episode segment in the window plus the target
+   critic's discounted value where the window (or a truncated episode) ends; one guarded Adam
+   step on its gradient;
+2. critic: TD(lambda) targets from the same window (no gradient), `critic_epochs` passes of
+   `critic_minibatches` regression steps, then a soft update of the target critic.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from robojax.algos import diffsim
+from robojax.algos.apg import (  # noqa: F401 - the actor, envs and evaluation are APG's
+    act,
+    controller,
+    evaluate,
+    make_eval_env,
+    make_policy,
+    make_train_input,
+    normalized,
+)
+from robojax.algos.ppo import compute_gae
+from robojax.core import normalize
+from robojax.core.env import Env
+from robojax.core.types import State
+from robojax.policies.networks import MLP
+
+PROGRESS_UNIT = "env_steps"
+PLOT_KEY = "eval/episode_reward"
+
+
+@dataclasses.dataclass(frozen=True)
+class SHACConfig:
+    """SHAC hyperparameters (defaults after Xu et al. 2022's cartpole settings)."""
+
+    num_envs: int = 64
+    """Envs rolled out (and differentiated through) in parallel."""
+    num_timesteps: int = 1_000_000
+    """Total env steps to train for."""
+    horizon: int = 32
+    """Steps per differentiable window."""
+    actor_learning_rate: float = 2e-3
+    """Actor Adam step size (decays linearly to zero)."""
+    critic_learning_rate: float = 2e-3
+    """Critic Adam step size (decays linearly to zero)."""
+    discount: float = 0.99
+    """Reward discount factor."""
+    td_lambda: float = 0.95
+    """Lambda of the critic's TD(lambda) targets."""
+    critic_epochs: int = 16
+    """Passes over each window's data for the critic."""
+    critic_minibatches: int = 4
+    """Critic minibatches per pass."""
+    target_tau: float = 0.2
+    """Target critic update: target <- tau * target + (1 - tau) * critic."""
+    max_grad_norm: float = 1.0
+    """Global gradient-norm clipping (actor and critic)."""
+    reward_scaling: float = 1.0
+    """Rewards are multiplied by this before learning."""
+    normalize_observations: bool = True
+    """Normalize actor and critic inputs with running statistics."""
+    policy_hidden_sizes: tuple[int, ...] = (64, 64)
+    """Actor MLP widths."""
+    value_hidden_sizes: tuple[int, ...] = (64, 64)
+    """Critic MLP widths."""
+    activation: str = "elu"
+    """Hidden nonlinearity of both networks."""
+    init_log_std: float = -1.0
+    """Initial log std of the exploration noise (before the tanh squash)."""
+    gradients: diffsim.GradientConfig = diffsim.GradientConfig()
+    """Truncation, contact scaling, clipping and remat of the gradient through the physics."""
+    episode_length: int | None = None
+    """Time limit in steps; None uses the env config's."""
+    num_evals: int = 10
+    """Evaluations over the run, plus one before training."""
+    num_eval_envs: int = 128
+    """Parallel episodes per evaluation (deterministic policy)."""
+
+    def steps_per_iteration(self) -> int:
+        return self.num_envs * self.horizon
+
+    def num_iterations(self) -> int:
+        return max(1, -(-self.num_timesteps // self.steps_per_iteration()))
+
+    def validate(self) -> None:
+        self.gradients.validate()
+        if self.steps_per_iteration() % self.critic_minibatches:
+            raise ValueError(f"num_envs * horizon = {self.steps_per_iteration()} is not "
+                             f"divisible by critic_minibatches = {self.critic_minibatches}.")
+
+
+@struct.dataclass
+class TrainState:
+    params: dict  # {"policy", "value"}
+    target_value: dict
+    actor_opt_state: optax.OptState
+    critic_opt_state: optax.OptState
+    obs_stats: normalize.RunningStats
+    env_state: State
+    key: jax.Array
+    iteration: jax.Array
+
+
+def value_network(cfg: SHACConfig) -> MLP:
+    return MLP(cfg.value_hidden_sizes, 1, cfg.activation)
+
+
+def _optimizer(cfg: SHACConfig, lr: float, steps_per_iteration: int):
+    schedule = optax.linear_schedule(lr, 0.0, cfg.num_iterations() * steps_per_iteration)
+    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm),
+                       optax.adam(schedule, b1=0.7, b2=0.95))
+
+
+def actor_optimizer(cfg: SHACConfig):
+    return _optimizer(cfg, cfg.actor_learning_rate, 1)
+
+
+def critic_optimizer(cfg: SHACConfig):
+    return _optimizer(cfg, cfg.critic_learning_rate, cfg.critic_epochs * cfg.critic_minibatches)
+
+
+def init(cfg: SHACConfig, env: Env, key: jax.Array) -> TrainState:
+    cfg.validate()
+    key_policy, key_value, key_env, key_train = jax.random.split(key, 4)
+    obs_spec = env.observation_spec
+    value = value_network(cfg).init(key_value, jnp.zeros(obs_spec.shape))
+    params = {"policy": make_policy(cfg).init(key_policy, obs_spec, env.action_spec),
+              "value": value}
+    env_state = jax.jit(make_train_input(cfg, env).reset)(key_env)
+    return TrainState(
+        params=params, target_value=jax.tree.map(jnp.copy, value),
+        actor_opt_state=actor_optimizer(cfg).init(params["policy"]),
+        critic_opt_state=critic_optimizer(cfg).init(value), obs_stats=normalize.init(
+            obs_spec.shape), env_state=env_state, key=key_train,
+        iteration=jnp.zeros((), jnp.int32))
+
+
+def window_objective(rewards: jax.Array, next_values: jax.Array, done: jax.Array,
+                     truncated: jax.Array, discount: float) -> jax.Array:
+    """Per env: the sum over the window of each episode segment's discounted rewards, plus the
+    discounted value where a segment is cut by the window's end or a time limit (zero where it
+    terminated). Inputs are (T, N); `next_values[t]` is the value of the state step t reached.
+    """
+    horizon = rewards.shape[0]
+
+    def forward(weight, inputs):
+        t, reward, next_value, done_t, truncated_t = inputs
+        bootstrap = jnp.where(done_t & ~truncated_t, 0.0, next_value)  # where: no NaN leaks
+        window_end = (t == horizon - 1) | done_t
+        term = weight * reward + jnp.where(window_end, weight * discount * bootstrap, 0.0)
+        return jnp.where(done_t, 1.0, weight * discount), term
+
+    _, terms = jax.lax.scan(forward, jnp.ones_like(rewards[0]),
+                            (jnp.arange(horizon), rewards, next_values, done, truncated))
+    return terms.sum(0)
+
+
+def actor_loss(policy_params: dict, cfg: SHACConfig, env: Env, state: TrainState,
+               key: jax.Array) -> tuple[jax.Array, tuple[State, diffsim.Step]]:
+    policy, value_apply = make_policy(cfg), value_network(cfg).apply
+    obs_stats = state.obs_stats
+
+    def sample(obs, key_step):
+        return diffsim.squashed_action(policy, policy_params, normalized(cfg, obs_stats, obs),
+                                       key_step)
+
+    env_state = jax.lax.stop_gradient(state.env_state)
+    final, steps = diffsim.rollout(cfg.gradients, env, sample, env_state, key, cfg.horizon)
+    next_values = value_apply(state.target_value, normalized(cfg, obs_stats, steps.final_obs))
+    objective = window_objective(steps.reward * cfg.reward_scaling, next_values[..., 0],
+                                 steps.done, steps.truncated, cfg.discount)
+    return -objective.mean() / cfg.horizon, (final, steps)
+
+
+def critic_update(cfg: SHACConfig, value: dict, opt_state, obs: jax.Array, targets: jax.Array,
+                  key: jax.Array) -> tuple[dict, optax.OptState, jax.Array]:
+    """`critic_epochs` shuffled passes of minibatch regression onto `targets`."""
+    optimizer, apply = critic_optimizer(cfg), value_network(cfg).apply
+
+    def loss(value, batch):
+        return jnp.mean((apply(value, batch[0])[..., 0] - batch[1]) ** 2)
+
+    def minibatch(carry, batch):
+        value, opt_state = carry
+        loss_value, grads = jax.value_and_grad(loss)(value, batch)
+        value, opt_state, _ = diffsim.guarded_update(optimizer, grads, opt_state, value)
+        return (value, opt_state), loss_value
+
+    def epoch(carry, key_epoch):
+        order = jax.random.permutation(key_epoch, obs.shape[0])
+        split = lambda x: x[order].reshape((cfg.critic_minibatches, -1, *x.shape[1:]))  # noqa
+        return jax.lax.scan(minibatch, carry, (split(obs), split(targets)))
+
+    (value, opt_state), losses = jax.lax.scan(epoch, (value, opt_state),
+                                              jax.random.split(key, cfg.critic_epochs))
+    return value, opt_state, losses.mean()
+
+
+def train_iteration(cfg: SHACConfig, env: Env, state: TrainState) -> tuple[TrainState, dict]:
+    key, key_rollout, key_critic = jax.random.split(state.key, 3)
+    (loss, (final, steps)), grads = jax.value_and_grad(actor_loss, has_aux=True)(
+        state.params["policy"], cfg, env, state, key_rollout)
+    policy, actor_opt_state, skipped = diffsim.guarded_update(
+        actor_optimizer(cfg), grads, state.actor_opt_state, state.params["policy"])
+
+    steps = jax.lax.stop_gradient(steps)
+    obs_stats = normalize.update(state.obs_stats, steps.obs) if cfg.normalize_observations \
+        else state.obs_stats
+    obs = normalized(cfg, obs_stats, steps.obs)
+    value_apply = value_network(cfg).apply
+    values = value_apply(state.target_value, obs)[..., 0]
+    next_values = value_apply(state.target_value,
+                              normalized(cfg, obs_stats, steps.final_obs))[..., 0]
+    _, targets = compute_gae(steps.reward * cfg.reward_scaling, values, next_values, steps.done,
+                             steps.truncated, cfg.discount, cfg.td_lambda)
+    flat = lambda x: x.reshape((-1, *x.shape[2:]))  # noqa: E731
+    value, critic_opt_state, critic_loss = critic_update(
+        cfg, state.params["value"], state.critic_opt_state, flat(obs), flat(targets), key_critic)
+    target = jax.tree.map(lambda t, v: cfg.target_tau * t + (1 - cfg.target_tau) * v,
+                          state.target_value, value)
+    metrics = {"train/loss": loss, "train/critic_loss": critic_loss,
+               "train/reward": steps.reward.mean(), "train/grad_norm": optax.global_norm(grads),
+               "train/skipped_updates": skipped,
+               "train/episodes": steps.done.sum().astype(jnp.float32)}
+    return state.replace(params={"policy": policy, "value": value}, target_value=target,
+                         actor_opt_state=actor_opt_state, critic_opt_state=critic_opt_state,
+                         obs_stats=obs_stats, env_state=final, key=key,
+                         iteration=state.iteration + 1), metrics
+
+
+Config = SHACConfig
