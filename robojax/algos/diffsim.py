@@ -11,6 +11,7 @@ gradients explode and long scans make memory grow with the horizon. The tools he
 - `guarded_update`: an optimizer step that is skipped, and counted, when a gradient is NaN/inf.
 """
 
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -83,6 +84,43 @@ def differentiable(env: Env) -> Env:
     model = env.mjx_model
     twin._mjx_model = model.replace(opt=model.opt.replace(iterations=1))
     return twin
+
+
+def _linesearch_fixed_step(original: Callable) -> Callable:
+    """MJX's solver line search with the step length held constant in the backward pass.
+
+    The search's bracketing (square roots at zero, Newton steps with zero curvature) has
+    NaN derivatives; the step it picks is a choice, not a function worth differentiating. The
+    forward values are the original's, bit for bit; gradients flow through the start point
+    and the search direction."""
+    from mujoco.mjx._src import support
+
+    def linesearch(m, d, ctx):
+        sg = jax.lax.stop_gradient
+        new = original(m, sg(d), sg(ctx))
+        delta = new.qacc - sg(ctx.qacc)
+        search = sg(ctx.search)
+        alpha = jnp.dot(delta, search) / jnp.maximum(jnp.dot(search, search), 1e-30)
+        mv = support.mul_m(m, d, ctx.search)
+        jv = d._impl.efc_J @ ctx.search
+        moved = lambda new_x, x, dx: new_x + (x - sg(x)) + alpha * (dx - sg(dx))  # noqa: E731
+        return new.replace(qacc=moved(new.qacc, ctx.qacc, ctx.search),
+                           Ma=moved(new.Ma, ctx.Ma, mv), Jaref=moved(new.Jaref, ctx.Jaref, jv))
+
+    return linesearch
+
+
+@contextlib.contextmanager
+def _differentiable_solver():
+    """While tracing inside this context, MJX's constraint solver differentiates cleanly."""
+    from mujoco.mjx._src import solver
+
+    original = solver._linesearch
+    solver._linesearch = _linesearch_fixed_step(original)
+    try:
+        yield
+    finally:
+        solver._linesearch = original
 
 
 def _is_float(x) -> bool:
@@ -204,7 +242,8 @@ def rollout(cfg: GradientConfig, env: Env, act: Callable[[jax.Array, jax.Array],
         return nxt, Step(state.obs, action, nxt.reward, nxt.done, nxt.truncated, final_obs)
 
     xs = (jnp.arange(length), jax.random.split(key, length))
-    return scan(cfg, one_step, state, xs, length)
+    with _differentiable_solver():
+        return scan(cfg, one_step, state, xs, length)
 
 
 def all_finite(tree) -> jax.Array:

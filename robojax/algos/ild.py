@@ -146,9 +146,8 @@ def chamfer(agent: jax.Array, expert: jax.Array, window: int | None) -> jax.Arra
     mean over time of each state's distance (RMS over d) to its nearest state of the other
     trajectory at most `window` steps away; (N,). Zero when the trajectories coincide."""
     eps = 1e-8
-    sq = (jnp.sum(agent**2, -1)[:, :, None] + jnp.sum(expert**2, -1)[None, None, :]
-          - 2 * jnp.einsum("tnd,sd->tns", agent, expert))
-    dist = jnp.sqrt(jnp.maximum(sq, 0.0) / agent.shape[-1] + eps) - jnp.sqrt(eps)
+    sq = jnp.mean((agent[:, :, None, :] - expert[None, None]) ** 2, axis=-1)  # (T, N, T')
+    dist = jnp.sqrt(sq + eps) - jnp.sqrt(eps)  # smooth at 0, exactly 0 on a match
     if window is not None:
         t, s = jnp.arange(agent.shape[0]), jnp.arange(expert.shape[0])
         dist = jnp.where(jnp.abs(t[:, None] - s[None, :])[:, None, :] <= window, dist, jnp.inf)

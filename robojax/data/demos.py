@@ -137,8 +137,9 @@ def _read_episode(path, name, group, obs_keys) -> dict[str, np.ndarray]:
         if missing:
             raise DemoFileError(f"{path}: data/{name}/obs has no {missing}; it has "
                                 f"{sorted(obs_node.keys())}.")
-        obs = np.concatenate([np.asarray(obs_node[k]).reshape(len(obs_node[k]), -1)
-                              for k in keys], axis=-1)
+        arrays = [np.asarray(obs_node[k]) for k in keys]
+        obs = np.concatenate([a.reshape(len(a), int(np.prod(a.shape[1:]))) for a in arrays],
+                             axis=-1)
     else:
         obs = np.asarray(obs_node)
     actions = np.asarray(group["actions"])

@@ -1,0 +1,160 @@
+"""Gradients through MJX rollouts: finite differences, remat, contacts, the NaN-skip path, and
+ILD's objective."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from robojax import data, envs
+from robojax.algos import diffsim, ild
+from robojax.core.wrappers import VmapWrapper
+
+pytestmark = pytest.mark.xdist_group("diffsim")
+
+
+def _rollout_loss(cfg: diffsim.GradientConfig, env, length: int):
+    """A smooth loss of a linear tanh policy's weights, through `length` physics steps."""
+    batched = VmapWrapper(diffsim.differentiable(env), 4)
+    first = jax.jit(batched.reset)(jax.random.PRNGKey(3))
+
+    def loss(w):
+        act = lambda obs, key: jnp.tanh(obs @ w)  # noqa: E731
+        _, steps = diffsim.rollout(cfg, batched, act, first, jax.random.PRNGKey(0), length)
+        return jnp.mean(jnp.sum(steps.final_obs**2, axis=-1))
+
+    return loss
+
+
+def test_gradient_matches_central_finite_differences_without_contacts():
+    env = envs.make("pendulum-swingup")
+    loss = jax.jit(_rollout_loss(diffsim.GradientConfig(remat=False), env, length=30))
+    w = jax.random.normal(jax.random.PRNGKey(1), (3, 1)) * 0.5
+    grad = jax.grad(loss)(w)
+    eps = 1e-2
+    for direction in jax.random.normal(jax.random.PRNGKey(2), (3, 3, 1)):
+        direction = direction / jnp.linalg.norm(direction)
+        fd = (loss(w + eps * direction) - loss(w - eps * direction)) / (2 * eps)
+        analytic = jnp.vdot(grad, direction)
+        # float32 physics: central differences agree to within 2% (+ a small absolute slack)
+        np.testing.assert_allclose(analytic, fd, rtol=2e-2, atol=1e-3)
+
+
+def test_remat_changes_memory_not_gradients():
+    env = envs.make("pendulum-swingup")
+    w = jnp.full((3, 1), 0.3)
+    plain = jax.grad(_rollout_loss(diffsim.GradientConfig(remat=False), env, 32))(w)
+    remat = jax.grad(_rollout_loss(diffsim.GradientConfig(remat=True), env, 32))(w)
+    np.testing.assert_allclose(remat, plain, rtol=1e-5, atol=1e-7)
+    assert diffsim.remat_segment(diffsim.GradientConfig(), 512) in (16, 32)
+
+
+def test_gradients_through_100_contact_steps_are_finite():
+    env = envs.make("hopper")
+    w = jax.random.normal(jax.random.PRNGKey(0), (env.observation_spec.size,
+                                                  env.action_spec.size)) * 0.3
+    for cfg in (diffsim.GradientConfig(step_grad_clip=1.0),
+                diffsim.GradientConfig(contact_grad_scale=0.0)):
+        grad = jax.jit(jax.grad(_rollout_loss(cfg, env, 100)))(w)
+        assert bool(jnp.all(jnp.isfinite(grad))), cfg
+        assert float(jnp.abs(grad).max()) > 0, cfg
+
+
+def test_differentiable_solver_leaves_the_forward_pass_bitwise_unchanged():
+    env = envs.make("hopper")  # contacts: the solver's line search runs
+    batched = VmapWrapper(env, 4)
+    first = jax.jit(batched.reset)(jax.random.PRNGKey(0))
+    w = jnp.full((env.observation_spec.size, env.action_spec.size), 0.1)
+
+    def plain(state, _):
+        nxt = batched.step(state, jnp.tanh(state.obs @ w))
+        return nxt, nxt.obs
+
+    act = lambda obs, key: jnp.tanh(obs @ w)  # noqa: E731
+    cfg = diffsim.GradientConfig(remat=False)
+    _, expected = jax.jit(lambda s: jax.lax.scan(plain, s, None, length=40))(first)
+    _, steps = jax.jit(lambda s: diffsim.rollout(cfg, batched, act, s, jax.random.PRNGKey(1),
+                                                 40))(first)
+    assert bool(jnp.all(steps.final_obs == expected))
+
+
+def test_truncation_and_clipping_shape_the_gradient():
+    env = envs.make("pendulum-swingup")
+    w = jnp.full((3, 1), 0.3)
+    full = jax.grad(_rollout_loss(diffsim.GradientConfig(), env, 32))(w)
+    cut = jax.grad(_rollout_loss(diffsim.GradientConfig(truncation_length=4), env, 32))(w)
+    clipped = jax.grad(_rollout_loss(diffsim.GradientConfig(step_grad_clip=1e-3), env, 32))(w)
+    assert not np.allclose(cut, full) and float(jnp.linalg.norm(cut)) > 0
+    assert float(jnp.linalg.norm(clipped)) < float(jnp.linalg.norm(full))
+
+
+def test_non_finite_gradient_skips_the_update_and_is_counted():
+    optimizer = optax.adam(1e-2)
+    params = {"w": jnp.ones(3)}
+    opt_state = optimizer.init(params)
+    bad = {"w": jnp.array([1.0, jnp.nan, 0.0])}
+    new_params, new_opt_state, skipped = diffsim.guarded_update(optimizer, bad, opt_state, params)
+    assert float(skipped) == 1.0
+    assert bool(jnp.all(new_params["w"] == params["w"]))
+    assert all(bool(jnp.all(a == b)) for a, b in zip(jax.tree.leaves(new_opt_state),
+                                                     jax.tree.leaves(opt_state), strict=True))
+    good = {"w": jnp.ones(3)}
+    new_params, _, skipped = diffsim.guarded_update(optimizer, good, opt_state, params)
+    assert float(skipped) == 0.0 and not bool(jnp.all(new_params["w"] == params["w"]))
+
+
+def test_solver_only_runs_on_mjx_tasks():
+    with pytest.raises(TypeError, match="registered env"):
+        diffsim.differentiable(object())
+
+
+@pytest.fixture(scope="module")
+def reacher_demo(tmp_path_factory):
+    from robojax import cli
+
+    path = tmp_path_factory.mktemp("ild") / "reacher.hdf5"
+    cli.main(["collect", "--env", "reacher", "--episodes", "1", "--out", str(path)])
+    return path
+
+
+def test_ild_loss_is_zero_on_the_experts_own_trajectory(reacher_demo):
+    env = envs.make("reacher")
+    cfg = ild.ILDConfig(demo=reacher_demo, rollout_length=100)
+    expert = ild.load_expert(cfg, env)
+    agent = expert.obs[:, None, :]  # one "env" that is the expert
+    assert float(ild.ild_loss(agent, expert.actions[:, None], expert, cfg)) == 0.0
+    shifted = agent + 0.05
+    assert float(ild.ild_loss(shifted, expert.actions[:, None], expert, cfg)) > 0.0
+    # The chamfer match forgives timing: a time-shifted copy costs far less than an offset one.
+    late = jnp.concatenate([agent[:1].repeat(5, 0), agent[:-5]])
+    assert float(ild.ild_loss(late, expert.actions[:, None], expert, cfg)) < float(
+        ild.ild_loss(shifted, expert.actions[:, None], expert, cfg))
+    windowed = ild.ILDConfig(demo=reacher_demo, rollout_length=100, window=2)
+    assert float(ild.ild_loss(late, expert.actions[:, None], expert, windowed)) > float(
+        ild.ild_loss(late, expert.actions[:, None], expert, cfg))
+
+
+def test_ild_bad_demos_are_clear_errors(reacher_demo, tmp_path):
+    env = envs.make("reacher")
+    with pytest.raises(ValueError, match="--demo"):
+        ild.ILDConfig().validate()
+    with pytest.raises(data.DemoFileError, match="recorded on 'reacher', not 'point-mass'"):
+        ild.load_expert(ild.ILDConfig(demo=reacher_demo), envs.make("point-mass"))
+    with pytest.raises(data.DemoFileError, match="rollout-length 1000"):
+        ild.load_expert(ild.ILDConfig(demo=reacher_demo, rollout_length=2000), env)
+    with pytest.raises(data.DemoFileError, match="episode"):
+        ild.load_expert(ild.ILDConfig(demo=reacher_demo, demo_episode=3), env)
+    # A file whose observations do not fit the env (another config or version of it).
+    wrong = data.from_episodes([{"obs": np.zeros((50, 5)), "actions": np.zeros((50, 2)),
+                                 "rewards": np.zeros(50), "dones": np.zeros(50)}], "reacher")
+    path = data.save(tmp_path / "wrong.hdf5", wrong)
+    with pytest.raises(data.DemoFileError, match="sizes 5/2"):
+        ild.load_expert(ild.ILDConfig(demo=path, rollout_length=50), env)
+    with pytest.raises(data.DemoFileError, match="no episodes"):
+        data.from_episodes([], "reacher")
+    empty = data.from_episodes([{"obs": np.zeros((0, 8)), "actions": np.zeros((0, 2)),
+                                 "rewards": np.zeros(0), "dones": np.zeros(0)}], "reacher")
+    path = data.save(tmp_path / "empty.hdf5", empty)
+    with pytest.raises(data.DemoFileError, match=r"empty \(0 steps\)"):
+        ild.load_expert(ild.ILDConfig(demo=path), env)
