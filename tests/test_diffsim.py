@@ -11,8 +11,6 @@ from robojax import data, envs
 from robojax.algos import diffsim, ild
 from robojax.core.wrappers import VmapWrapper
 
-pytestmark = pytest.mark.xdist_group("diffsim")
-
 
 def _rollout_loss(cfg: diffsim.GradientConfig, env, length: int):
     """A smooth loss of a linear tanh policy's weights, through `length` physics steps."""
@@ -54,11 +52,10 @@ def test_gradients_through_100_contact_steps_are_finite():
     env = envs.make("hopper")
     w = jax.random.normal(jax.random.PRNGKey(0), (env.observation_spec.size,
                                                   env.action_spec.size)) * 0.3
-    for cfg in (diffsim.GradientConfig(step_grad_clip=1.0),
-                diffsim.GradientConfig(contact_grad_scale=0.0)):
-        grad = jax.jit(jax.grad(_rollout_loss(cfg, env, 100)))(w)
-        assert bool(jnp.all(jnp.isfinite(grad))), cfg
-        assert float(jnp.abs(grad).max()) > 0, cfg
+    cfg = diffsim.GradientConfig(step_grad_clip=1.0, contact_grad_scale=0.5)
+    grad = jax.jit(jax.grad(_rollout_loss(cfg, env, 100)))(w)
+    assert bool(jnp.all(jnp.isfinite(grad)))
+    assert float(jnp.abs(grad).max()) > 0
 
 
 def test_differentiable_solver_leaves_the_forward_pass_bitwise_unchanged():
@@ -158,3 +155,69 @@ def test_ild_bad_demos_are_clear_errors(reacher_demo, tmp_path):
     path = data.save(tmp_path / "empty.hdf5", empty)
     with pytest.raises(data.DemoFileError, match=r"empty \(0 steps\)"):
         ild.load_expert(ild.ILDConfig(demo=path), env)
+
+
+@pytest.fixture(scope="module")
+def pendulum_demo(tmp_path_factory):
+    from robojax import cli
+
+    path = tmp_path_factory.mktemp("ild") / "pendulum.hdf5"
+    cli.main(["collect", "--env", "pendulum-swingup", "--episodes", "1", "--out", str(path)])
+    return path
+
+
+def test_ild_learns_to_swing_up_from_one_demo(pendulum_demo, tmp_path):
+    from robojax import cli
+    from robojax.io.metrics import read_metrics
+
+    run = tmp_path / "run"
+    cli.main(["train", "--algo", "ild", "--env", "pendulum-swingup", "--demo",
+              str(pendulum_demo), "--run-dir", str(run), "--num-timesteps", "400000",
+              "--ild.num-evals", "2", "--ild.num-eval-envs", "64", "--no-progress",
+              "--no-video"])
+    rows = read_metrics(run / "metrics.csv")
+    assert rows[0]["eval/episode_reward"] < 30  # untrained: it hangs
+    assert rows[-1]["eval/episode_reward"] >= 100, rows[-1]
+    assert rows[-1]["train/skipped_updates"] == 0.0
+    assert 0 < rows[-1]["eval/return_ratio"] < 1.5
+    assert (run / "learning_curve.png").exists()
+
+
+def test_ild_resume_after_kill_matches_uninterrupted_run(pendulum_demo, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from robojax.evaluate import load_run
+    from robojax.io import checkpoint
+
+    def cmd(run_dir):
+        return [sys.executable, "-m", "robojax.cli", "train", "--algo", "ild", "--env",
+                "pendulum-swingup", "--demo", str(pendulum_demo), "--run-dir", str(run_dir),
+                "--ild.num-envs", "8", "--ild.rollout-length", "32", "--num-timesteps",
+                str(8 * 32 * 40), "--ild.num-evals", "20", "--ild.num-eval-envs", "4",
+                "--episode-length", "50", "--no-progress", "--no-video"]
+
+    env_vars = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    subprocess.run(cmd(full), check=True, env=env_vars, capture_output=True)
+    proc = subprocess.Popen(cmd(killed), env=env_vars, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if checkpoint.steps(killed / "checkpoints"):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert max(checkpoint.steps(killed / "checkpoints")) < max(
+        checkpoint.steps(full / "checkpoints"))
+    subprocess.run([sys.executable, "-m", "robojax.cli", "train", "--resume", str(killed),
+                    "--no-progress"], check=True, env=env_vars, capture_output=True)
+    *_, full_state, full_step = load_run(full)
+    *_, resumed_state, resumed_step = load_run(killed)
+    assert full_step == resumed_step
+    assert checkpoint.tree_equal(full_state, resumed_state)  # bitwise
