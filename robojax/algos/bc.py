@@ -108,13 +108,7 @@ def _load_demos(path: Path) -> demo_data.Demos:
 
 def load_demos(cfg: BCConfig, env: Env) -> demo_data.Demos:
     demos = _load_demos(Path(cfg.dataset))
-    name = getattr(env, "registry_name", None)
-    if name is not None:
-        demos.check_env(name, env.observation_spec.size, env.action_spec.size)
-    elif demos.obs.shape[1] != env.observation_spec.size:
-        raise demo_data.DemoFileError(
-            f"demo observations have size {demos.obs.shape[1]} but the env's have "
-            f"{env.observation_spec.size}; record the demos on this env.")
+    demo_data.check_fits(demos, env)
     return demos
 
 

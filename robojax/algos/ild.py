@@ -117,13 +117,7 @@ class TrainState:
 def load_expert(cfg: ILDConfig, env: Env) -> Expert:
     """The demonstrated episode, checked against `env` (clear errors on a mismatch)."""
     demos = demo_data.load(cfg.demo)
-    name = getattr(env, "registry_name", None)
-    if name is not None:
-        demos.check_env(name, env.observation_spec.size, env.action_spec.size)
-    elif demos.obs.shape[1] != env.observation_spec.size:
-        raise demo_data.DemoFileError(
-            f"demo observations have size {demos.obs.shape[1]} but the env's have "
-            f"{env.observation_spec.size}; record the demo on this env.")
+    demo_data.check_fits(demos, env)
     if not 0 <= cfg.demo_episode < demos.num_episodes:
         raise demo_data.DemoFileError(f"{cfg.demo} holds {demos.num_episodes} episode(s); "
                                       f"demo_episode {cfg.demo_episode} does not exist.")

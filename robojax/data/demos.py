@@ -65,6 +65,17 @@ class Demos:
                 "was recorded with another version or config of the env.")
 
 
+def check_fits(demos: Demos, env) -> None:
+    """Raise DemoFileError unless `demos` fit `env`: the same registered env (when it has a
+    registry name) with the same sizes, else at least the same observation size."""
+    name = getattr(env, "registry_name", None)
+    if name is not None:
+        demos.check_env(name, env.observation_spec.size, env.action_spec.size)
+    elif demos.obs.shape[1] != env.observation_spec.size:
+        raise DemoFileError(f"demo observations have size {demos.obs.shape[1]} but the env's "
+                            f"have {env.observation_spec.size}; record the demos on this env.")
+
+
 def from_episodes(episodes: list[dict[str, np.ndarray]], env_name: str | None = None,
                   env_kwargs: dict | None = None) -> Demos:
     """Build Demos from per-episode dicts of obs, actions, rewards, dones."""
