@@ -88,8 +88,9 @@ class FlowPolicy:
         return jnp.mean((self.velocity(params, x_t, t, d2, obs) - target) ** 2)
 
     def sample(self, params: dict, obs: jax.Array, key: jax.Array, *,
-               steps: int | None = None) -> jax.Array:
-        """Action chunks (..., H, A) for observations (..., cond) by `steps` Euler steps."""
+               steps: int | None = None, clip: bool = True) -> jax.Array:
+        """Action chunks (..., H, A) for observations (..., cond) by `steps` Euler steps,
+        clipped to [-1, 1] unless `clip` is False (clipping has no gradient outside)."""
         steps = steps or self.inference_steps
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
@@ -103,4 +104,4 @@ class FlowPolicy:
             return x + dt * v, None
 
         x, _ = jax.lax.scan(euler, jax.random.normal(key, shape), jnp.arange(steps))
-        return jnp.clip(x, -1.0, 1.0)
+        return jnp.clip(x, -1.0, 1.0) if clip else x

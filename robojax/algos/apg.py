@@ -95,9 +95,12 @@ def make_train_input(cfg, env: Env) -> Env:
                              episode_length=cfg.episode_length)
 
 
+def eval_episode_length(cfg, env: Env) -> int:
+    return cfg.episode_length or getattr(getattr(env, "config", None), "episode_length", 1000)
+
+
 def make_eval_env(cfg, env: Env) -> Env:
-    length = cfg.episode_length or getattr(getattr(env, "config", None), "episode_length", 1000)
-    return VmapWrapper(EpisodeWrapper(env, length), cfg.num_eval_envs)
+    return VmapWrapper(EpisodeWrapper(env, eval_episode_length(cfg, env)), cfg.num_eval_envs)
 
 
 def init(cfg: APGConfig, env: Env, key: jax.Array) -> TrainState:

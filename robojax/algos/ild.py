@@ -1,12 +1,16 @@
 """Imitation learning through differentiable physics (ILD) from ONE demonstration.
 
-Each iteration resets `num_envs` envs from fresh random initial states, rolls the policy out
-`rollout_length` steps through the differentiable simulator, and minimises ILD's dynamic
-per-state objective: a chamfer distance between the agent's and the expert's observation
-trajectories (each agent state to its nearest expert state within a time `window`, and each
-expert state to its nearest agent state), on observations normalised by the demo's statistics.
-The gradient flows through the physics into the policy; truncation windows, per-step gradient
-clipping and remat (`robojax.algos.diffsim`) keep it finite and memory flat. No reward is used.
+The policy is first cloned from the demonstration's actions for `bc_steps` gradient steps (as
+ILD does), then trained through the simulator. `num_envs` envs start from fresh random initial
+states and imitate the demonstration over `horizon` steps in consecutive differentiable segments
+of `rollout_length` steps, one gradient step per segment (the envs carry over between segments
+and reset when the horizon is covered). Each segment minimises ILD's dynamic per-state
+objective: a chamfer distance between the agent's and the expert's observation trajectories
+(each agent state to its nearest expert state at most `window` steps away in time, and each
+expert state of the segment to its nearest agent state), on observations normalised by the
+demo's statistics. The gradient flows through the physics into the policy; truncation windows,
+per-step gradient clipping and remat (`robojax.algos.diffsim`) keep it finite and memory flat.
+No reward is used.
 """
 
 import dataclasses
@@ -21,9 +25,9 @@ from flax import struct
 
 from robojax import data as demo_data
 from robojax.algos import diffsim
-from robojax.algos.apg import make_eval_env  # noqa: F401 - same evaluation as APG
+from robojax.algos.apg import eval_episode_length, make_eval_env  # noqa: F401 - as APG
 from robojax.core.env import Env
-from robojax.core.types import ArraySpec
+from robojax.core.types import ArraySpec, State
 from robojax.core.wrappers import VmapWrapper
 from robojax.policies.diffusion import DenoiserConfig
 from robojax.policies.flow import FlowPolicy
@@ -42,23 +46,28 @@ class ILDConfig:
     """HDF5 demonstrations (robomimic layout); one episode of it is imitated."""
     demo_episode: int = 0
     """Which episode of the file to imitate."""
-    num_envs: int = 64
+    num_envs: int = 16
     """Rollouts per gradient step, each from its own random initial state."""
     num_timesteps: int = 1_000_000
     """Total env steps to train for."""
-    rollout_length: int = 128
-    """Steps of each imitation rollout (at most the demonstration's length)."""
+    rollout_length: int = 64
+    """Steps of each differentiable segment: one gradient step each."""
+    horizon: int | None = None
+    """Steps of the demonstration imitated, in segments of rollout_length (envs reset after
+    it); None: the whole demonstration, rounded down to a multiple of rollout_length."""
     learning_rate: float = 1e-3
-    """Adam step size."""
+    """Adam step size, decayed linearly to zero over the run."""
     max_grad_norm: float = 1.0
     """Global gradient-norm clipping."""
+    bc_steps: int = 500
+    """Behaviour-cloning steps on the demonstration's actions before ILD (0: none)."""
     window: int | None = None
     """Chamfer time window: a state is matched to the other trajectory's states at most this
-    many steps away; None matches against the whole trajectory (as ILD)."""
+    many steps away; None: rollout_length steps."""
     action_weight: float = 0.0
     """Weight of the same chamfer objective on actions (0: states only)."""
     policy: str = "gaussian"
-    """Policy family: gaussian (tanh-squashed) or flow (one-step shortcut flow)."""
+    """Policy family: gaussian or flow (one-step shortcut flow), both tanh-squashed."""
     policy_hidden_sizes: tuple[int, ...] = (64, 64)
     """Gaussian actor MLP widths."""
     activation: str = "elu"
@@ -91,16 +100,39 @@ class ILDConfig:
             raise ValueError(f"ILD policy must be 'gaussian' or 'flow', got {self.policy!r}.")
         if self.window is not None and self.window < 0:
             raise ValueError(f"window must be >= 0 or None, got {self.window}.")
+        if self.horizon is not None and (self.horizon < self.rollout_length
+                                         or self.horizon % self.rollout_length):
+            raise ValueError(f"horizon {self.horizon} must be a multiple of rollout_length "
+                             f"{self.rollout_length}.")
+
+    def match_window(self) -> int:
+        return self.rollout_length if self.window is None else self.window
 
 
 class Expert(struct.PyTreeNode):
-    """The demonstration as ILD uses it: the first `rollout_length` steps and their stats."""
+    """The demonstration as ILD uses it: its first `horizon` steps, edge-padded by the match
+    window on both sides (so a segment's slice is static in size), and their statistics."""
 
-    obs: jax.Array  # (T, obs_dim)
-    actions: jax.Array  # (T, act_dim)
+    obs: jax.Array  # (horizon + 2 * window, obs_dim)
+    actions: jax.Array  # (horizon + 2 * window, act_dim)
     obs_mean: jax.Array
     obs_scale: jax.Array
-    episode_return: jax.Array  # of the whole demonstrated episode
+    episode_return: jax.Array  # over the demo's first `eval_episode_length` steps
+    window: int = struct.field(pytree_node=False, default=0)
+
+    @property
+    def horizon(self) -> int:
+        return self.obs.shape[0] - 2 * self.window
+
+    def unpadded(self) -> tuple[jax.Array, jax.Array]:
+        end = self.window + self.horizon
+        return self.obs[self.window:end], self.actions[self.window:end]
+
+    def segment(self, start: jax.Array, length: int) -> tuple[jax.Array, jax.Array]:
+        """Demo steps start - window ... start + length + window - 1 (obs, actions)."""
+        size = length + 2 * self.window
+        take = lambda x: jax.lax.dynamic_slice_in_dim(x, start, size)  # noqa: E731
+        return take(self.obs), take(self.actions)
 
 
 @struct.dataclass
@@ -110,6 +142,7 @@ class TrainState:
     obs_mean: jax.Array  # the demo's statistics normalize the policy's input
     obs_scale: jax.Array
     expert_return: jax.Array
+    env_state: State  # where the last segment ended
     key: jax.Array
     iteration: jax.Array
 
@@ -123,38 +156,49 @@ def load_expert(cfg: ILDConfig, env: Env) -> Expert:
                                       f"demo_episode {cfg.demo_episode} does not exist.")
     episode = demos.episode(cfg.demo_episode)
     length = len(episode["actions"])
-    if length < cfg.rollout_length:
+    if length < (cfg.horizon or cfg.rollout_length):
+        needed = "horizon" if cfg.horizon else "rollout_length"
         raise demo_data.DemoFileError(
-            f"the demonstration has {length} steps, fewer than rollout_length "
-            f"{cfg.rollout_length}; pass --ild.rollout-length {length} or record a longer one.")
-    obs = np.asarray(episode["obs"][: cfg.rollout_length], np.float32)
+            f"the demonstration has {length} steps, fewer than {needed} "
+            f"{cfg.horizon or cfg.rollout_length}; pass --ild.rollout-length {length} "
+            "or record a longer one.")
+    horizon = cfg.horizon or length // cfg.rollout_length * cfg.rollout_length
+    obs = np.asarray(episode["obs"][:horizon], np.float32)
+    actions = np.asarray(episode["actions"][:horizon], np.float32)
     std = obs.std(0)
     scale = np.maximum(std, 0.1 * std.mean() + 1e-6)  # dims the demo barely moves stay sane
-    return Expert(obs=jnp.asarray(obs), actions=jnp.asarray(
-        episode["actions"][: cfg.rollout_length], jnp.float32), obs_mean=jnp.asarray(obs.mean(0)),
-        obs_scale=jnp.asarray(scale), episode_return=jnp.asarray(episode["rewards"].sum()))
+    pad = lambda x: jnp.asarray(np.pad(x, ((cfg.match_window(),) * 2, (0, 0)), "edge"))  # noqa
+    return Expert(obs=pad(obs), actions=pad(actions), obs_mean=jnp.asarray(obs.mean(0)),
+                  obs_scale=jnp.asarray(scale),
+                  episode_return=jnp.asarray(
+                      episode["rewards"][:eval_episode_length(cfg, env)].sum(), jnp.float32),
+                  window=cfg.match_window())
 
 
-def chamfer(agent: jax.Array, expert: jax.Array, window: int | None) -> jax.Array:
-    """Symmetric chamfer distance between trajectories `agent` (T, N, d) and `expert` (T', d):
-    mean over time of each state's distance (RMS over d) to its nearest state of the other
-    trajectory at most `window` steps away; (N,). Zero when the trajectories coincide."""
+def chamfer(agent: jax.Array, segment: jax.Array, window: int) -> jax.Array:
+    """Symmetric chamfer distance between an agent trajectory `agent` (T, N, d) and the expert's
+    steps around it, `segment` (T + 2 * window, d), whose step `window + t` is the expert's at the
+    agent's step t. Mean over time of each agent state's distance (RMS over d) to its nearest
+    expert state at most `window` steps away, plus the same for the expert's T steps against
+    the agent's; (N,). Zero when the trajectories coincide."""
     eps = 1e-8
-    sq = jnp.mean((agent[:, :, None, :] - expert[None, None]) ** 2, axis=-1)  # (T, N, T')
+    length = agent.shape[0]
+    sq = jnp.mean((agent[:, :, None, :] - segment[None, None]) ** 2, axis=-1)  # (T, N, T + 2w)
     dist = jnp.sqrt(sq + eps) - jnp.sqrt(eps)  # smooth at 0, exactly 0 on a match
-    if window is not None:
-        t, s = jnp.arange(agent.shape[0]), jnp.arange(expert.shape[0])
-        dist = jnp.where(jnp.abs(t[:, None] - s[None, :])[:, None, :] <= window, dist, jnp.inf)
-    return dist.min(2).mean(0) + dist.min(0).mean(-1)
+    lag = jnp.arange(segment.shape[0])[None, :] - jnp.arange(length)[:, None]
+    dist = jnp.where(((lag >= 0) & (lag <= 2 * window))[:, None, :], dist, jnp.inf)
+    return dist.min(2).mean(0) + dist[:, :, window:window + length].min(0).mean(-1)
 
 
-def ild_loss(agent_obs: jax.Array, agent_actions: jax.Array, expert: Expert,
-             cfg: ILDConfig) -> jax.Array:
-    """ILD's objective on normalized observations (+ optional action chamfer), mean over envs."""
+def ild_loss(agent_obs: jax.Array, agent_actions: jax.Array, expert: Expert, cfg: ILDConfig,
+             start: jax.Array | int = 0) -> jax.Array:
+    """ILD's objective on normalized observations (+ optional action chamfer) for an agent
+    segment whose first step is the demo's step `start`; mean over envs."""
     norm = lambda x: (x - expert.obs_mean) / expert.obs_scale  # noqa: E731
-    loss = chamfer(norm(agent_obs), norm(expert.obs), cfg.window)
+    obs, actions = expert.segment(jnp.asarray(start), agent_obs.shape[0])
+    loss = chamfer(norm(agent_obs), norm(obs), expert.window)
     if cfg.action_weight:
-        loss += cfg.action_weight * chamfer(agent_actions, expert.actions, cfg.window)
+        loss += cfg.action_weight * chamfer(agent_actions, actions, expert.window)
     return loss.mean()
 
 
@@ -164,64 +208,98 @@ def make_policy(cfg: ILDConfig):
     return GaussianPolicy(cfg.policy_hidden_sizes, cfg.activation, cfg.init_log_std)
 
 
-def policy_action(cfg: ILDConfig, params: dict, state: TrainState, obs: jax.Array,
-                  key: jax.Array | None) -> jax.Array:
+def policy_action(cfg: ILDConfig, params: dict, obs_mean: jax.Array, obs_scale: jax.Array,
+                  obs: jax.Array, key: jax.Array | None) -> jax.Array:
     """The actor on demo-normalized observations; `key=None` acts deterministically."""
-    policy, x = make_policy(cfg), (obs - state.obs_mean) / state.obs_scale
+    policy, x = make_policy(cfg), (obs - obs_mean) / obs_scale
     if cfg.policy == "flow":
         key = jax.random.PRNGKey(0) if key is None else key  # noise is the flow's input
-        return policy.sample(params, x, key, steps=1)[..., 0, :]
+        # tanh, not clipping, bounds the action: saturated actions keep a gradient.
+        return jnp.tanh(policy.sample(params, x, key, steps=1, clip=False)[..., 0, :])
     return diffsim.squashed_action(policy, params, x, key)
 
 
 def make_train_input(cfg: ILDConfig, env: Env) -> tuple[Env, Expert]:
-    """The batched, differentiable env (reset every iteration) and the expert trajectory."""
+    """The batched, differentiable env and the expert trajectory."""
     return VmapWrapper(diffsim.differentiable(env), cfg.num_envs), load_expert(cfg, env)
+
+
+def clone_actions(cfg: ILDConfig, params: dict, expert: Expert) -> dict:
+    """`cfg.bc_steps` Adam steps of mean-squared error to the demonstrated actions."""
+    obs, actions = expert.unpadded()
+    optimizer = optax.adam(cfg.learning_rate)
+
+    def loss(params):
+        predicted = policy_action(cfg, params, expert.obs_mean, expert.obs_scale, obs, None)
+        return jnp.mean((predicted - actions) ** 2)
+
+    def step(carry, _):
+        params, opt_state = carry
+        updates, opt_state = optimizer.update(jax.grad(loss)(params), opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), None
+
+    (params, _), _ = jax.lax.scan(step, (params, optimizer.init(params)), length=cfg.bc_steps)
+    return params
 
 
 def init(cfg: ILDConfig, env: Env, key: jax.Array) -> TrainState:
     cfg.validate()
-    key_policy, key_train = jax.random.split(key)
+    key_policy, key_env, key_train = jax.random.split(key, 3)
     act_spec = env.action_spec if cfg.policy == "gaussian" else ArraySpec(
         (1, env.action_spec.size))
     params = make_policy(cfg).init(key_policy, env.observation_spec, act_spec)
-    expert = load_expert(cfg, env)
+    train_env, expert = make_train_input(cfg, env)
+    params = jax.jit(functools.partial(clone_actions, cfg))(params, expert)
     return TrainState(params=params, opt_state=make_optimizer(cfg).init(params),
                       obs_mean=expert.obs_mean, obs_scale=expert.obs_scale,
-                      expert_return=expert.episode_return, key=key_train,
+                      expert_return=expert.episode_return,
+                      env_state=jax.jit(train_env.reset)(key_env), key=key_train,
                       iteration=jnp.zeros((), jnp.int32))
 
 
 def make_optimizer(cfg: ILDConfig) -> optax.GradientTransformation:
-    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.learning_rate))
+    schedule = optax.linear_schedule(cfg.learning_rate, 0.0, cfg.num_iterations())
+    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(schedule))
 
 
 def loss_fn(params: dict, cfg: ILDConfig, env: Env, expert: Expert, state: TrainState,
-            key: jax.Array) -> tuple[jax.Array, diffsim.Step]:
-    key_reset, key_rollout = jax.random.split(key)
-    first = env.reset(key_reset)
-    act = functools.partial(policy_action, cfg, params, state)
-    _, steps = diffsim.rollout(cfg.gradients, env, act, first, key_rollout, cfg.rollout_length)
-    return ild_loss(steps.obs, steps.action, expert, cfg), steps
+            first: State, start: jax.Array, key: jax.Array) -> tuple[jax.Array, tuple]:
+    act = functools.partial(policy_action, cfg, params, state.obs_mean, state.obs_scale)
+    final, steps = diffsim.rollout(cfg.gradients, env, act, first, key, cfg.rollout_length)
+    return ild_loss(steps.obs, steps.action, expert, cfg, start), (final, steps)
+
+
+def _select(mask: jax.Array, a: State, b: State) -> State:
+    """Per env: `a` where `mask`, else `b`."""
+    return jax.tree.map(lambda x, y: jnp.where(mask.reshape(mask.shape + (1,) * (x.ndim - 1)),
+                                               x, y), a, b)
 
 
 def train_iteration(cfg: ILDConfig, train_input: tuple[Env, Expert], state: TrainState
                     ) -> tuple[TrainState, dict]:
     env, expert = train_input
-    key, key_loss = jax.random.split(state.key)
-    (loss, steps), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params, cfg, env, expert, state, key_loss)
+    key, key_reset, key_loss = jax.random.split(state.key, 3)
+    segments = expert.horizon // cfg.rollout_length
+    segment = state.iteration % segments
+    fresh = env.reset(key_reset)
+    first = _select(jnp.full(fresh.reward.shape, segment == 0), fresh, state.env_state)
+    (loss, (final, steps)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params, cfg, env, expert, state, jax.lax.stop_gradient(first),
+        segment * cfg.rollout_length, key_loss)
     params, opt_state, skipped = diffsim.guarded_update(make_optimizer(cfg), grads,
                                                         state.opt_state, state.params)
+    finite = jnp.all(jnp.isfinite(final.obs), axis=-1)  # a diverged env restarts, alone
     metrics = {"train/loss": loss, "train/reward": steps.reward.mean(),
-               "train/grad_norm": optax.global_norm(grads), "train/skipped_updates": skipped}
+               "train/grad_norm": optax.global_norm(grads), "train/skipped_updates": skipped,
+               "train/diverged_envs": jnp.sum(~finite).astype(jnp.float32)}
     return state.replace(params=params, opt_state=opt_state, key=key,
+                         env_state=_select(finite, final, fresh),
                          iteration=state.iteration + 1), metrics
 
 
 def act(cfg: ILDConfig, state: TrainState, obs: jax.Array) -> jax.Array:
     """Deterministic action: what eval and export run."""
-    return policy_action(cfg, state.params, state, obs, None)
+    return policy_action(cfg, state.params, state.obs_mean, state.obs_scale, obs, None)
 
 
 def controller(cfg: ILDConfig, state: TrainState) -> Controller:
@@ -229,7 +307,8 @@ def controller(cfg: ILDConfig, state: TrainState) -> Controller:
 
 
 def evaluate(cfg: ILDConfig, eval_env: Env, state: TrainState, key: jax.Array) -> dict:
-    """Return of `num_eval_envs` episodes, and its ratio to the demonstration's return."""
+    """Return of `num_eval_envs` episodes, and its ratio to the demonstration's return over
+    as many steps."""
     metrics = evaluate_episodes(eval_env, controller(cfg, state), key, key)
     metrics["eval/expert_return"] = state.expert_return
     metrics["eval/return_ratio"] = metrics["eval/episode_reward"] / state.expert_return
