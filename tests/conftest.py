@@ -11,3 +11,42 @@ import robojax  # noqa: E402,F401  (turns on the persistent compilation cache)
 @pytest.fixture
 def key():
     return jax.random.PRNGKey(0)
+
+
+def _kill_and_resume(command, tmp_path, *, after_kill=None):
+    """Train `command(run_dir)` to the end, and again killed (SIGKILL) right after its first
+    checkpoint and then resumed; `after_kill(run_dir)` may tamper with the killed run. Returns
+    the final (state, step) of the uninterrupted and of the resumed run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from robojax.evaluate import load_run
+    from robojax.io import checkpoint
+
+    env_vars = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    subprocess.run(command(full), check=True, env=env_vars, capture_output=True)
+    proc = subprocess.Popen(command(killed), env=env_vars, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if checkpoint.steps(killed / "checkpoints"):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    done = checkpoint.steps(killed / "checkpoints")
+    assert done and max(done) < max(checkpoint.steps(full / "checkpoints"))
+    if after_kill is not None:
+        after_kill(killed)
+    subprocess.run([sys.executable, "-m", "robojax.cli", "train", "--resume", str(killed),
+                    "--no-progress"], check=True, env=env_vars, capture_output=True)
+    return load_run(full)[-2:], load_run(killed)[-2:]
+
+
+@pytest.fixture
+def kill_and_resume():
+    return _kill_and_resume

@@ -1,10 +1,6 @@
 """Checkpoints: exact round trip, torn writes skipped, incompatible configs refused."""
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -46,37 +42,12 @@ def _train_cmd(run_dir: Path, *extra: str) -> list[str]:
             "--no-progress", *extra]
 
 
-def _final_params(run_dir: Path):
-    from robojax.evaluate import load_run
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, kill_and_resume):
+    def torn_save(run_dir):  # a kill during a save leaves a temporary directory: ignored
+        (run_dir / "checkpoints" / "999.orbax-checkpoint-tmp-0").mkdir()
 
-    *_, state, step = load_run(run_dir)
-    return state, step
-
-
-def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
-    env_vars = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    full, killed = tmp_path / "full", tmp_path / "killed"
-    subprocess.run(_train_cmd(full), check=True, env=env_vars, capture_output=True)
-
-    proc = subprocess.Popen(_train_cmd(killed), env=env_vars, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if checkpoint.steps(killed / "checkpoints"):
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    done_steps = checkpoint.steps(killed / "checkpoints")
-    assert done_steps and max(done_steps) < max(checkpoint.steps(full / "checkpoints"))
-    # A kill during a save leaves a temporary directory: resuming must ignore it.
-    (killed / "checkpoints" / "999.orbax-checkpoint-tmp-0").mkdir()
-
-    subprocess.run([sys.executable, "-m", "robojax.cli", "train", "--resume", str(killed),
-                    "--no-progress"], check=True, env=env_vars, capture_output=True)
-    full_state, full_step = _final_params(full)
-    resumed_state, resumed_step = _final_params(killed)
+    (full_state, full_step), (resumed_state, resumed_step) = kill_and_resume(
+        _train_cmd, tmp_path, after_kill=torn_save)
     assert full_step == resumed_step
     assert checkpoint.tree_equal(full_state.params, resumed_state.params)  # bitwise
     assert checkpoint.tree_equal(full_state, resumed_state)

@@ -190,15 +190,9 @@ def test_ild_learns_to_swing_up_from_one_demo(pendulum_demo, tmp_path):
     assert (run / "learning_curve.png").exists()
 
 
-def test_ild_resume_after_kill_matches_uninterrupted_run(pendulum_demo, tmp_path):
-    import os
-    import signal
-    import subprocess
+def test_ild_resume_after_kill_matches_uninterrupted_run(pendulum_demo, tmp_path,
+                                                         kill_and_resume):
     import sys
-    import time
-
-    from robojax.evaluate import load_run
-    from robojax.io import checkpoint
 
     def cmd(run_dir):
         return [sys.executable, "-m", "robojax.cli", "train", "--algo", "ild", "--env",
@@ -207,27 +201,9 @@ def test_ild_resume_after_kill_matches_uninterrupted_run(pendulum_demo, tmp_path
                 str(8 * 32 * 40), "--ild.num-evals", "20", "--ild.num-eval-envs", "4",
                 "--episode-length", "50", "--no-progress", "--no-video"]
 
-    env_vars = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    full, killed = tmp_path / "full", tmp_path / "killed"
-    subprocess.run(cmd(full), check=True, env=env_vars, capture_output=True)
-    proc = subprocess.Popen(cmd(killed), env=env_vars, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if checkpoint.steps(killed / "checkpoints"):
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    assert max(checkpoint.steps(killed / "checkpoints")) < max(
-        checkpoint.steps(full / "checkpoints"))
-    subprocess.run([sys.executable, "-m", "robojax.cli", "train", "--resume", str(killed),
-                    "--no-progress"], check=True, env=env_vars, capture_output=True)
-    *_, full_state, full_step = load_run(full)
-    *_, resumed_state, resumed_step = load_run(killed)
+    (full_state, full_step), (resumed_state, resumed_step) = kill_and_resume(cmd, tmp_path)
     assert full_step == resumed_step
-    assert checkpoint.tree_equal(full_state, resumed_state)  # bitwise
+    assert tree_equal(full_state, resumed_state)  # bitwise
 
 
 def test_ild_segments_carry_envs_over_the_horizon_and_restart_diverged_ones(pendulum_demo):
