@@ -1,6 +1,8 @@
 """Gradients through MJX rollouts: finite differences, remat, contacts, the NaN-skip path, and
 ILD's objective."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -133,6 +135,12 @@ def test_ild_loss_is_zero_on_the_experts_own_trajectory(reacher_demo):
     late = jnp.concatenate([agent[:1].repeat(5, 0), agent[:-5]])
     assert float(ild.ild_loss(late, actions[:100, None], expert, cfg)) < float(
         ild.ild_loss(shifted, actions[:100, None], expert, cfg))
+    # Only the matched entries count: a different goal offset (last two entries) costs nothing
+    # once they are dropped.
+    moved = agent.at[..., -2:].add(0.3)
+    assert float(ild.ild_loss(moved, actions[:100, None], expert, cfg)) > 0.0
+    kept = dataclasses.replace(cfg, match_dims=tuple(range(6)))
+    assert float(ild.ild_loss(moved, actions[:100, None], expert, kept)) == 0.0
     windowed = ild.ILDConfig(demo=reacher_demo, rollout_length=100, window=2)
     narrow = ild.load_expert(windowed, env)
     assert float(ild.ild_loss(late, actions[:100, None], narrow, windowed)) > float(
@@ -149,6 +157,8 @@ def test_ild_bad_demos_are_clear_errors(reacher_demo, tmp_path):
         ild.load_expert(ild.ILDConfig(demo=reacher_demo, rollout_length=2000), env)
     with pytest.raises(data.DemoFileError, match="episode"):
         ild.load_expert(ild.ILDConfig(demo=reacher_demo, demo_episode=3), env)
+    with pytest.raises(ValueError, match=r"match_dims \(0, 8\) must index the 8"):
+        ild.load_expert(ild.ILDConfig(demo=reacher_demo, match_dims=(0, 8)), env)
     # A file whose observations do not fit the env (another config or version of it).
     wrong = data.from_episodes([{"obs": np.zeros((50, 5)), "actions": np.zeros((50, 2)),
                                  "rewards": np.zeros(50), "dones": np.zeros(50)}], "reacher")

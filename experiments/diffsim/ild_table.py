@@ -39,12 +39,15 @@ class Task:
     episode_length: int  # evaluated steps (and the demonstration's imitated horizon)
     num_timesteps: int  # ILD env steps per seed
     source: str = "solver"
+    match_dims: tuple[int, ...] | None = None  # ILD's matched observation entries
 
 
 TASKS = {
     "pendulum-swingup": Task("pendulum-swingup", 1000, 2_000_000),
     "cartpole-swingup": Task("cartpole-swingup", 1000, 2_000_000),
     "cartpole-balance": Task("cartpole-balance", 1000, 500_000),
+    # The goal moves every episode: match velocity and offset to the goal, not position.
+    "point-mass": Task("point-mass", 1000, 1_000_000, match_dims=(2, 3, 4, 5)),
     "hopper": Task("hopper", 256, 1_000_000, source="ppo"),
 }
 
@@ -84,7 +87,8 @@ def run_task(task: Task, source: str, args) -> dict:
     row = {"demo": expert, "expert": expert_mean, "ild": [], "bc": [], "ild_s": []}
     for seed in range(args.seeds):
         cfg = ild.ILDConfig(demo=demo, num_timesteps=task.num_timesteps, horizon=horizon,
-                            episode_length=task.episode_length, num_evals=4)
+                            match_dims=task.match_dims, episode_length=task.episode_length,
+                            num_evals=4)
         run = out / f"ild-{seed}"
         if not (run / "metrics.csv").exists():
             train(TrainArgs(algo="ild", env=task.env, seed=seed, run_dir=run, ild=cfg,

@@ -64,6 +64,9 @@ class ILDConfig:
     window: int | None = None
     """Chamfer time window: a state is matched to the other trajectory's states at most this
     many steps away; None: rollout_length steps."""
+    match_dims: tuple[int, ...] | None = None
+    """Observation entries the chamfer compares (None: all). Goal-conditioned tasks keep the
+    offset to the goal and drop absolute positions, so one demo serves every goal."""
     action_weight: float = 0.0
     """Weight of the same chamfer objective on actions (0: states only)."""
     policy: str = "gaussian"
@@ -162,6 +165,10 @@ def load_expert(cfg: ILDConfig, env: Env) -> Expert:
             f"the demonstration has {length} steps, fewer than {needed} "
             f"{cfg.horizon or cfg.rollout_length}; pass --ild.rollout-length {length} "
             "or record a longer one.")
+    size = env.observation_spec.size
+    if cfg.match_dims is not None and not all(0 <= d < size for d in cfg.match_dims):
+        raise ValueError(f"match_dims {cfg.match_dims} must index the {size} observation "
+                         f"entries of {demos.env_name!r} (0 to {size - 1}).")
     horizon = cfg.horizon or length // cfg.rollout_length * cfg.rollout_length
     obs = np.asarray(episode["obs"][:horizon], np.float32)
     actions = np.asarray(episode["actions"][:horizon], np.float32)
@@ -194,7 +201,8 @@ def ild_loss(agent_obs: jax.Array, agent_actions: jax.Array, expert: Expert, cfg
              start: jax.Array | int = 0) -> jax.Array:
     """ILD's objective on normalized observations (+ optional action chamfer) for an agent
     segment whose first step is the demo's step `start`; mean over envs."""
-    norm = lambda x: (x - expert.obs_mean) / expert.obs_scale  # noqa: E731
+    dims = slice(None) if cfg.match_dims is None else jnp.asarray(cfg.match_dims)
+    norm = lambda x: ((x - expert.obs_mean) / expert.obs_scale)[..., dims]  # noqa: E731
     obs, actions = expert.segment(jnp.asarray(start), agent_obs.shape[0])
     loss = chamfer(norm(agent_obs), norm(obs), expert.window)
     if cfg.action_weight:
