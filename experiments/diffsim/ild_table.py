@@ -134,14 +134,15 @@ def main() -> None:
     parser.add_argument("--hopper-expert", type=Path, default=None,
                         help="run directory of a trained hopper policy (PPO)")
     args = parser.parse_args()
-    results = {}
+    saved = args.out / "results.json"
+    results = json.loads(saved.read_text()) if saved.exists() else {}
     for name in args.tasks:
         task = TASKS[name]
         source = task.source
         if source == "ppo":
             source = str(args.hopper_expert or hopper_expert(args.out))
         results[name] = run_task(task, source, args)
-        (args.out / "results.json").write_text(json.dumps(results, indent=1))
+        saved.write_text(json.dumps(results, indent=1))
         print_table({name: results[name]})
     print_table(results)
 
