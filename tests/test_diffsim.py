@@ -151,6 +151,8 @@ def test_ild_bad_demos_are_clear_errors(reacher_demo, tmp_path):
     env = envs.make("reacher")
     with pytest.raises(ValueError, match="--demo"):
         ild.ILDConfig().validate()
+    with pytest.raises(ValueError, match="horizon 100 must be a multiple of rollout_length 64"):
+        ild.ILDConfig(demo=reacher_demo, horizon=100).validate()
     with pytest.raises(data.DemoFileError, match="recorded on 'reacher', not 'point-mass'"):
         ild.load_expert(ild.ILDConfig(demo=reacher_demo), envs.make("point-mass"))
     with pytest.raises(data.DemoFileError, match="rollout-length 1000"):
