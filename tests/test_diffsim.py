@@ -222,19 +222,20 @@ def test_ild_segments_carry_envs_over_the_horizon_and_restart_diverged_ones(pend
     import functools
 
     env = envs.make("pendulum-swingup")
-    cfg = ild.ILDConfig(demo=pendulum_demo, num_envs=4, rollout_length=16, horizon=32,
+    cfg = ild.ILDConfig(demo=pendulum_demo, num_envs=4, rollout_length=16, horizon=48,
                         bc_steps=0)
     state = ild.init(cfg, env, jax.random.PRNGKey(0))
     train_input = ild.make_train_input(cfg, env)
     step = jax.jit(functools.partial(ild.train_iteration, cfg, train_input))
-    first, _ = step(state)  # segment 0: fresh envs, 16 steps in
+    times = lambda s: np.asarray(s.env_state.data.time) / env.dt  # noqa: E731 - in steps
+    first, _ = step(state)  # segment 0 from fresh envs
     second, _ = step(first)  # segment 1 continues them
-    times = lambda s: np.asarray(s.env_state.data.time)  # noqa: E731
-    dt = env.dt
-    np.testing.assert_allclose(times(first), 16 * dt, rtol=1e-5)
-    np.testing.assert_allclose(times(second), 32 * dt, rtol=1e-5)
-    third, _ = step(second)  # horizon covered: fresh envs again
-    np.testing.assert_allclose(times(third), 16 * dt, rtol=1e-5)
+    np.testing.assert_allclose(times(first), 16, rtol=1e-5)
+    np.testing.assert_allclose(times(second), 32, rtol=1e-5)
+    np.testing.assert_array_equal(second.clock, 32)
+    third, _ = step(second)  # the horizon is covered: fresh envs at the demo's start again
+    np.testing.assert_array_equal(times(third), 0)
+    np.testing.assert_array_equal(third.clock, 0)
     # An env that diverged mid-horizon restarts alone; the NaN gradient is skipped, not applied.
     broken = first.replace(env_state=first.env_state.replace(
         obs=first.env_state.obs.at[0].set(jnp.nan),
@@ -245,8 +246,28 @@ def test_ild_segments_carry_envs_over_the_horizon_and_restart_diverged_ones(pend
     assert float(metrics["train/diverged_envs"]) == 1.0
     assert tree_equal(after.params, broken.params)
     assert bool(jnp.all(jnp.isfinite(after.env_state.obs)))
-    np.testing.assert_allclose(times(after)[1:], 32 * dt, rtol=1e-5)
-    assert float(times(after)[0]) == 0.0
+    np.testing.assert_allclose(times(after)[1:], 32, rtol=1e-5)
+    assert float(times(after)[0]) == 0.0 and int(after.clock[0]) == 0
+
+
+def test_ild_restarts_envs_that_strayed_from_the_demo(pendulum_demo):
+    import functools
+
+    env = envs.make("pendulum-swingup")
+    strict = ild.ILDConfig(demo=pendulum_demo, num_envs=8, rollout_length=16, horizon=48,
+                           bc_steps=0, restart_distance=1e-3)
+    state = ild.init(strict, env, jax.random.PRNGKey(0))
+    step = jax.jit(functools.partial(ild.train_iteration, strict,
+                                     ild.make_train_input(strict, env)))
+    after, metrics = step(state)  # an untrained policy from random starts strays from the demo
+    assert float(metrics["train/lost_envs"]) == 8.0 and float(metrics["train/strayed"]) > 1e-3
+    np.testing.assert_array_equal(after.clock, 0)
+    lenient = dataclasses.replace(strict, restart_distance=1e6)
+    step = jax.jit(functools.partial(ild.train_iteration, lenient,
+                                     ild.make_train_input(lenient, env)))
+    after, metrics = step(state)
+    assert float(metrics["train/lost_envs"]) == 0.0
+    np.testing.assert_array_equal(after.clock, 16)
 
 
 def test_ild_trains_a_one_step_flow_policy_through_the_simulator(pendulum_demo):
@@ -260,8 +281,8 @@ def test_ild_trains_a_one_step_flow_policy_through_the_simulator(pendulum_demo):
     step = jax.jit(functools.partial(ild.train_iteration, cfg, (train_env, expert)))
     # The same 16 rollouts (initial states and flow noise), scored before and after training.
     first, key = train_env.reset(jax.random.PRNGKey(1)), jax.random.PRNGKey(2)
-    held_out = jax.jit(lambda s: ild.loss_fn(s.params, cfg, train_env, expert, s, first, 0,
-                                             key)[0])
+    held_out = jax.jit(lambda s: ild.loss_fn(s.params, cfg, train_env, expert, s.replace(
+        env_state=first, clock=jnp.zeros(16, jnp.int32)), key)[0])
     before = float(held_out(state))
     for _ in range(40):
         state, metrics = step(state)

@@ -61,6 +61,11 @@ class ILDConfig:
     """Global gradient-norm clipping."""
     bc_steps: int = 500
     """Behaviour-cloning steps on the demonstration's actions before ILD (0: none)."""
+    restart_distance: float | None = None
+    """Restart an env mid-horizon (from a fresh initial state, at the demo's start) when its
+    states strayed from the demo by more than this on average (normalized RMS distance to the
+    nearest demo state): a fallen agent far from an upright demo segment learns nothing from
+    it. None: only restart at the horizon."""
     window: int | None = None
     """Chamfer time window: a state is matched to the other trajectory's states at most this
     many steps away; None: rollout_length steps."""
@@ -145,7 +150,8 @@ class TrainState:
     obs_mean: jax.Array  # the demo's statistics normalize the policy's input
     obs_scale: jax.Array
     expert_return: jax.Array
-    env_state: State  # where the last segment ended
+    env_state: State  # where each env's next segment starts ...
+    clock: jax.Array  # ... and the demo step it is compared with there, (num_envs,)
     key: jax.Array
     iteration: jax.Array
 
@@ -182,32 +188,42 @@ def load_expert(cfg: ILDConfig, env: Env) -> Expert:
                   window=cfg.match_window())
 
 
-def chamfer(agent: jax.Array, segment: jax.Array, window: int) -> jax.Array:
-    """Symmetric chamfer distance between an agent trajectory `agent` (T, N, d) and the expert's
-    steps around it, `segment` (T + 2 * window, d), whose step `window + t` is the expert's at the
-    agent's step t. Mean over time of each agent state's distance (RMS over d) to its nearest
-    expert state at most `window` steps away, plus the same for the expert's T steps against
-    the agent's; (N,). Zero when the trajectories coincide."""
+def chamfer(agent: jax.Array, segment: jax.Array, window: int) -> tuple[jax.Array, jax.Array]:
+    """ILD's chamfer terms for one env's trajectory `agent` (T, d) and the expert's steps around
+    it, `segment` (T + 2 * window, d), whose step `window + t` is the expert's at the agent's
+    step t: the mean over time of each agent state's distance (RMS over d) to its nearest expert
+    state at most `window` steps away, and the same for the expert's T steps against the agent's.
+    Both are zero when the trajectories coincide."""
     eps = 1e-8
     length = agent.shape[0]
-    sq = jnp.mean((agent[:, :, None, :] - segment[None, None]) ** 2, axis=-1)  # (T, N, T + 2w)
+    sq = jnp.mean((agent[:, None, :] - segment[None]) ** 2, axis=-1)  # (T, T + 2w)
     dist = jnp.sqrt(sq + eps) - jnp.sqrt(eps)  # smooth at 0, exactly 0 on a match
     lag = jnp.arange(segment.shape[0])[None, :] - jnp.arange(length)[:, None]
-    dist = jnp.where(((lag >= 0) & (lag <= 2 * window))[:, None, :], dist, jnp.inf)
-    return dist.min(2).mean(0) + dist[:, :, window:window + length].min(0).mean(-1)
+    dist = jnp.where((lag >= 0) & (lag <= 2 * window), dist, jnp.inf)
+    return dist.min(1).mean(), dist[:, window:window + length].min(0).mean()
+
+
+def ild_terms(agent_obs: jax.Array, agent_actions: jax.Array, expert: Expert, cfg: ILDConfig,
+              start: jax.Array | int = 0) -> tuple[jax.Array, jax.Array]:
+    """Per env (N,): ILD's objective on normalized observations (+ optional action chamfer) for
+    agent segments (T, N, .) whose first steps are the demo's steps `start` (scalar or (N,)),
+    and how far the agent's states strayed from the demo's (the agent-to-expert term)."""
+    dims = slice(None) if cfg.match_dims is None else jnp.asarray(cfg.match_dims)
+    norm = lambda x: ((x - expert.obs_mean) / expert.obs_scale)[..., dims]  # noqa: E731
+    starts = jnp.broadcast_to(jnp.asarray(start), agent_obs.shape[1:2])
+    obs, actions = jax.vmap(lambda t: expert.segment(t, agent_obs.shape[0]))(starts)
+    per_env = jax.vmap(chamfer, in_axes=(1, 0, None))
+    to_expert, to_agent = per_env(norm(agent_obs), norm(obs), expert.window)
+    loss = to_expert + to_agent
+    if cfg.action_weight:
+        loss += cfg.action_weight * sum(per_env(agent_actions, actions, expert.window))
+    return loss, to_expert
 
 
 def ild_loss(agent_obs: jax.Array, agent_actions: jax.Array, expert: Expert, cfg: ILDConfig,
              start: jax.Array | int = 0) -> jax.Array:
-    """ILD's objective on normalized observations (+ optional action chamfer) for an agent
-    segment whose first step is the demo's step `start`; mean over envs."""
-    dims = slice(None) if cfg.match_dims is None else jnp.asarray(cfg.match_dims)
-    norm = lambda x: ((x - expert.obs_mean) / expert.obs_scale)[..., dims]  # noqa: E731
-    obs, actions = expert.segment(jnp.asarray(start), agent_obs.shape[0])
-    loss = chamfer(norm(agent_obs), norm(obs), expert.window)
-    if cfg.action_weight:
-        loss += cfg.action_weight * chamfer(agent_actions, actions, expert.window)
-    return loss.mean()
+    """ILD's objective (`ild_terms`), mean over envs."""
+    return ild_terms(agent_obs, agent_actions, expert, cfg, start)[0].mean()
 
 
 def make_policy(cfg: ILDConfig):
@@ -261,7 +277,8 @@ def init(cfg: ILDConfig, env: Env, key: jax.Array) -> TrainState:
     return TrainState(params=params, opt_state=make_optimizer(cfg).init(params),
                       obs_mean=expert.obs_mean, obs_scale=expert.obs_scale,
                       expert_return=expert.episode_return,
-                      env_state=jax.jit(train_env.reset)(key_env), key=key_train,
+                      env_state=jax.jit(train_env.reset)(key_env),
+                      clock=jnp.zeros(cfg.num_envs, jnp.int32), key=key_train,
                       iteration=jnp.zeros((), jnp.int32))
 
 
@@ -271,10 +288,13 @@ def make_optimizer(cfg: ILDConfig) -> optax.GradientTransformation:
 
 
 def loss_fn(params: dict, cfg: ILDConfig, env: Env, expert: Expert, state: TrainState,
-            first: State, start: jax.Array, key: jax.Array) -> tuple[jax.Array, tuple]:
+            key: jax.Array) -> tuple[jax.Array, tuple]:
+    """ILD's objective for one segment of every env, from `state.env_state` at `state.clock`."""
     act = functools.partial(policy_action, cfg, params, state.obs_mean, state.obs_scale)
+    first = jax.lax.stop_gradient(state.env_state)
     final, steps = diffsim.rollout(cfg.gradients, env, act, first, key, cfg.rollout_length)
-    return ild_loss(steps.obs, steps.action, expert, cfg, start), (final, steps)
+    loss, strayed = ild_terms(steps.obs, steps.action, expert, cfg, state.clock)
+    return loss.mean(), (final, steps, strayed)
 
 
 def _select(mask: jax.Array, a: State, b: State) -> State:
@@ -287,21 +307,23 @@ def train_iteration(cfg: ILDConfig, train_input: tuple[Env, Expert], state: Trai
                     ) -> tuple[TrainState, dict]:
     env, expert = train_input
     key, key_reset, key_loss = jax.random.split(state.key, 3)
-    segments = expert.horizon // cfg.rollout_length
-    segment = state.iteration % segments
-    fresh = env.reset(key_reset)
-    first = _select(jnp.full(fresh.reward.shape, segment == 0), fresh, state.env_state)
-    (loss, (final, steps)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params, cfg, env, expert, state, jax.lax.stop_gradient(first),
-        segment * cfg.rollout_length, key_loss)
+    (loss, (final, steps, strayed)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params, cfg, env, expert, state, key_loss)
     params, opt_state, skipped = diffsim.guarded_update(make_optimizer(cfg), grads,
                                                         state.opt_state, state.params)
+    clock = state.clock + cfg.rollout_length
     finite = jnp.all(jnp.isfinite(final.obs), axis=-1)  # a diverged env restarts, alone
+    lost = jnp.zeros_like(finite) if cfg.restart_distance is None else (
+        ~(strayed <= cfg.restart_distance))
+    restart = (clock >= expert.horizon) | ~finite | lost
     metrics = {"train/loss": loss, "train/reward": steps.reward.mean(),
                "train/grad_norm": optax.global_norm(grads), "train/skipped_updates": skipped,
+               "train/strayed": jnp.nanmean(strayed),
+               "train/lost_envs": jnp.sum(lost & finite).astype(jnp.float32),
                "train/diverged_envs": jnp.sum(~finite).astype(jnp.float32)}
     return state.replace(params=params, opt_state=opt_state, key=key,
-                         env_state=_select(finite, final, fresh),
+                         env_state=_select(restart, env.reset(key_reset), final),
+                         clock=jnp.where(restart, 0, clock),
                          iteration=state.iteration + 1), metrics
 
 
