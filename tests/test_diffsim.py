@@ -141,6 +141,10 @@ def test_ild_loss_is_zero_on_the_experts_own_trajectory(reacher_demo):
     assert float(ild.ild_loss(moved, actions[:100, None], expert, cfg)) > 0.0
     kept = dataclasses.replace(cfg, match_dims=tuple(range(6)))
     assert float(ild.ild_loss(moved, actions[:100, None], expert, kept)) == 0.0
+    # By default the demo is imitated as far as evaluation scores it, in whole segments.
+    assert ild.load_expert(ild.ILDConfig(demo=reacher_demo, rollout_length=32,
+                                         episode_length=100), env).horizon == 96
+    assert expert.horizon == 1000
     windowed = ild.ILDConfig(demo=reacher_demo, rollout_length=100, window=2)
     narrow = ild.load_expert(windowed, env)
     assert float(ild.ild_loss(late, actions[:100, None], narrow, windowed)) > float(

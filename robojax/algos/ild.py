@@ -54,7 +54,8 @@ class ILDConfig:
     """Steps of each differentiable segment: one gradient step each."""
     horizon: int | None = None
     """Steps of the demonstration imitated, in segments of rollout_length (envs reset after
-    it); None: the whole demonstration, rounded down to a multiple of rollout_length."""
+    it); None: the demonstration up to the evaluated episode length, rounded down to a
+    multiple of rollout_length."""
     learning_rate: float = 1e-3
     """Adam step size, decayed linearly to zero over the run."""
     max_grad_norm: float = 1.0
@@ -175,7 +176,9 @@ def load_expert(cfg: ILDConfig, env: Env) -> Expert:
     if cfg.match_dims is not None and not all(0 <= d < size for d in cfg.match_dims):
         raise ValueError(f"match_dims {cfg.match_dims} must index the {size} observation "
                          f"entries of {demos.env_name!r} (0 to {size - 1}).")
-    horizon = cfg.horizon or length // cfg.rollout_length * cfg.rollout_length
+    imitated = min(length, eval_episode_length(cfg, env))  # what evaluation scores
+    horizon = cfg.horizon or max(cfg.rollout_length,
+                                 imitated // cfg.rollout_length * cfg.rollout_length)
     obs = np.asarray(episode["obs"][:horizon], np.float32)
     actions = np.asarray(episode["actions"][:horizon], np.float32)
     std = obs.std(0)
