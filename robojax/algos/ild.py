@@ -4,7 +4,8 @@ The policy is first cloned from the demonstration's actions for `bc_steps` gradi
 ILD does), then trained through the simulator. `num_envs` envs start from fresh random initial
 states and imitate the demonstration over `horizon` steps in consecutive differentiable segments
 of `rollout_length` steps, one gradient step per segment (the envs carry over between segments
-and reset when the horizon is covered). Each segment minimises ILD's dynamic per-state
+and restart when the horizon is covered, when they diverge, or, with `restart_distance`, when
+they stray from the demo). Each segment minimises ILD's dynamic per-state
 objective: a chamfer distance between the agent's and the expert's observation trajectories
 (each agent state to its nearest expert state at most `window` steps away in time, and each
 expert state of the segment to its nearest agent state), on observations normalised by the
