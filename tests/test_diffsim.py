@@ -161,6 +161,8 @@ def test_ild_bad_demos_are_clear_errors(reacher_demo, tmp_path):
         ild.load_expert(ild.ILDConfig(demo=reacher_demo), envs.make("point-mass"))
     with pytest.raises(data.DemoFileError, match="rollout-length 1000"):
         ild.load_expert(ild.ILDConfig(demo=reacher_demo, rollout_length=2000), env)
+    with pytest.raises(data.DemoFileError, match="--ild.horizon of at most 1000"):
+        ild.load_expert(ild.ILDConfig(demo=reacher_demo, horizon=1024), env)
     with pytest.raises(data.DemoFileError, match="episode"):
         ild.load_expert(ild.ILDConfig(demo=reacher_demo, demo_episode=3), env)
     with pytest.raises(ValueError, match=r"match_dims \(0, 8\) must index the 8"):

@@ -29,7 +29,7 @@ from robojax.algos import diffsim
 from robojax.algos.apg import eval_episode_length, make_eval_env  # noqa: F401 - as APG
 from robojax.core.env import Env
 from robojax.core.types import ArraySpec, State
-from robojax.core.wrappers import VmapWrapper
+from robojax.core.wrappers import VmapWrapper, select_envs
 from robojax.policies.diffusion import DenoiserConfig
 from robojax.policies.flow import FlowPolicy
 from robojax.policies.gaussian import GaussianPolicy
@@ -168,16 +168,18 @@ def load_expert(cfg: ILDConfig, env: Env) -> Expert:
     episode = demos.episode(cfg.demo_episode)
     length = len(episode["actions"])
     if length < (cfg.horizon or cfg.rollout_length):
-        needed = "horizon" if cfg.horizon else "rollout_length"
+        fix = (f"pass an --ild.horizon of at most {length}" if cfg.horizon else
+               f"pass --ild.rollout-length {length}")
         raise demo_data.DemoFileError(
-            f"the demonstration has {length} steps, fewer than {needed} "
-            f"{cfg.horizon or cfg.rollout_length}; pass --ild.rollout-length {length} "
-            "or record a longer one.")
+            f"the demonstration has {length} steps, fewer than "
+            f"{'horizon' if cfg.horizon else 'rollout_length'} "
+            f"{cfg.horizon or cfg.rollout_length}; {fix} or record a longer one.")
     size = env.observation_spec.size
     if cfg.match_dims is not None and not all(0 <= d < size for d in cfg.match_dims):
         raise ValueError(f"match_dims {cfg.match_dims} must index the {size} observation "
                          f"entries of {demos.env_name!r} (0 to {size - 1}).")
-    imitated = min(length, eval_episode_length(cfg, env))  # what evaluation scores
+    scored = eval_episode_length(cfg, env)  # steps an evaluation episode scores
+    imitated = min(length, scored)
     horizon = cfg.horizon or max(cfg.rollout_length,
                                  imitated // cfg.rollout_length * cfg.rollout_length)
     obs = np.asarray(episode["obs"][:horizon], np.float32)
@@ -188,7 +190,7 @@ def load_expert(cfg: ILDConfig, env: Env) -> Expert:
     return Expert(obs=pad(obs), actions=pad(actions), obs_mean=jnp.asarray(obs.mean(0)),
                   obs_scale=jnp.asarray(scale),
                   episode_return=jnp.asarray(
-                      episode["rewards"][:eval_episode_length(cfg, env)].sum(), jnp.float32),
+                      episode["rewards"][:scored].sum(), jnp.float32),
                   window=cfg.match_window())
 
 
@@ -301,12 +303,6 @@ def loss_fn(params: dict, cfg: ILDConfig, env: Env, expert: Expert, state: Train
     return loss.mean(), (final, steps, strayed)
 
 
-def _select(mask: jax.Array, a: State, b: State) -> State:
-    """Per env: `a` where `mask`, else `b`."""
-    return jax.tree.map(lambda x, y: jnp.where(mask.reshape(mask.shape + (1,) * (x.ndim - 1)),
-                                               x, y), a, b)
-
-
 def train_iteration(cfg: ILDConfig, train_input: tuple[Env, Expert], state: TrainState
                     ) -> tuple[TrainState, dict]:
     env, expert = train_input
@@ -326,7 +322,7 @@ def train_iteration(cfg: ILDConfig, train_input: tuple[Env, Expert], state: Trai
                "train/lost_envs": jnp.sum(lost & finite).astype(jnp.float32),
                "train/diverged_envs": jnp.sum(~finite).astype(jnp.float32)}
     return state.replace(params=params, opt_state=opt_state, key=key,
-                         env_state=_select(restart, env.reset(key_reset), final),
+                         env_state=select_envs(restart, env.reset(key_reset), final),
                          clock=jnp.where(restart, 0, clock),
                          iteration=state.iteration + 1), metrics
 

@@ -10,7 +10,7 @@ from robojax.core.env import Env, Wrapper
 from robojax.core.types import State
 
 
-def _select(mask: jax.Array, on_true, on_false):
+def select_envs(mask: jax.Array, on_true, on_false):
     """Per-env `where` over two batched pytrees; `mask` has shape (batch,)."""
 
     def pick(a, b):
@@ -177,7 +177,7 @@ class NanGuardWrapper(Wrapper):
         metrics = {k: jnp.where(bad, zero, v) for k, v in nxt.metrics.items()}
         metrics["nan_resets"] = bad.astype(nxt.reward.dtype)
         return nxt.replace(
-            obs=_select(bad, jnp.zeros_like(nxt.obs), nxt.obs),
+            obs=select_envs(bad, jnp.zeros_like(nxt.obs), nxt.obs),
             reward=jnp.where(bad, zero, nxt.reward), done=nxt.done | bad,
             truncated=nxt.truncated & ~bad, metrics=metrics)
 
@@ -220,7 +220,7 @@ class AutoResetWrapper(Wrapper):
         # A plain select: cheaper than a branch that would copy the whole state through.
         fresh = cache.replace(reward=nxt.reward, done=nxt.done, truncated=nxt.truncated,
                               metrics=nxt.metrics)
-        out = _select(nxt.done, fresh, nxt)
+        out = select_envs(nxt.done, fresh, nxt)
         cache = jax.lax.cond(clock % self.refresh_every == 0,
                              lambda c: self._draw(c.key), lambda c: c, cache)
         return out.replace(extras={**out.extras, "final_obs": nxt.obs, "reset_cache": cache,
