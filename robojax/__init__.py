@@ -1,11 +1,8 @@
 """robojax: vectorized MuJoCo MJX environments and fused, jit-compiled learning for robots."""
 
-import os
+from robojax._gl import choose_gl_backend
 
-# Headless machines have no display for GLFW; EGL renders offscreen. Must precede `import mujoco`.
-if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
-    os.environ["MUJOCO_GL"] = "egl"
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+GL_BACKEND = choose_gl_backend()  # before anything imports mujoco
 
 from robojax._cache import enable_compilation_cache  # noqa: E402
 

@@ -1,5 +1,7 @@
 """Contract tests run over every registered env, plus each task's scripted solver."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -105,3 +107,36 @@ def test_render_frames(tmp_path):
     assert len(frames) == 2 and frames[0].shape == (48, 64, 3)
     assert frames[0].std() > 0  # not a blank image
     assert write_video(tmp_path / "v.gif", frames, fps=10).stat().st_size > 0
+
+
+def test_gl_backend_is_headless_only_where_its_library_exists(monkeypatch):
+    import ctypes.util
+
+    from robojax._gl import can_render, choose_gl_backend
+
+    for var in ("MUJOCO_GL", "DISPLAY", "PYOPENGL_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    assert choose_gl_backend() is None and "MUJOCO_GL" not in os.environ  # import mujoco works
+    assert not can_render(None) and not can_render("glfw")
+    osmesa_only = lambda name: "libOSMesa.so" if name == "OSMesa" else None
+    monkeypatch.setattr(ctypes.util, "find_library", osmesa_only)
+    assert choose_gl_backend() == "osmesa" and os.environ["MUJOCO_GL"] == "osmesa"
+    monkeypatch.setenv("MUJOCO_GL", "egl")
+    assert choose_gl_backend() == "egl"  # the user's choice stands
+
+
+def test_render_without_backend_says_how_to_get_one_and_never_retries(monkeypatch):
+    import robojax
+    from robojax.io import video
+
+    monkeypatch.setattr(robojax, "GL_BACKEND", None)
+    monkeypatch.setattr(video, "_failure", None)
+    env = envs.make("cartpole-balance")
+    state = jax.jit(env.reset)(jax.random.PRNGKey(0))
+    with pytest.raises(video.RenderUnavailable, match="MUJOCO_GL=egl"):
+        env.render([state])
+    monkeypatch.setattr(robojax, "GL_BACKEND", "egl")  # a failed GL stack is not touched again
+    monkeypatch.setattr(video.mujoco, "Renderer", lambda *a, **k: pytest.fail("retried GL"))
+    with pytest.raises(video.RenderUnavailable, match="no display"):
+        env.render([state])

@@ -15,6 +15,19 @@ class _Reached(Exception):
     pass
 
 
+def _shim_device_put_replicated(jax) -> None:
+    """Brax 0.14.2's PPO calls `jax.device_put_replicated`, which jax 0.8 removed. On newer jax
+    (the GPU machine's), stand in for it: stack one copy per device and let pmap shard them."""
+    if hasattr(jax, "device_put_replicated"):
+        return
+    import jax.numpy as jnp
+
+    def device_put_replicated(tree, devices):
+        return jax.tree.map(lambda x: jnp.stack([jnp.asarray(x)] * len(devices)), tree)
+
+    jax.device_put_replicated = device_put_replicated
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--env", default="CartpoleBalance")
@@ -24,6 +37,8 @@ def main() -> None:
     args = parser.parse_args()
 
     import jax
+
+    _shim_device_put_replicated(jax)
     from brax.training.agents.ppo import networks as ppo_networks
     from brax.training.agents.ppo import train as ppo
     from mujoco_playground import registry, wrapper

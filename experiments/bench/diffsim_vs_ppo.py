@@ -23,7 +23,7 @@ from robojax.train import TrainArgs, train
 STEPS = {"ild": 2_000_000, "shac": 4_000_000, "apg": 2_000_000, "ppo": 10_000_000}
 
 
-def configs(demo: Path, steps: dict) -> dict:
+def configs(demo: Path, steps: dict, ppo_envs: int) -> dict:
     return {
         "ild": TrainArgs(algo="ild", ild=ild.ILDConfig(demo=demo, num_timesteps=steps["ild"],
                                                       num_evals=20)),
@@ -31,7 +31,7 @@ def configs(demo: Path, steps: dict) -> dict:
                                                             num_evals=20)),
         "apg": TrainArgs(algo="apg", apg=apg.APGConfig(num_timesteps=steps["apg"], num_evals=20)),
         "ppo": TrainArgs(algo="ppo", ppo=ppo.PPOConfig(num_timesteps=steps["ppo"], num_evals=20,
-                                                       discount=0.99)),
+                                                       discount=0.99, num_envs=ppo_envs)),
     }
 
 
@@ -48,7 +48,12 @@ def main() -> None:
     parser.add_argument("--envs", nargs="*", default=["pendulum-swingup", "cartpole-swingup"])
     parser.add_argument("--algos", nargs="*", default=list(STEPS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ppo-num-envs", type=int, default=ppo.PPOConfig.num_envs,
+                        help="PPO's env batch (more on a GPU)")
+    parser.add_argument("--steps", nargs="*", default=[], metavar="ALGO=N",
+                        help="env-step budgets other than the defaults, e.g. ild=1000000")
     args = parser.parse_args()
+    budgets = {**STEPS, **{k: int(v) for k, v in (s.split("=") for s in args.steps)}}
     results = {}
     for env in args.envs:
         demo = args.out / env / "demo.hdf5"
@@ -59,7 +64,7 @@ def main() -> None:
         for algo in args.algos:
             run = args.out / env / f"{algo}-{args.seed}"
             if not (run / "metrics.csv").exists():
-                base = configs(demo, STEPS)[algo]
+                base = configs(demo, budgets, args.ppo_num_envs)[algo]
                 train(dataclasses.replace(base, env=env, seed=args.seed, run_dir=run,
                                           video=False))
             rows = read_metrics(run / "metrics.csv")

@@ -96,11 +96,14 @@ def main() -> None:
     parser.add_argument("--big-repeats", type=int, default=2)
     parser.add_argument("--methods", nargs="*", default=METHODS)
     parser.add_argument("--down-dims", nargs="+", type=int, default=[64, 128, 256])
+    parser.add_argument("--torch-device", default=None,
+                        help="cpu or cuda; default: cuda when jax runs on a GPU")
     args = parser.parse_args()
+    device = args.torch_device or ("cuda" if jax.default_backend() == "gpu" else "cpu")
     cfg = {"horizon": 16, "action_dim": 2, "cond_dim": 2 * 10, "down_dims": args.down_dims,
            "repeats": args.repeats, "big_batch": args.big_batch, "big_repeats": args.big_repeats,
            "methods": args.methods, "train_batch": 256, "train_repeats": 10,
-           "threads": os.cpu_count()}
+           "threads": os.cpu_count(), "device": device}
     if not PEER.exists():
         sys.exit(f"PyTorch peer venv missing: run {HERE / 'setup_torch_peer.sh'} first.")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -129,7 +132,8 @@ def main() -> None:
 
     print(f"# policy inference, chunk {cfg['horizon']}x{cfg['action_dim']}, cond "
           f"{cfg['cond_dim']}, U-Net {tuple(args.down_dims)}; jax {jax.__version__} "
-          f"({jax.default_backend()}), torch {torch_out['torch']}, {os.cpu_count()} threads")
+          f"({jax.default_backend()}), torch {torch_out['torch']} ({torch_out['device']}), "
+          f"{os.cpu_count()} threads")
     print("| method | robojax p50 ms | p99 ms | torch p50 ms | p99 ms | torch/robojax (p50) | "
           f"robojax compile s | robojax chunks/s @{args.big_batch} | torch chunks/s | ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -35,8 +35,7 @@ ITERS_PER_EPOCH = 8
 EPOCHS = 5
 
 
-def brax_kwargs_shared() -> dict:
-    s = SHARED
+def brax_kwargs_shared(s: dict) -> dict:
     steps_per_epoch = s["num_envs"] * s["unroll_length"] * ITERS_PER_EPOCH
     return dict(num_timesteps=steps_per_epoch * EPOCHS, num_evals=EPOCHS + 1,
                 num_envs=s["num_envs"], batch_size=s["num_envs"] // s["num_minibatches"],
@@ -71,14 +70,14 @@ def brax_epoch_figures(result: dict, steps_per_epoch: int) -> tuple[float, float
     return steady, compile_s
 
 
-def robojax_throughput() -> tuple[float, float]:
-    """(steady steps/s, compile s) of robojax PPO with SHARED settings, epochs as Brax runs."""
+def robojax_throughput(shared: dict) -> tuple[float, float]:
+    """(steady steps/s, compile s) of robojax PPO with `shared` settings, epochs as Brax runs."""
     import jax
 
     from robojax.algos import ppo
     from robojax.core.adapters import make_env
 
-    cfg = ppo.PPOConfig(**SHARED, policy_hidden_sizes=tuple(NETWORK["policy_hidden_layer_sizes"]),
+    cfg = ppo.PPOConfig(**shared, policy_hidden_sizes=tuple(NETWORK["policy_hidden_layer_sizes"]),
                         value_hidden_sizes=tuple(NETWORK["value_hidden_layer_sizes"]),
                         activation=NETWORK["activation"], episode_length=1000)
     env = make_env("playground:CartpoleBalance")
@@ -101,17 +100,18 @@ def robojax_throughput() -> tuple[float, float]:
     return steps_per_epoch / steady_time, times[0] - steady_time
 
 
-def part_a() -> None:
+def part_a(num_envs: int) -> None:
     import jax
 
-    steps_per_epoch = SHARED["num_envs"] * SHARED["unroll_length"] * ITERS_PER_EPOCH
-    ours_sps, ours_compile = robojax_throughput()
-    brax = run_brax(brax_kwargs_shared(), NETWORK)
+    shared = {**SHARED, "num_envs": num_envs}
+    steps_per_epoch = num_envs * shared["unroll_length"] * ITERS_PER_EPOCH
+    ours_sps, ours_compile = robojax_throughput(shared)
+    brax = run_brax(brax_kwargs_shared(shared), NETWORK)
     brax_sps, brax_compile = brax_epoch_figures(brax, steps_per_epoch)
     print(f"# (a) PPO throughput, Playground CartpoleBalance (impl jax), {os.cpu_count()} cores, "
           f"{time.strftime('%Y-%m-%d')}; robojax on jax {jax.__version__}, Brax 0.14.2 on jax "
-          f"{brax['jax']}")
-    print(f"# shared settings: {SHARED}, networks {NETWORK}, {ITERS_PER_EPOCH} iterations/epoch")
+          f"{brax['jax']}, backend {jax.default_backend()}")
+    print(f"# shared settings: {shared}, networks {NETWORK}, {ITERS_PER_EPOCH} iterations/epoch")
     print("| side | training env steps/s | compile s |")
     print("|---|---|---|")
     print(f"| robojax | {ours_sps:,.0f} | {ours_compile:.1f} |")
@@ -172,12 +172,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=["a", "b", "both"], default="both")
     parser.add_argument("--brax-envs", nargs="+", type=int, default=[1024, 256])
+    parser.add_argument("--num-envs", type=int, default=SHARED["num_envs"],
+                        help="envs on both sides in (a)")
     parser.add_argument("--target", type=float, default=800.0)
     parser.add_argument("--budget", type=int, default=10_000_000,
                         help="Brax's env-step budget in (b); it stops early at the target")
     args = parser.parse_args()
     if args.part in ("a", "both"):
-        part_a()
+        part_a(args.num_envs)
     if args.part in ("b", "both"):
         part_b(args.brax_envs, args.target, args.budget)
 

@@ -175,11 +175,14 @@ def energy_dfo(model, cond, shape, rounds=3, proposals=256, noise=0.33):
 
 
 def timed(fn, repeats):
+    sync = torch.cuda.synchronize if torch.get_default_device().type == "cuda" else lambda: None
     fn()  # warm-up
+    sync()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - start)
     return times
 
@@ -190,6 +193,7 @@ def main():
     cfg = json.loads(parser.parse_args().config)
     torch.manual_seed(0)
     torch.set_num_threads(cfg["threads"])
+    torch.set_default_device(cfg.get("device", "cpu"))
     horizon, act, cond_dim = cfg["horizon"], cfg["action_dim"], cfg["cond_dim"]
     unet = ConditionalUnet1D(act, cond_dim, tuple(cfg["down_dims"])).eval()
     flow_net = ConditionalUnet1D(act, cond_dim, tuple(cfg["down_dims"]), n_times=2).eval()
@@ -231,6 +235,7 @@ def main():
     times = timed(train_step, cfg["train_repeats"])
     out["train_steps_per_s"] = 1.0 / float(np.median(times))
     out["torch"] = torch.__version__
+    out["device"] = str(torch.get_default_device())
     print(json.dumps(out))
 
 

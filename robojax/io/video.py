@@ -1,10 +1,12 @@
 """Render MuJoCo states with `mujoco.Renderer` and write them as mp4 (or gif)."""
 
-import os
 from pathlib import Path
 
 import mujoco
 import numpy as np
+
+import robojax
+from robojax._gl import can_render
 
 GL_HELP = ("No OpenGL backend could be created for rendering. On a headless Linux machine "
            "install Mesa's EGL (Debian/Ubuntu: `apt-get install libegl1 libgl1-mesa-dri`) and set "
@@ -15,17 +17,26 @@ class RenderUnavailable(RuntimeError):
     """Rendering is impossible on this machine; the message says how to enable it."""
 
 
-def _ensure_gl_backend() -> None:
-    # Without a display, GLFW cannot open a context; EGL renders headless.
-    if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY"):
-        os.environ["MUJOCO_GL"] = "egl"
-        os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+_failure: str | None = None  # a GL stack that failed once can abort the process if retried
+
+
+def _check_gl() -> None:
+    if _failure is not None:
+        raise RenderUnavailable(_failure)
+    if not can_render(robojax.GL_BACKEND):
+        raise _unavailable(f"MUJOCO_GL is {robojax.GL_BACKEND or 'unset'} and there is no display")
+
+
+def _unavailable(reason: str) -> RenderUnavailable:
+    global _failure
+    _failure = f"{GL_HELP} ({reason})"
+    return RenderUnavailable(_failure)
 
 
 def render_qpos(mj_model: mujoco.MjModel, qpos: np.ndarray, mocap_pos: np.ndarray | None = None,
                 *, width: int = 320, height: int = 240, camera: int | str = -1) -> list[np.ndarray]:
     """Render each row of `qpos` (T, nq) with mocap bodies at `mocap_pos` (T, nmocap, 3)."""
-    _ensure_gl_backend()
+    _check_gl()
     if camera == -1 and mj_model.ncam > 0:
         camera = 0  # the model's first named camera frames the task better than the free one
     width = min(width, mj_model.vis.global_.offwidth)
@@ -33,7 +44,7 @@ def render_qpos(mj_model: mujoco.MjModel, qpos: np.ndarray, mocap_pos: np.ndarra
     try:
         renderer = mujoco.Renderer(mj_model, height=height, width=width)
     except Exception as err:  # the GL stack raises several unrelated types
-        raise RenderUnavailable(f"{GL_HELP} (error: {err})") from err
+        raise _unavailable(f"error: {err}") from err
     data = mujoco.MjData(mj_model)
     frames = []
     try:

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The benchmarks at GPU sizes, one group per call: bash experiments/bench/gpu.sh GROUP OUTDIR
+# Groups: env (throughput at 1024-16384 envs), ppo (robojax vs Brax PPO), policy (inference and
+# U-Net training vs PyTorch on the same GPU, detour BC training time), diffsim (differentiable
+# rollout overhead, ILD vs PPO wall time). Peers run in the venv PEER_VENV (default: the one
+# running robojax), which must hold brax + playground (ppo) or torch with CUDA (policy).
+set -uo pipefail
+group=$1 out=$(realpath -m "$2")
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+mkdir -p "$out" && cd "$out"  # not the repo root: the installed robojax, not its source tree
+export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
+py=${PYTHON:-python3}
+peer=${PEER_VENV:-$($py -c 'import sys; print(sys.prefix)')}  # holds bin/python
+export BRAX_PEER_VENV=$peer TORCH_PEER_VENV=$peer
+bench=$repo/experiments/bench
+run() {  # run NAME TIMEOUT CMD...: log to $out/NAME.md, keep going on failure
+  local name=$1 limit=$2; shift 2
+  echo "== $name"
+  timeout "$limit" "$@" 2>&1 | tee "$out/$name.md" | grep -v "^WARNING\|^I0000\|^W0000"
+}
+case $group in
+  env)
+    run env_cartpole 150 $py $bench/env_throughput.py --envs cartpole-balance \
+      --batches 1024 4096 16384 --json "$out/env_cartpole.json"
+    run env_hopper 200 $py $bench/env_throughput.py --envs hopper --batches 16384 \
+      --json "$out/env_hopper.json" ;;
+  ppo)
+    run ppo_a 150 $py $bench/ppo_vs_brax.py --part a --num-envs 4096
+    run ppo_b 200 $py $bench/ppo_vs_brax.py --part b --brax-envs 2048 ;;
+  policy)
+    run policy 200 $py $bench/policy_latency.py --big-batch 4096 --big-repeats 5
+    run detour 150 $py $repo/experiments/generative/detour_table.py --seeds 1 --out "$out/detour" ;;
+  diffsim)
+    run diffsim_overhead 150 $py $bench/diffsim_overhead.py --batch 64 256 1024
+    run diffsim_vs_ppo 250 $py $bench/diffsim_vs_ppo.py --envs pendulum-swingup \
+      --algos ild ppo --ppo-num-envs 4096 --out "$out/dvp" ;;
+  *) echo "unknown group $group"; exit 2 ;;
+esac
