@@ -29,10 +29,12 @@ case $group in
     run ppo_b 200 $py $bench/ppo_vs_brax.py --part b --brax-envs 2048 ;;
   policy)
     run policy 200 $py $bench/policy_latency.py --big-batch 4096 --big-repeats 5
-    run detour 150 $py $repo/experiments/generative/detour_table.py --seeds 1 --out "$out/detour" ;;
+    run detour 150 $py $repo/experiments/generative/detour_table.py --seeds 1 \
+      --families gaussian diffusion \
+      --out "$out/detour" ;;
   diffsim)
     run diffsim_overhead 150 $py $bench/diffsim_overhead.py --batch 64 256 1024
     run diffsim_vs_ppo 250 $py $bench/diffsim_vs_ppo.py --envs pendulum-swingup \
-      --algos ild ppo --ppo-num-envs 4096 --out "$out/dvp" ;;
+      --algos ild ppo --steps ild=1000000 ppo=4000000 --out "$out/dvp" ;;
   *) echo "unknown group $group"; exit 2 ;;
 esac
