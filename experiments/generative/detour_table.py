@@ -24,13 +24,14 @@ from robojax.evaluate import load_run
 from robojax.train import TrainArgs, train
 
 MLP = DenoiserConfig(network="mlp")
+FLOW = bc.FlowPolicy(denoiser=MLP, max_steps=8)
 # (row label, family, BC overrides, inference steps at eval)
 ROWS = [
     ("gaussian (MSE)", "gaussian", {}, None),
     ("diffusion (sample prediction), DDIM-10", "diffusion",
      {"diffusion": bc.DiffusionPolicy(denoiser=MLP)}, 10),
-    ("flow, 10 Euler steps", "flow", {"flow": bc.FlowPolicy(denoiser=MLP)}, 10),
-    ("flow, 1 step", "flow", {"flow": bc.FlowPolicy(denoiser=MLP)}, 1),
+    ("flow (sample prediction), 10 Euler steps", "flow", {"flow": FLOW}, 10),
+    ("flow (sample prediction), 1 step", "flow", {"flow": FLOW}, 1),
     ("energy, proposal + 2 descent steps", "energy", {"batch_size": 64, "energy":
                                                      bc.EnergyPolicy(num_negatives=32)}, 2),
 ]
