@@ -75,7 +75,7 @@ def solver(name: str) -> Callable:
 
 
 def _register_builtins() -> None:
-    from robojax.envs import cartpole, detour, hopper, pendulum, point_mass, pusher, reacher
+    from robojax.envs import cartpole, detour, hopper, pendulum, point_mass, push_t, pusher, reacher
 
     register("cartpole-balance", cartpole.Cartpole, cartpole.default_config, cartpole.solve)
     register("cartpole-swingup", cartpole.Cartpole, cartpole.default_swingup_config,
@@ -86,6 +86,7 @@ def _register_builtins() -> None:
     register("detour", detour.Detour, detour.default_config, detour.solve)
     register("hopper", hopper.Hopper, hopper.default_config)
     register("pusher", pusher.Pusher, pusher.default_config, pusher.solve)
+    register("push-t", push_t.PushT, push_t.default_config, push_t.solve)
 
 
 _register_builtins()

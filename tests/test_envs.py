@@ -15,7 +15,7 @@ NAMES = envs.names()
 
 def test_suite_has_the_promised_tasks():
     for name in ("cartpole-balance", "cartpole-swingup", "pendulum-swingup", "reacher",
-                 "point-mass", "hopper", "pusher"):
+                 "point-mass", "hopper", "pusher", "push-t", "detour"):
         assert name in NAMES
 
 
@@ -88,6 +88,38 @@ def test_pusher_solver_pushes_block_to_goal():
         return success[-1].mean()
 
     assert float(final_success(jax.random.PRNGKey(0))) >= 0.7
+
+
+def test_push_t_coverage_is_the_overlap_with_the_target():
+    from robojax.envs.push_t import CELLS, TARGET, coverage
+
+    target, yaw = jnp.array(TARGET[:2]), TARGET[2]
+    assert float(coverage(target, yaw)) == 1.0
+    # The cells tile the T's area: 0.14 x 0.035 bar plus 0.035 x 0.105 stem.
+    assert len(CELLS) * 0.0025**2 == pytest.approx(0.14 * 0.035 + 0.035 * 0.105)
+    # Sliding the T up along its own axis by a stem-width uncovers the bar's bottom strip and
+    # the bottom of the stem (worked by hand: 0.9 of the area stays covered, to a cell).
+    up = jnp.array([-np.sin(yaw), np.cos(yaw)])
+    assert float(coverage(target + 0.01 * up, yaw)) == pytest.approx(1 - (
+        0.01 * (0.14 - 0.035) + 0.01 * 0.035) / (0.14 * 0.035 + 0.035 * 0.105), abs=0.01)
+    assert float(coverage(target, yaw + np.pi)) < 0.5  # upside down
+    assert float(coverage(target + 0.5, yaw)) == 0.0
+
+
+def test_push_t_expert_reaches_95_percent_coverage():
+    env = envs.make("push-t")
+    solve = envs.solver("push-t")
+    batched = VmapWrapper(env, 32)
+
+    @jax.jit
+    def success(key):
+        def one_step(state, _):
+            state = batched.step(state, jax.vmap(lambda s: solve(env, s))(state))
+            return state, state.metrics["reward/success"]
+        _, success = jax.lax.scan(one_step, batched.reset(key), None, 200)
+        return success.max(0).mean()
+
+    assert float(success(jax.random.PRNGKey(0))) >= 0.9
 
 
 def test_hopper_has_no_solver_and_says_which_do():
