@@ -88,8 +88,9 @@ class PushTConfig(EnvConfig):
     block_range: float = 0.12
     """Half-width of the square the block's start position is drawn from (m)."""
     reward_scales: dict = dataclasses.field(default_factory=lambda: {
-        "coverage": 1.0, "success": 0.0})
-    """Weight of each reward term (coverage is clip(coverage / success_coverage, 0, 1))."""
+        "coverage": 1.0, "overlap": 0.0, "success": 0.0})
+    """Weight of each reward term: coverage is clip(overlap / success_coverage, 0, 1) as in
+    Diffusion Policy; the raw overlap and success are logged, not rewarded, by default."""
 
 
 def default_config() -> PushTConfig:
@@ -145,7 +146,7 @@ class PushT(MjxEnv):
     def reward_terms(self, prev: mjx.Data, data: mjx.Data, action: jax.Array) -> dict:
         covered = self.coverage(data)
         threshold = self.config.success_coverage
-        return {"coverage": jnp.clip(covered / threshold, 0.0, 1.0),
+        return {"coverage": jnp.clip(covered / threshold, 0.0, 1.0), "overlap": covered,
                 "success": (covered >= threshold).astype(jnp.float32)}
 
     def terminated(self, data: mjx.Data) -> jax.Array:

@@ -72,32 +72,36 @@ def rollout_states(env: Env, policy: Controller | Callable, key: jax.Array, num_
 def evaluate_episodes(eval_env: Env, policy: Controller | Callable, reset_key: jax.Array,
                       act_key: jax.Array, *, track_success: bool = False) -> dict:
     """Mean return and reward terms (and their std) over one full episode in each env of the
-    batched, time-limited `eval_env`; with `track_success`, the share of episodes whose
-    `reward/success` metric was positive at some step (`eval/success_rate`)."""
+    batched, time-limited `eval_env`. With `track_success`, also the share of episodes whose
+    `reward/success` metric was positive at some step (`eval/success_rate`) and the mean over
+    episodes of each term's peak value (`eval/peak/<term>`, e.g. Push-T's max overlap)."""
     controller = as_controller(policy)
 
     def one_step(carry, step_key):
-        env_state, memory, alive, totals, success = carry
+        env_state, memory, alive, totals, peaks = carry
         action, memory = controller.step(memory, env_state, step_key)
         env_state = eval_env.step(env_state, action)
         values = {"eval/episode_reward": env_state.reward,
                   **{f"eval/{k}": v for k, v in env_state.metrics.items()}}
         totals = jax.tree.map(lambda t, v: t + alive * v, totals, values)
-        success = jnp.maximum(success, alive * env_state.metrics.get(
-            "reward/success", jnp.zeros_like(env_state.reward)))
+        peaks = {k: jnp.where(alive > 0, jnp.maximum(p, env_state.metrics[k]), p)
+                 for k, p in peaks.items()}
         alive = alive * (1.0 - env_state.done.astype(jnp.float32))
-        return (env_state, memory, alive, totals, success), None
+        return (env_state, memory, alive, totals, peaks), None
 
     first = eval_env.reset(reset_key)
     zeros = jnp.zeros_like(first.reward)
     totals = {"eval/episode_reward": zeros, **{f"eval/{k}": zeros for k in first.metrics}}
-    carry = (first, controller.init(first), jnp.ones_like(zeros), totals, zeros)
+    peaks = {k: jnp.full_like(zeros, -jnp.inf) for k in first.metrics} if track_success else {}
+    carry = (first, controller.init(first), jnp.ones_like(zeros), totals, peaks)
     length = eval_env.env.episode_length
-    (_, _, _, totals, success), _ = jax.lax.scan(one_step, carry,
-                                                 jax.random.split(act_key, length))
+    (_, _, _, totals, peaks), _ = jax.lax.scan(one_step, carry,
+                                               jax.random.split(act_key, length))
     metrics = {k: jnp.mean(v) for k, v in totals.items()}
     metrics["eval/episode_reward_std"] = jnp.std(totals["eval/episode_reward"])
     if track_success:
+        metrics |= {f"eval/peak/{k}": jnp.mean(v) for k, v in peaks.items()}
+        success = peaks.get("reward/success", zeros)
         metrics["eval/success_rate"] = jnp.mean(success > 0)
     return metrics
 
