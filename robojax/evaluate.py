@@ -1,6 +1,7 @@
 """Evaluate a trained run's latest checkpoint: `robojax eval RUN_DIR`."""
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 
@@ -35,18 +36,28 @@ def load_run(run_dir: str | Path):
     return args, algo, cfg, env, state, step
 
 
+def _evaluate(algo, cfg, env, state, num_episodes: int, seed: int,
+              overrides: dict) -> dict[str, float]:
+    size_field = "num_eval_envs" if hasattr(cfg, "num_eval_envs") else "num_envs"
+    cfg = dataclasses.replace(cfg, **{size_field: num_episodes, **overrides})
+    metrics = jax.jit(functools.partial(algo.evaluate, cfg, algo.make_eval_env(cfg, env)))(
+        state, jax.random.PRNGKey(seed))
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def evaluate_checkpoint(run_dir: str | Path, *, num_episodes: int = 256, seed: int = 1,
+                        **overrides) -> dict[str, float]:
+    """Mean metrics of a run's latest checkpoint over `num_episodes` parallel episodes;
+    `overrides` replace fields of the algo config first (e.g. `inference_steps=1`)."""
+    _, algo, cfg, env, state, _ = load_run(run_dir)
+    return _evaluate(algo, cfg, env, state, num_episodes, seed, overrides)
+
+
 def evaluate_run(run_dir: str | Path, *, num_episodes: int = 256, video: bool = True,
                  seed: int = 1) -> dict[str, float]:
     """Mean metrics over `num_episodes` parallel episodes; writes eval.json (and a video)."""
-    import functools
-
     args, algo, cfg, env, state, step = load_run(run_dir)
-    size_field = "num_eval_envs" if hasattr(cfg, "num_eval_envs") else "num_envs"
-    cfg = dataclasses.replace(cfg, **{size_field: num_episodes})
-    eval_env = algo.make_eval_env(cfg, env)
-    metrics = jax.jit(functools.partial(algo.evaluate, cfg, eval_env))(
-        state, jax.random.PRNGKey(seed))
-    result = {k: float(v) for k, v in metrics.items()}
+    result = _evaluate(algo, cfg, env, state, num_episodes, seed, {})
     result["checkpoint_iteration"] = step
     (Path(run_dir) / "eval.json").write_text(json.dumps(result, indent=2))
     console.print(f"{args.env} checkpoint {step}: eval reward "

@@ -30,6 +30,12 @@ def test_flow_policy_clones_the_bimodal_expert(detour_demos, tmp_path):
     assert rows[0]["eval/success_rate"] < 0.05  # untrained: no luck
     assert rows[-1]["eval/success_rate"] >= 0.4, rows[-1]
     assert (run / "learning_curve.png").exists() and (run / "checkpoints").is_dir()
+    # The checkpoint evaluates again with other settings, e.g. fewer Euler steps.
+    from robojax.evaluate import evaluate_checkpoint
+
+    again = evaluate_checkpoint(run, num_episodes=128, seed=3, inference_steps=4)
+    assert again["eval/success_rate"] >= 0.3, again
+    assert again["eval/peak/reward/success"] == again["eval/success_rate"]
 
 
 def test_bc_needs_a_dataset_and_rejects_rl_flags(detour_demos, tmp_path):

@@ -19,17 +19,15 @@ about 30 minutes on 2 CPU cores):
 
 import argparse
 import dataclasses
-import functools
 import json
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from robojax.algos import bc, ild, ppo
 from robojax.data import demos as demo_data
 from robojax.data.collect import collect, collect_to_file
-from robojax.evaluate import load_run
+from robojax.evaluate import evaluate_checkpoint
 from robojax.train import TrainArgs, train
 
 
@@ -62,12 +60,8 @@ def hopper_expert(out: Path) -> Path:
 
 
 def final_return(run_dir: Path, episodes: int, seed: int) -> float:
-    _, algo, cfg, env, state, _ = load_run(run_dir)
-    field = "num_envs" if isinstance(cfg, bc.BCConfig) else "num_eval_envs"
-    cfg = dataclasses.replace(cfg, **{field: episodes})
-    metrics = jax.jit(functools.partial(algo.evaluate, cfg, algo.make_eval_env(cfg, env)))(
-        state, jax.random.PRNGKey(10_000 + seed))
-    return float(metrics["eval/episode_reward"])
+    metrics = evaluate_checkpoint(run_dir, num_episodes=episodes, seed=10_000 + seed)
+    return metrics["eval/episode_reward"]
 
 
 def run_task(task: Task, source: str, args) -> dict:
