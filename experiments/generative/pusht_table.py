@@ -7,7 +7,7 @@ Gaussian baseline) cloned from the same scripted-expert demos, with the mean max
 from _table import Row, parse_args, run
 
 ROWS = [
-    Row("diffusion (U-Net, epsilon), DDIM-10", "diffusion", inference_steps=10),
+    Row("diffusion (U-Net, sample prediction), DDIM-10", "diffusion", inference_steps=10),
     Row("flow (U-Net, sample prediction), 10 Euler steps", "flow", inference_steps=10),
     Row("flow (U-Net, sample prediction), 1 step", "flow", inference_steps=1),
     Row("gaussian (MSE)", "gaussian"),
