@@ -102,11 +102,12 @@ def rotation(yaw: jax.Array) -> jax.Array:
     return jnp.array([[c, -s], [s, c]])
 
 
-def inside_t(points: jax.Array) -> jax.Array:
-    """Whether body-frame `points` (..., 2) lie inside the T."""
+def inside_t(points: jax.Array, margin: float = 0.0) -> jax.Array:
+    """Whether body-frame `points` (..., 2) lie inside the T, each box grown by `margin`."""
     def in_box(box):
         (cx, cy), (hx, hy) = box
-        return (jnp.abs(points[..., 0] - cx) <= hx) & (jnp.abs(points[..., 1] - cy) <= hy)
+        return (jnp.abs(points[..., 0] - cx) <= hx + margin) & (
+            jnp.abs(points[..., 1] - cy) <= hy + margin)
     return in_box(BAR) | in_box(STEM)
 
 
@@ -178,13 +179,7 @@ CONTACT_POINTS, CONTACT_NORMALS = _contacts()
 def _blocked(start: jax.Array, end: jax.Array, block: jax.Array, yaw: jax.Array) -> jax.Array:
     """Whether the pusher moving straight from `start` to `end` would touch the T."""
     path = start + jnp.linspace(0.0, 1.0, 12)[:, None] * (end - start)
-    local = (path - block) @ rotation(yaw)
-    margin = PUSHER_RADIUS + 0.004
-    def in_box(box):
-        (cx, cy), (hx, hy) = box
-        return (jnp.abs(local[:, 0] - cx) <= hx + margin) & (
-            jnp.abs(local[:, 1] - cy) <= hy + margin)
-    return jnp.any(in_box(BAR) | in_box(STEM))
+    return jnp.any(inside_t((path - block) @ rotation(yaw), margin=PUSHER_RADIUS + 0.004))
 
 
 def solve(env: PushT, state) -> jax.Array:
