@@ -38,6 +38,9 @@ class CollectArgs:
     """Keep only episodes that reached the env's success condition."""
     seed: int = 0
     """Seed of the episodes."""
+    action_noise: float = 0.0
+    """Std of Gaussian noise added to the executed actions (normalized units); the clean
+    actions are recorded, so the demos show recoveries from off-path states."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
         from robojax.data.collect import collect_to_file
 
         collect_to_file(args.env, args.source, args.episodes, args.out,
-                        only_success=args.only_success, seed=args.seed)
+                        only_success=args.only_success, seed=args.seed,
+                        action_noise=args.action_noise)
     else:
         _envs()
 

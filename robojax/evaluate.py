@@ -13,8 +13,9 @@ from robojax.io import checkpoint
 from robojax.io.progress import console
 
 
-def load_run(run_dir: str | Path):
-    """(args, algo module, algo config, env, restored train state of seed 0) of a run."""
+def load_run(run_dir: str | Path, seed_index: int = 0):
+    """(args, algo module, algo config, env, restored train state, checkpoint iteration) of a
+    run; of a run trained with `--num-seeds N`, the state of seed `seed_index` (0..N-1)."""
     from robojax.train import _stack, args_from_json
 
     run_dir = Path(run_dir)
@@ -23,6 +24,9 @@ def load_run(run_dir: str | Path):
         raise FileNotFoundError(f"{run_dir} has no config.json; pass a directory written by "
                                 "`robojax train`.")
     args = args_from_json(json.loads(config_path.read_text()))
+    if not 0 <= seed_index < args.num_seeds:
+        raise ValueError(f"seed index {seed_index} is out of range: {run_dir} trained "
+                         f"{args.num_seeds} seed(s); pass 0..{args.num_seeds - 1}.")
     algo = algos.get(args.algo)
     cfg = args.algo_config()
     env = make_env(args.env)
@@ -32,7 +36,7 @@ def load_run(run_dir: str | Path):
         target = _stack([target] * args.num_seeds)
     state, step = checkpoint.restore(run_dir / "checkpoints", target)
     if args.num_seeds > 1:
-        state = jax.tree.map(lambda x: x[0], state)
+        state = jax.tree.map(lambda x: x[seed_index], state)
     return args, algo, cfg, env, state, step
 
 
@@ -46,10 +50,11 @@ def _evaluate(algo, cfg, env, state, num_episodes: int, seed: int,
 
 
 def evaluate_checkpoint(run_dir: str | Path, *, num_episodes: int = 256, seed: int = 1,
-                        **overrides) -> dict[str, float]:
+                        seed_index: int = 0, **overrides) -> dict[str, float]:
     """Mean metrics of a run's latest checkpoint over `num_episodes` parallel episodes;
-    `overrides` replace fields of the algo config first (e.g. `inference_steps=1`)."""
-    _, algo, cfg, env, state, _ = load_run(run_dir)
+    `overrides` replace fields of the algo config first (e.g. `inference_steps=1`);
+    `seed_index` picks one seed of a `--num-seeds` run."""
+    _, algo, cfg, env, state, _ = load_run(run_dir, seed_index)
     return _evaluate(algo, cfg, env, state, num_episodes, seed, overrides)
 
 

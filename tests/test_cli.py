@@ -38,6 +38,13 @@ def test_num_seeds_trains_seeds_in_one_program(tmp_path):
           "--no-video", *TINY])
     rows = read_metrics(run / "metrics.csv")
     assert rows[-1]["env_steps"] >= 8192
+    # Each seed's policy evaluates on its own; an index past the seeds is named.
+    from robojax.evaluate import evaluate_checkpoint
+
+    first, second = (evaluate_checkpoint(run, num_episodes=8, seed_index=i) for i in (0, 1))
+    assert first["eval/episode_reward"] != second["eval/episode_reward"]
+    with pytest.raises(ValueError, match="trained 2 seed"):
+        evaluate_checkpoint(run, seed_index=2)
 
 
 def test_bad_names_are_clear_errors(tmp_path):

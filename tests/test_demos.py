@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from robojax import data, envs
-from robojax.data.collect import collect
+from robojax.data.collect import collect, record
+from robojax.rollout import Controller
 
 
 def _episodes():
@@ -108,3 +109,16 @@ def test_collect_from_solver_keeps_successful_episodes():
 def test_only_success_needs_a_success_metric():
     with pytest.raises(ValueError, match="no success metric"):
         collect("cartpole-balance", "solver", 2, only_success=True)
+
+
+def test_action_noise_moves_the_env_but_records_the_clean_actions():
+    env = envs.make("point-mass")
+    still = Controller(init=lambda state: (),
+                       step=lambda carry, state, key: (jnp.zeros((4, 2)), carry))
+    clean = record(env, still, jax.random.PRNGKey(0), 4, 20)
+    noisy = record(env, still, jax.random.PRNGKey(0), 4, 20, action_noise=0.5)
+    assert not noisy["actions"].any()  # what the source chose, not what the env got
+    np.testing.assert_array_equal(clean["obs"][0], noisy["obs"][0])  # same starts
+    assert np.abs(noisy["obs"][-1] - clean["obs"][-1]).max() > 1e-3  # pushed by the noise
+    with pytest.raises(ValueError, match="action_noise must be >= 0"):
+        collect("detour", "solver", 2, action_noise=-0.1)

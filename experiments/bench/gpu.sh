@@ -2,8 +2,11 @@
 # The benchmarks at GPU sizes, one group per call: bash experiments/bench/gpu.sh GROUP OUTDIR
 # Groups: env (throughput at 1024-16384 envs), ppo (robojax vs Brax PPO), policy (inference and
 # U-Net training vs PyTorch on the same GPU, detour BC training time), diffsim (differentiable
-# rollout overhead, ILD vs PPO wall time). Peers run in the venv PEER_VENV (default: the one
-# running robojax), which must hold brax + playground (ppo) or torch with CUDA (policy).
+# rollout overhead, ILD vs PPO wall time), pusht (diffusion and flow behaviour cloning, each
+# family's seeds in one program, the two families side by side; PUSHT_STEPS grad steps,
+# PUSHT_LIMIT seconds of training at most, then the table from the latest checkpoints). Peers
+# run in the venv PEER_VENV (default: the one running robojax), which must hold brax +
+# playground (ppo) or torch with CUDA (policy).
 set -uo pipefail
 group=$1 out=$(realpath -m "$2")
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -36,5 +39,32 @@ case $group in
     run diffsim_overhead 150 $py $bench/diffsim_overhead.py --batch 64 256 1024
     run diffsim_vs_ppo 250 $py $bench/diffsim_vs_ppo.py --envs pendulum-swingup \
       --algos ild ppo --steps ild=1000000 ppo=4000000 --out "$out/dvp" ;;
+  pusht)
+    # per noise level in PUSHT_NOISES: demos, then diffusion and flow side by side
+    for noise in ${PUSHT_NOISES:-0}; do
+      runs=${PUSHT_RUNS:-/tmp/pusht-runs}/noise$noise  # checkpoints stay off $out
+      table=($py $repo/experiments/generative/pusht_table.py --out "$runs" --vmap-seeds
+             --grad-steps "${PUSHT_STEPS:-20000}" --num-evals 8 --action-noise "$noise")
+      mkdir -p "$runs"
+      run "pusht_demos_$noise" 200 $py -m robojax.cli collect --env push-t --source solver \
+        --episodes 200 --only-success --action-noise "$noise" \
+        --out "$runs/push-t_demos_200$([ "$noise" = 0 ] || echo "_noise$noise").hdf5"
+      for family in diffusion flow; do
+        run "pusht_train_${family}_$noise" "${PUSHT_LIMIT:-400}" "${table[@]}" --train-only \
+          --families $family &
+      done
+    done
+    wait
+    for noise in ${PUSHT_NOISES:-0}; do
+      runs=${PUSHT_RUNS:-/tmp/pusht-runs}/noise$noise
+      run "pusht_table_$noise" 300 $py $repo/experiments/generative/pusht_table.py \
+        --out "$runs" --vmap-seeds --action-noise "$noise" --families diffusion flow &
+    done
+    wait
+    for dir in "${PUSHT_RUNS:-/tmp/pusht-runs}"/noise*/*-seeds*; do
+      keep=$out/pusht/$(basename "$(dirname "$dir")")/${dir##*/}
+      mkdir -p "$keep" && cp "$dir"/*.csv "$dir"/*.png "$dir"/*.mp4 "$keep/" 2>/dev/null
+      cp "$(dirname "$dir")/results.json" "$keep/../" 2>/dev/null
+    done ;;
   *) echo "unknown group $group"; exit 2 ;;
 esac

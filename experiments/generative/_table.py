@@ -1,11 +1,15 @@
 """The driver shared by the behaviour-cloning result tables: record scripted-expert demos once,
 train each row's policy family for several seeds from them, evaluate every seed's final EMA
-policy in parallel episodes, and print a markdown table."""
+policy in parallel episodes, and print a markdown table.
+
+A run directory that already holds a checkpoint is reused, not retrained, so a table can be
+trained in one command (or several side by side, `--train-only --families X`) and evaluated in
+the next. `--vmap-seeds` trains a family's seeds in one compiled program (`--num-seeds`), which
+keeps an accelerator busy where one small network would not."""
 
 import argparse
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +17,7 @@ import numpy as np
 from robojax.algos import bc
 from robojax.data.collect import collect_to_file
 from robojax.evaluate import evaluate_checkpoint
+from robojax.io.metrics import read_metrics
 from robojax.train import TrainArgs, train
 
 
@@ -32,48 +37,80 @@ def parse_args(doc: str, *, out: str, demos: int, grad_steps: int) -> argparse.N
     parser.add_argument("--episodes", type=int, default=512)
     parser.add_argument("--grad-steps", type=int, default=grad_steps)
     parser.add_argument("--families", nargs="*", default=None)
+    parser.add_argument("--action-noise", type=float, default=0.0,
+                        help="std of the noise the expert's executed actions get while its "
+                             "clean actions are recorded (DART-style recoveries)")
+    parser.add_argument("--num-evals", type=int, default=1,
+                        help="evaluations (and checkpoints) during training")
+    parser.add_argument("--vmap-seeds", action="store_true",
+                        help="train a family's seeds in one program, one run directory")
+    parser.add_argument("--train-only", action="store_true",
+                        help="train (or reuse) the runs, evaluate nothing")
     return parser.parse_args()
+
+
+def _train(env: str, family: str, overrides: dict, args: argparse.Namespace, run_dir: Path,
+           dataset: Path, seed: int, num_seeds: int) -> None:
+    if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+        print(f"reusing {run_dir}", flush=True)
+        return
+    cfg = dataclasses.replace(bc.BCConfig(), policy=family, dataset=dataset,
+                              num_grad_steps=args.grad_steps, num_evals=args.num_evals,
+                              **overrides)
+    train(TrainArgs(algo="bc", env=env, run_dir=run_dir, seed=seed, num_seeds=num_seeds,
+                    bc=cfg, video=seed == 0, progress=False))
+
+
+def _trained(run_dir: Path) -> tuple[int, float]:
+    """(gradient steps, wall seconds) of a run's last logged evaluation."""
+    last = read_metrics(run_dir / "metrics.csv")[-1]
+    return int(last["grad_steps"]), float(last["wall_time_s"])
 
 
 def run(env: str, rows: list[Row], args: argparse.Namespace, columns: dict[str, str]) -> dict:
     """Train and evaluate every row; `columns` maps a column title to the eval metric it
     averages (besides the success rate). Writes results.json and prints the table."""
-    dataset = args.out / f"{env}_demos_{args.demos}.hdf5"
+    noise = f"_noise{args.action_noise:g}" if args.action_noise else ""
+    dataset = args.out / f"{env}_demos_{args.demos}{noise}.hdf5"
     if not dataset.exists():
-        collect_to_file(env, "solver", args.demos, dataset, only_success=True)
-    results, trained = {}, {}
+        collect_to_file(env, "solver", args.demos, dataset, only_success=True,
+                        action_noise=args.action_noise)
+    results = {}
     for row in rows:
         if args.families and row.family not in args.families:
             continue
-        per_seed = []
-        for seed in range(args.seeds):
-            run_dir = args.out / f"{row.family}-{seed}"
-            if (row.family, seed) not in trained:
-                start = time.perf_counter()
-                cfg = dataclasses.replace(bc.BCConfig(), policy=row.family, dataset=dataset,
-                                          num_grad_steps=args.grad_steps, num_evals=1,
-                                          **row.overrides)
-                train(TrainArgs(algo="bc", env=env, run_dir=run_dir, seed=seed, bc=cfg,
-                                video=seed == 0, progress=False))
-                trained[row.family, seed] = time.perf_counter() - start
-            per_seed.append(evaluate_checkpoint(run_dir, num_episodes=args.episodes,
-                                                seed=10_000 + seed,
-                                                inference_steps=row.inference_steps))
+        if args.vmap_seeds:  # (run directory, seed index) of each seed
+            runs = [(args.out / f"{row.family}-seeds{args.seeds}", s) for s in range(args.seeds)]
+            _train(env, row.family, row.overrides, args, runs[0][0], dataset, 0, args.seeds)
+        else:
+            runs = [(args.out / f"{row.family}-{s}", 0) for s in range(args.seeds)]
+            for seed, (run_dir, _) in enumerate(runs):
+                _train(env, row.family, row.overrides, args, run_dir, dataset, seed, 1)
+        if args.train_only:
+            continue
+        per_seed = [evaluate_checkpoint(run_dir, num_episodes=args.episodes,
+                                        seed=10_000 + seed, seed_index=index,
+                                        inference_steps=row.inference_steps)
+                    for seed, (run_dir, index) in enumerate(runs)]
+        grad_steps, seconds = zip(*(_trained(run_dir) for run_dir, _ in runs), strict=True)
         results[row.label] = {
             "success": [m["eval/success_rate"] for m in per_seed],
             **{title: [m[key] for m in per_seed] for title, key in columns.items()},
-            "train_seconds": [trained[row.family, s] for s in range(args.seeds)]}
+            "grad_steps": list(grad_steps), "train_seconds": list(seconds)}
         success = results[row.label]["success"]
         print(f"{row.label}: success {np.mean(success):.3f} {np.round(success, 3).tolist()}",
               flush=True)
+    if args.train_only:
+        return results
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
     titles = list(columns)
+    where = " (all seeds, one program)" if args.vmap_seeds else " per seed"
     print(f"\n| policy | success (mean of {args.seeds} seeds x {args.episodes} episodes) | "
-          f"per seed | {' | '.join(titles)} | train s per seed |\n"
-          f"|---|---|---|{'---|' * len(titles)}---|")
+          f"per seed | {' | '.join(titles)} | grad steps | train s{where} |\n"
+          f"|---|---|---|{'---|' * len(titles)}---|---|")
     for label, r in results.items():
         print(f"| {label} | {np.mean(r['success']):.3f} | "
               f"{' / '.join(f'{s:.3f}' for s in r['success'])} | "
               + "".join(f"{np.mean(r[t]):.3f} | " for t in titles)
-              + f"{np.mean(r['train_seconds']):.0f} |")
+              + f"{min(r['grad_steps']):,} | {np.mean(r['train_seconds']):.0f} |")
     return results

@@ -10,7 +10,7 @@ import numpy as np
 from robojax.core.env import Env
 from robojax.core.wrappers import EpisodeWrapper, VmapWrapper
 from robojax.data.demos import DemoFileError, Demos, from_episodes
-from robojax.rollout import Controller, run_controller
+from robojax.rollout import Controller
 
 
 def solver_controller(env: Env, name: str) -> Controller:
@@ -24,21 +24,34 @@ def solver_controller(env: Env, name: str) -> Controller:
 
 
 def record(env: Env, policy: Controller, key: jax.Array, num_episodes: int,
-           episode_length: int) -> dict[str, np.ndarray]:
+           episode_length: int, action_noise: float = 0.0) -> dict[str, np.ndarray]:
     """One episode in each of `num_episodes` envs, time-major arrays: obs seen before each
-    action, the action, reward, done, and the success metric (zeros when the env has none)."""
+    action, the action, reward, done, and the success metric (zeros when the env has none).
+
+    With `action_noise` > 0 the env steps with the source's action plus Gaussian noise of that
+    std (normalized action units, clipped to [-1, 1]) while the clean action is recorded: the
+    demonstrations then show how the source recovers from states off its own path (DART)."""
     batched = VmapWrapper(EpisodeWrapper(env, episode_length), num_episodes)
 
-    def keep(state, action, next_state):
+    def one_step(carry, step_key):
+        state, memory = carry
+        action, memory = policy.step(memory, state, step_key)
+        executed = action
+        if action_noise > 0:
+            noise = jax.random.normal(jax.random.fold_in(step_key, 1), action.shape)
+            executed = jnp.clip(action + action_noise * noise, -1.0, 1.0)
+        next_state = batched.step(state, executed)
         success = next_state.metrics.get("reward/success", jnp.zeros_like(next_state.reward))
-        return {"obs": state.obs, "actions": action, "rewards": next_state.reward,
-                "dones": next_state.done, "success": success}
+        return (next_state, memory), {"obs": state.obs, "actions": action,
+                                      "rewards": next_state.reward, "dones": next_state.done,
+                                      "success": success}
 
     @jax.jit
     def run(key):
         key_reset, key_act = jax.random.split(key)
-        return run_controller(batched, policy, batched.reset(key_reset), key_act,
-                              episode_length, keep)
+        first = batched.reset(key_reset)
+        return jax.lax.scan(one_step, (first, policy.init(first)),
+                            jax.random.split(key_act, episode_length))[1]
 
     return jax.tree.map(np.asarray, run(key))
 
@@ -59,8 +72,10 @@ def split_episodes(steps: dict[str, np.ndarray], only_success: bool
 
 
 def collect(env_name: str, source: str, num_episodes: int, *, seed: int = 0,
-            only_success: bool = False, batch_size: int = 1024) -> tuple[Demos, dict]:
-    """`num_episodes` episodes of `source` ("solver" or a run directory) on `env_name`."""
+            only_success: bool = False, action_noise: float = 0.0, batch_size: int = 1024
+            ) -> tuple[Demos, dict]:
+    """`num_episodes` episodes of `source` ("solver" or a run directory) on `env_name`,
+    executed with `action_noise` (see `record`)."""
     from robojax.core.adapters import make_env
 
     env = make_env(env_name)
@@ -74,6 +89,9 @@ def collect(env_name: str, source: str, num_episodes: int, *, seed: int = 0,
             raise ValueError(f"the run in {source} was trained on {args.env!r}, not "
                              f"{env_name!r}; pass --env {args.env}.")
         policy = algo.controller(cfg, state)
+    if action_noise < 0:
+        raise ValueError(f"action_noise must be >= 0 (a std in normalized action units), got "
+                         f"{action_noise}.")
     if only_success and "reward/success" not in jax.eval_shape(
             env.reset, jax.random.PRNGKey(0)).metrics:
         raise ValueError(f"{env_name} reports no success metric (reward/success), so "
@@ -83,7 +101,7 @@ def collect(env_name: str, source: str, num_episodes: int, *, seed: int = 0,
     episodes, successes, key = [], [], jax.random.PRNGKey(seed)
     while len(episodes) < num_episodes:
         key, key_batch = jax.random.split(key)
-        steps = record(env, policy, key_batch, batch_size, length)
+        steps = record(env, policy, key_batch, batch_size, length, action_noise)
         kept, ok = split_episodes(steps, only_success)
         episodes += kept
         successes.append(ok)
