@@ -3,8 +3,9 @@
 # Groups: env (throughput at 1024-16384 envs), ppo (robojax vs Brax PPO), policy (inference and
 # U-Net training vs PyTorch on the same GPU, detour BC training time), diffsim (differentiable
 # rollout overhead, ILD vs PPO wall time), pusht (diffusion and flow behaviour cloning, each
-# family's seeds in one program, the two families side by side; PUSHT_STEPS grad steps,
-# PUSHT_LIMIT seconds of training at most, then the table from the latest checkpoints). Peers
+# family's seeds in one program, the families (PUSHT_FAMILIES) side by side; PUSHT_STEPS grad steps,
+# PUSHT_LIMIT seconds of training at most, PUSHT_ARGS more pusht_table.py flags, then the
+# table from the latest checkpoints). Peers
 # run in the venv PEER_VENV (default: the one running robojax), which must hold brax +
 # playground (ppo) or torch with CUDA (policy).
 set -uo pipefail
@@ -44,12 +45,12 @@ case $group in
     for noise in ${PUSHT_NOISES:-0}; do
       runs=${PUSHT_RUNS:-/tmp/pusht-runs}/noise$noise  # checkpoints stay off $out
       table=($py $repo/experiments/generative/pusht_table.py --out "$runs" --vmap-seeds
-             --grad-steps "${PUSHT_STEPS:-20000}" --num-evals 8 --action-noise "$noise")
+             --grad-steps "${PUSHT_STEPS:-20000}" --num-evals 8 --action-noise "$noise" ${PUSHT_ARGS:-})
       mkdir -p "$runs"
       run "pusht_demos_$noise" 200 $py -m robojax.cli collect --env push-t --source solver \
         --episodes 200 --only-success --action-noise "$noise" \
         --out "$runs/push-t_demos_200$([ "$noise" = 0 ] || echo "_noise$noise").hdf5"
-      for family in diffusion flow; do
+      for family in ${PUSHT_FAMILIES:-diffusion flow}; do
         run "pusht_train_${family}_$noise" "${PUSHT_LIMIT:-400}" "${table[@]}" --train-only \
           --families $family &
       done
@@ -58,7 +59,7 @@ case $group in
     for noise in ${PUSHT_NOISES:-0}; do
       runs=${PUSHT_RUNS:-/tmp/pusht-runs}/noise$noise
       run "pusht_table_$noise" 300 $py $repo/experiments/generative/pusht_table.py \
-        --out "$runs" --vmap-seeds --action-noise "$noise" --families diffusion flow &
+        --out "$runs" --vmap-seeds --action-noise "$noise" --families ${PUSHT_FAMILIES:-diffusion flow} &
     done
     wait
     for dir in "${PUSHT_RUNS:-/tmp/pusht-runs}"/noise*/*-seeds*; do

@@ -40,6 +40,8 @@ def parse_args(doc: str, *, out: str, demos: int, grad_steps: int) -> argparse.N
     parser.add_argument("--action-noise", type=float, default=0.0,
                         help="std of the noise the expert's executed actions get while its "
                              "clean actions are recorded (DART-style recoveries)")
+    parser.add_argument("--n-obs-steps", type=int, default=None,
+                        help="observations the policies see (default: ChunkConfig's)")
     parser.add_argument("--num-evals", type=int, default=1,
                         help="evaluations (and checkpoints) during training")
     parser.add_argument("--vmap-seeds", action="store_true",
@@ -57,6 +59,9 @@ def _train(env: str, family: str, overrides: dict, args: argparse.Namespace, run
     cfg = dataclasses.replace(bc.BCConfig(), policy=family, dataset=dataset,
                               num_grad_steps=args.grad_steps, num_evals=args.num_evals,
                               **overrides)
+    if args.n_obs_steps is not None:
+        cfg = dataclasses.replace(cfg, chunks=dataclasses.replace(
+            cfg.chunks, n_obs_steps=args.n_obs_steps))
     train(TrainArgs(algo="bc", env=env, run_dir=run_dir, seed=seed, num_seeds=num_seeds,
                     bc=cfg, video=seed == 0, progress=False))
 
