@@ -2,12 +2,12 @@
 # The benchmarks at GPU sizes, one group per call: bash experiments/bench/gpu.sh GROUP OUTDIR
 # Groups: env (throughput at 1024-16384 envs), ppo (robojax vs Brax PPO), policy (inference and
 # U-Net training vs PyTorch on the same GPU, detour BC training time), diffsim (differentiable
-# rollout overhead, ILD vs PPO wall time), pusht (diffusion and flow behaviour cloning, each
-# family's seeds in one program, the families (PUSHT_FAMILIES) side by side; PUSHT_STEPS grad steps,
-# PUSHT_LIMIT seconds of training at most, PUSHT_ARGS more pusht_table.py flags, then the
-# table from the latest checkpoints). Peers
-# run in the venv PEER_VENV (default: the one running robojax), which must hold brax +
-# playground (ppo) or torch with CUDA (policy).
+# rollout overhead, ILD vs PPO wall time), pusht (behaviour cloning on push-t: for each action
+# noise in PUSHT_NOISES, demos, then each family in PUSHT_FAMILIES trained side by side with its
+# seeds in one program, PUSHT_STEPS grad steps, at most PUSHT_LIMIT s; PUSHT_ARGS adds
+# pusht_table.py flags; then the table from the latest checkpoints). Peers run in the venv
+# PEER_VENV (default: the one running robojax), which must hold brax + playground (ppo) or torch
+# with CUDA (policy).
 set -uo pipefail
 group=$1 out=$(realpath -m "$2")
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -45,7 +45,8 @@ case $group in
     for noise in ${PUSHT_NOISES:-0}; do
       runs=${PUSHT_RUNS:-/tmp/pusht-runs}/noise$noise  # checkpoints stay off $out
       table=($py $repo/experiments/generative/pusht_table.py --out "$runs" --vmap-seeds
-             --grad-steps "${PUSHT_STEPS:-20000}" --num-evals 8 --action-noise "$noise" ${PUSHT_ARGS:-})
+             --grad-steps "${PUSHT_STEPS:-20000}" --num-evals 8 --action-noise "$noise"
+             ${PUSHT_ARGS:-})
       mkdir -p "$runs"
       run "pusht_demos_$noise" 200 $py -m robojax.cli collect --env push-t --source solver \
         --episodes 200 --only-success --action-noise "$noise" \
@@ -59,7 +60,8 @@ case $group in
     for noise in ${PUSHT_NOISES:-0}; do
       runs=${PUSHT_RUNS:-/tmp/pusht-runs}/noise$noise
       run "pusht_table_$noise" 300 $py $repo/experiments/generative/pusht_table.py \
-        --out "$runs" --vmap-seeds --action-noise "$noise" --families ${PUSHT_FAMILIES:-diffusion flow} &
+        --out "$runs" --vmap-seeds --action-noise "$noise" \
+        --families ${PUSHT_FAMILIES:-diffusion flow} &
     done
     wait
     for dir in "${PUSHT_RUNS:-/tmp/pusht-runs}"/noise*/*-seeds*; do
