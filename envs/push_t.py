@@ -73,6 +73,10 @@ def _cells(box, spacing: float = 0.0025) -> np.ndarray:
     return np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
 
 
+KEYPOINTS = np.array([[-0.07, 0.03], [0.07, 0.03], [0.0, 0.0475], [0.0, -0.0925]], np.float32)
+"""Body-frame points of the T seen by "keypoints" observations: the bar's ends, its top and the
+stem's foot."""
+
 CELLS = np.concatenate([_cells(BAR), _cells(STEM)]).astype(np.float32)
 """Centres of 2.5 mm equal-area cells tiling the T in its body frame (1372 of them)."""
 
@@ -87,6 +91,10 @@ class PushTConfig(EnvConfig):
     """The episode succeeds (and ends) when the block covers this share of the target."""
     block_range: float = 0.12
     """Half-width of the square the block's start position is drawn from (m)."""
+    observation: str = "pose"
+    """What policies see: "pose" (pusher position and velocity, block position, cos/sin of its
+    yaw, block velocity: 11 numbers) or "keypoints" (positions only, as Diffusion Policy's
+    low-dimensional Push-T: the pusher and the world positions of the T's KEYPOINTS: 10)."""
     reward_scales: dict = dataclasses.field(default_factory=lambda: {
         "coverage": 1.0, "overlap": 0.0, "success": 0.0})
     """Weight of each reward term: coverage is clip(overlap / success_coverage, 0, 1) as in
@@ -119,11 +127,15 @@ def coverage(position: jax.Array, yaw: jax.Array) -> jax.Array:
 
 
 class PushT(MjxEnv):
-    """Observation: pusher position and velocity, block position, cos/sin of its yaw, and its
-    velocity (x, y, yaw). The target pose is fixed."""
+    """Push a T-shaped block to a fixed target pose with a round pusher whose position targets
+    are the actions; observations as `PushTConfig.observation` says."""
 
     def __init__(self, config: PushTConfig | None = None):
-        super().__init__(XML, config or default_config())
+        config = config or default_config()
+        if config.observation not in ("pose", "keypoints"):
+            raise ValueError(f"push-t observation must be 'pose' or 'keypoints', got "
+                             f"{config.observation!r}.")
+        super().__init__(XML, config)
 
     def init_state(self, data: mjx.Data, key: jax.Array) -> mjx.Data:
         k_block, k_yaw, k_pusher = jax.random.split(key, 3)
@@ -138,6 +150,9 @@ class PushT(MjxEnv):
 
     def observe(self, data: mjx.Data, key: jax.Array) -> jax.Array:
         yaw = data.qpos[4]
+        if self.config.observation == "keypoints":
+            points = data.qpos[2:4] + KEYPOINTS @ rotation(yaw).T
+            return jnp.concatenate([data.qpos[:2], points.reshape(-1)])
         return jnp.concatenate([data.qpos[:2], data.qvel[:2], data.qpos[2:4],
                                 jnp.stack([jnp.cos(yaw), jnp.sin(yaw)]), data.qvel[2:5]])
 
@@ -186,9 +201,8 @@ def solve(env: PushT, state) -> jax.Array:
     """A pushing expert (one env): pick the point on the T's outline where a push best reduces
     the pose error under the block's viscous (quasi-static) dynamics, go round the block to
     it, and push by an amount that shrinks with the error."""
-    obs = state.obs
-    pusher, block = obs[:2], obs[4:6]
-    yaw = jnp.arctan2(obs[7], obs[6])
+    qpos = state.data.qpos  # the true pose, whatever the observation
+    pusher, block, yaw = qpos[:2], qpos[2:4], qpos[4]
     to_target = jnp.array(TARGET[:2]) - block
     yaw_error = jnp.arctan2(jnp.sin(TARGET[2] - yaw), jnp.cos(TARGET[2] - yaw))
     frame = rotation(yaw)

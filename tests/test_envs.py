@@ -123,6 +123,21 @@ def test_push_t_expert_reaches_95_percent_coverage():
         metrics["eval/success_rate"])
 
 
+def test_push_t_keypoint_observations_follow_the_block():
+    from robojax.envs.push_t import KEYPOINTS, rotation
+
+    pose = envs.make("push-t")
+    points = envs.make("push-t", observation="keypoints")
+    a, b = (jax.jit(e.reset)(jax.random.PRNGKey(3)) for e in (pose, points))
+    assert b.obs.shape == (2 + 2 * len(KEYPOINTS),) and pose.observation_spec.shape == (11,)
+    block, yaw = a.obs[4:6], jnp.arctan2(a.obs[7], a.obs[6])
+    np.testing.assert_allclose(b.obs[:2], a.obs[:2])
+    np.testing.assert_allclose(b.obs[2:].reshape(-1, 2), block + KEYPOINTS @ rotation(yaw).T,
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="'pose' or 'keypoints'"):
+        envs.make("push-t", observation="image")
+
+
 def test_hopper_has_no_solver_and_says_which_do():
     with pytest.raises(ValueError, match="cartpole-balance"):
         envs.solver("hopper")
