@@ -5,6 +5,7 @@ from pathlib import Path
 
 import tyro
 
+from robojax.core.adapters import parse_overrides
 from robojax.train import TrainArgs, train
 
 
@@ -41,6 +42,9 @@ class CollectArgs:
     action_noise: float = 0.0
     """Std of Gaussian noise added to the executed actions (normalized units); the clean
     actions are recorded, so the demos show recoveries from off-path states."""
+    env_config: tuple[str, ...] = ()
+    """Overrides of the env's config as KEY=VALUE, e.g. `--env-config observation=keypoints`;
+    train on the demos with the same overrides."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +91,8 @@ def main(argv: list[str] | None = None) -> None:
 
         collect_to_file(args.env, args.source, args.episodes, args.out,
                         only_success=args.only_success, seed=args.seed,
-                        action_noise=args.action_noise)
+                        action_noise=args.action_noise,
+                        env_config=parse_overrides(args.env_config))
     else:
         _envs()
 

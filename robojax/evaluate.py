@@ -8,7 +8,7 @@ from pathlib import Path
 import jax
 
 from robojax import algos
-from robojax.core.adapters import make_env
+from robojax.core.adapters import make_env, parse_overrides
 from robojax.io import checkpoint
 from robojax.io.progress import console
 
@@ -29,7 +29,7 @@ def load_run(run_dir: str | Path, seed_index: int = 0):
                          f"{args.num_seeds} seed(s); pass 0..{args.num_seeds - 1}.")
     algo = algos.get(args.algo)
     cfg = args.algo_config()
-    env = make_env(args.env)
+    env = make_env(args.env, **parse_overrides(args.env_config))
     keys = jax.random.split(jax.random.PRNGKey(args.seed), args.num_seeds)
     target = algo.init(cfg, env, keys[0])
     if args.num_seeds > 1:

@@ -19,7 +19,7 @@ from robojax.algos.bc import BCConfig
 from robojax.algos.ild import ILDConfig
 from robojax.algos.ppo import PPOConfig
 from robojax.algos.shac import SHACConfig
-from robojax.core.adapters import make_env
+from robojax.core.adapters import make_env, parse_overrides
 from robojax.io import checkpoint
 from robojax.io.metrics import MetricsLogger
 from robojax.io.progress import TrainProgress, console
@@ -47,6 +47,9 @@ class TrainArgs:
     """Env steps per seed (overrides the algorithm config)."""
     episode_length: int | None = None
     """Time limit in control steps; default: the env config's."""
+    env_config: tuple[str, ...] = ()
+    """Overrides of the env's config as KEY=VALUE, e.g. `--env-config observation=keypoints`
+    (values read as Python literals; `robojax envs` lists the envs)."""
     video: bool = True
     """Render a rollout of the final policy to video.mp4."""
     progress: bool = True
@@ -160,7 +163,7 @@ def train(args: TrainArgs) -> Path:
         run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(args)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(_to_json(args), indent=2))
-    env = make_env(args.env)
+    env = make_env(args.env, **parse_overrides(args.env_config))
     train_input, eval_env = algo.make_train_input(cfg, env), algo.make_eval_env(cfg, env)
     unit, plot_key = algo.PROGRESS_UNIT, algo.PLOT_KEY
     seed_keys = jax.random.split(jax.random.PRNGKey(args.seed), args.num_seeds)

@@ -35,9 +35,13 @@ def test_train_writes_every_output_then_eval(tmp_path):
 def test_num_seeds_trains_seeds_in_one_program(tmp_path):
     run = tmp_path / "seeds"
     main(["train", "--env", "point-mass", "--run-dir", str(run), "--num-seeds", "2",
-          "--no-video", *TINY])
+          "--no-video", "--env-config", "reward_scales={'control': 0.5}", *TINY])
     rows = read_metrics(run / "metrics.csv")
     assert rows[-1]["env_steps"] >= 8192
+    # The env config overrides travel with the run, so evaluation rebuilds the same env.
+    from robojax.evaluate import load_run
+
+    assert load_run(run)[3].config.reward_scales["control"] == 0.5
     # Each seed's policy evaluates on its own; an index past the seeds is named.
     from robojax.evaluate import evaluate_checkpoint
 
@@ -52,3 +56,25 @@ def test_bad_names_are_clear_errors(tmp_path):
         main(["train", "--env", "point-mas", "--run-dir", str(tmp_path / "x"), *TINY])
     with pytest.raises(FileNotFoundError, match="config.json"):
         main(["train", "--resume", str(tmp_path)])
+
+
+def test_env_config_overrides_reach_the_env_and_bad_ones_are_named(tmp_path):
+    from robojax import data
+    from robojax.core.adapters import parse_overrides
+    from robojax.train import TrainArgs, train
+
+    assert parse_overrides(["observation=keypoints", "episode_length=200", "x=(1, 2)"]) == {
+        "observation": "keypoints", "episode_length": 200, "x": (1, 2)}
+    with pytest.raises(ValueError, match="not KEY=VALUE"):
+        parse_overrides(["keypoints"])
+    with pytest.raises(TypeError, match="no config field"):
+        main(["train", "--env", "point-mass", "--env-config", "bogus=1", "--run-dir",
+              str(tmp_path / "bad"), *TINY])
+    # Demos recorded with an override do not fit the default env; the error says why.
+    demos = tmp_path / "keypoints.hdf5"
+    main(["collect", "--env", "push-t", "--episodes", "2", "--env-config",
+          "observation=keypoints", "--out", str(demos)])
+    assert data.load(demos).obs.shape[1] == 10
+    with pytest.raises(data.DemoFileError, match="--env-config"):
+        train(TrainArgs(algo="bc", env="push-t", dataset=demos, run_dir=tmp_path / "bc",
+                        progress=False))

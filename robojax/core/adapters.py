@@ -5,6 +5,7 @@
 - `make_env("playground:CartpoleBalance")`, `make_env("brax:hopper")` or a registered name.
 """
 
+import ast
 from typing import Any
 
 import jax
@@ -122,6 +123,22 @@ def adapt(env: Any, episode_length: int | None = None) -> Env:
         return BraxEnvAdapter(env, episode_length or 1000)
     raise TypeError(f"cannot adapt {type(env).__name__} from {module}: pass a robojax Env, a "
                     "brax.envs.Env or a mujoco_playground MjxEnv.")
+
+
+def parse_overrides(items: tuple[str, ...] | list[str]) -> dict:
+    """`("observation=keypoints", "episode_length=200")` -> a dict of env-config overrides;
+    values are read as Python literals (numbers, booleans, tuples, dicts), else kept as text."""
+    overrides = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"env config override {item!r} is not KEY=VALUE, e.g. "
+                             "--env-config observation=keypoints episode_length=200.")
+        try:
+            overrides[key.strip()] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            overrides[key.strip()] = text
+    return overrides
 
 
 def make_env(name: str, **overrides) -> Env:

@@ -72,13 +72,13 @@ def split_episodes(steps: dict[str, np.ndarray], only_success: bool
 
 
 def collect(env_name: str, source: str, num_episodes: int, *, seed: int = 0,
-            only_success: bool = False, action_noise: float = 0.0, batch_size: int = 1024
-            ) -> tuple[Demos, dict]:
-    """`num_episodes` episodes of `source` ("solver" or a run directory) on `env_name`,
-    executed with `action_noise` (see `record`)."""
+            only_success: bool = False, action_noise: float = 0.0, batch_size: int = 1024,
+            env_config: dict | None = None) -> tuple[Demos, dict]:
+    """`num_episodes` episodes of `source` ("solver" or a run directory) on `env_name` (its
+    config with `env_config` overrides), executed with `action_noise` (see `record`)."""
     from robojax.core.adapters import make_env
 
-    env = make_env(env_name)
+    env = make_env(env_name, **(env_config or {}))
     if source == "solver":
         policy = solver_controller(env, env_name)
     else:

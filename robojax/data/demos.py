@@ -62,7 +62,8 @@ class Demos:
             raise DemoFileError(
                 f"demo observations/actions have sizes {self.obs.shape[1]}/"
                 f"{self.actions.shape[1]}, but {env_name} has {obs_size}/{action_size}; the file "
-                "was recorded with another version or config of the env.")
+                "was recorded with another version or config of the env: train with the "
+                "--env-config overrides it was collected with.")
 
 
 def check_fits(demos: Demos, env) -> None:
