@@ -38,6 +38,26 @@ def test_episode_wrapper_truncates_and_autoreset_keeps_final_obs(cartpole):
     np.testing.assert_allclose(state.extras["final_obs"][:, 0], before.obs[:, 0], atol=0.05)
 
 
+def test_autoreset_restarts_from_fresh_states_or_from_the_first_one(cartpole):
+    zeros = jnp.zeros((2, 1))
+
+    def starts(refresh: int) -> list[np.ndarray]:  # each episode's first obs
+        env = wrap_for_training(cartpole, 2, episode_length=3, reset_refresh=refresh)
+        state, step = jax.jit(env.reset)(jax.random.PRNGKey(0)), jax.jit(env.step)
+        firsts = [state.obs]
+        for t in range(1, 10):
+            state = step(state, zeros)
+            if t % 3 == 0:
+                firsts.append(state.obs)
+        return firsts
+
+    fresh, first = starts(1), starts(0)
+    assert all(not np.allclose(a, b) for a, b in zip(fresh, fresh[1:], strict=False))
+    assert all(np.array_equal(first[1], f) for f in first[2:])  # always the cached start
+    with pytest.raises(ValueError, match="refresh_every must be >= 0"):
+        AutoResetWrapper(VmapWrapper(cartpole, 2), refresh_every=-1)
+
+
 def test_termination_is_not_truncation():
     env = EpisodeWrapper(envs.make("hopper"), 1000)
     state = jax.jit(env.reset)(jax.random.PRNGKey(0))

@@ -192,13 +192,16 @@ class AutoResetWrapper(Wrapper):
     `extras["reset_cache"]`; the whole cache is redrawn every `refresh_every` steps. So a step
     costs a select, not a reset, even when some env finishes on every step (as in locomotion),
     while episodes still start from fresh random states (an env that finishes twice between
-    refreshes repeats its start). `refresh_every=1` redraws on every step.
+    refreshes repeats its start). `refresh_every=1` redraws on every step; `refresh_every=0`
+    never does: each env restarts every episode from one initial state drawn at reset (as with
+    Brax's AutoResetWrapper) and the reset is not compiled into the step at all.
     """
 
     def __init__(self, env: Env, refresh_every: int = 32):
         super().__init__(env)
-        if refresh_every < 1:
-            raise ValueError(f"refresh_every must be >= 1, got {refresh_every}")
+        if refresh_every < 0:
+            raise ValueError(f"refresh_every must be >= 0 (0: never redraw), got "
+                             f"{refresh_every}")
         self.refresh_every = refresh_every
 
     def _draw(self, keys: jax.Array) -> State:
@@ -221,18 +224,20 @@ class AutoResetWrapper(Wrapper):
         fresh = cache.replace(reward=nxt.reward, done=nxt.done, truncated=nxt.truncated,
                               metrics=nxt.metrics)
         out = select_envs(nxt.done, fresh, nxt)
-        cache = jax.lax.cond(clock % self.refresh_every == 0,
-                             lambda c: self._draw(c.key), lambda c: c, cache)
+        if self.refresh_every:
+            cache = jax.lax.cond(clock % self.refresh_every == 0,
+                                 lambda c: self._draw(c.key), lambda c: c, cache)
         return out.replace(extras={**out.extras, "final_obs": nxt.obs, "reset_cache": cache,
                                    "clock": clock})
 
 
 def wrap_for_training(env: Env, num_envs: int, *, episode_length: int | None = None,
                       randomize: Callable | None = None, randomize_key: jax.Array | None = None,
-                      nan_guard: bool = True) -> Env:
+                      nan_guard: bool = True, reset_refresh: int = 32) -> Env:
     """The standard stack: time limit → vmap (or domain randomization) → NaN guard → autoreset.
 
-    `nan_guard=False` drops the guard (a diverged env then stays NaN until its time limit).
+    `nan_guard=False` drops the guard (a diverged env then stays NaN until its time limit);
+    `reset_refresh` is the autoreset's `refresh_every`.
     """
     if episode_length is None:
         episode_length = getattr(getattr(env, "config", None), "episode_length", 1000)
@@ -245,4 +250,4 @@ def wrap_for_training(env: Env, num_envs: int, *, episode_length: int | None = N
         env = VmapWrapper(env, num_envs)
     if nan_guard:
         env = NanGuardWrapper(env)
-    return AutoResetWrapper(env)
+    return AutoResetWrapper(env, reset_refresh)
