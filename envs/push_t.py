@@ -91,10 +91,11 @@ class PushTConfig(EnvConfig):
     """The episode succeeds (and ends) when the block covers this share of the target."""
     block_range: float = 0.12
     """Half-width of the square the block's start position is drawn from (m)."""
-    observation: str = "pose"
-    """What policies see: "pose" (pusher position and velocity, block position, cos/sin of its
-    yaw, block velocity: 11 numbers) or "keypoints" (positions only, as Diffusion Policy's
-    low-dimensional Push-T: the pusher and the world positions of the T's KEYPOINTS: 10)."""
+    observation: str = "keypoints"
+    """What policies see: "keypoints" (positions only, as Diffusion Policy's low-dimensional
+    Push-T: the pusher and the world positions of the T's KEYPOINTS; 10 numbers) or "pose"
+    (pusher position and velocity, block position, cos/sin of its yaw, block velocity; 11).
+    Behaviour cloning learns far better from keypoints (RESULTS.md, section 3b)."""
     reward_scales: dict = dataclasses.field(default_factory=lambda: {
         "coverage": 1.0, "overlap": 0.0, "success": 0.0})
     """Weight of each reward term: coverage is clip(overlap / success_coverage, 0, 1) as in

@@ -71,10 +71,10 @@ def test_env_config_overrides_reach_the_env_and_bad_ones_are_named(tmp_path):
         main(["train", "--env", "point-mass", "--env-config", "bogus=1", "--run-dir",
               str(tmp_path / "bad"), *TINY])
     # Demos recorded with an override do not fit the default env; the error says why.
-    demos = tmp_path / "keypoints.hdf5"
+    demos = tmp_path / "pose.hdf5"
     main(["collect", "--env", "push-t", "--episodes", "2", "--env-config",
-          "observation=keypoints", "--out", str(demos)])
-    assert data.load(demos).obs.shape[1] == 10
+          "observation=pose", "--out", str(demos)])
+    assert data.load(demos).obs.shape[1] == 11
     with pytest.raises(data.DemoFileError, match="--env-config"):
         train(TrainArgs(algo="bc", env="push-t", dataset=demos, run_dir=tmp_path / "bc",
                         progress=False))

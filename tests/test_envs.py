@@ -126,8 +126,8 @@ def test_push_t_expert_reaches_95_percent_coverage():
 def test_push_t_keypoint_observations_follow_the_block():
     from robojax.envs.push_t import KEYPOINTS, rotation
 
-    pose = envs.make("push-t")
-    points = envs.make("push-t", observation="keypoints")
+    pose = envs.make("push-t", observation="pose")
+    points = envs.make("push-t")  # the default
     a, b = (jax.jit(e.reset)(jax.random.PRNGKey(3)) for e in (pose, points))
     assert b.obs.shape == (2 + 2 * len(KEYPOINTS),) and pose.observation_spec.shape == (11,)
     block, yaw = a.obs[4:6], jnp.arctan2(a.obs[7], a.obs[6])
