@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from robojax.algos import bc
+from robojax.core.adapters import parse_overrides
 from robojax.data.collect import collect_to_file
 from robojax.evaluate import evaluate_checkpoint
 from robojax.io.metrics import read_metrics
@@ -40,6 +41,8 @@ def parse_args(doc: str, *, out: str, demos: int, grad_steps: int) -> argparse.N
     parser.add_argument("--action-noise", type=float, default=0.0,
                         help="std of the noise the expert's executed actions get while its "
                              "clean actions are recorded (DART-style recoveries)")
+    parser.add_argument("--env-config", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="env config overrides for the demos and every run")
     parser.add_argument("--n-obs-steps", type=int, default=None,
                         help="observations the policies see (default: ChunkConfig's)")
     parser.add_argument("--num-evals", type=int, default=1,
@@ -63,7 +66,8 @@ def _train(env: str, family: str, overrides: dict, args: argparse.Namespace, run
         cfg = dataclasses.replace(cfg, chunks=dataclasses.replace(
             cfg.chunks, n_obs_steps=args.n_obs_steps))
     train(TrainArgs(algo="bc", env=env, run_dir=run_dir, seed=seed, num_seeds=num_seeds,
-                    bc=cfg, video=seed == 0, progress=False))
+                    bc=cfg, env_config=tuple(args.env_config), video=seed == 0,
+                    progress=False))
 
 
 def _trained(run_dir: Path) -> tuple[int, float]:
@@ -79,7 +83,8 @@ def run(env: str, rows: list[Row], args: argparse.Namespace, columns: dict[str, 
     dataset = args.out / f"{env}_demos_{args.demos}{noise}.hdf5"
     if not dataset.exists():
         collect_to_file(env, "solver", args.demos, dataset, only_success=True,
-                        action_noise=args.action_noise)
+                        action_noise=args.action_noise,
+                        env_config=parse_overrides(args.env_config))
     results = {}
     for row in rows:
         if args.families and row.family not in args.families:
