@@ -7,10 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from robojax.core.env import Env
+from robojax.core.env import Env, Wrapper
+from robojax.core.types import State
 from robojax.core.wrappers import EpisodeWrapper, VmapWrapper
 from robojax.data.demos import DemoFileError, Demos, from_episodes
-from robojax.rollout import Controller
+from robojax.rollout import Controller, run_controller
 
 
 def solver_controller(env: Env, name: str) -> Controller:
@@ -23,35 +24,44 @@ def solver_controller(env: Env, name: str) -> Controller:
                                                       carry))
 
 
+class ActionNoiseWrapper(Wrapper):
+    """Steps a single env with Gaussian noise of std `scale` added to each action (normalized
+    units, clipped to [-1, 1]); whoever calls `step` still holds the action it chose. The noise
+    folds the step count into the episode key, as the envs' own per-step randomness does."""
+
+    def __init__(self, env: Env, scale: float):
+        super().__init__(env)
+        self.scale = scale
+
+    def step(self, state: State, action: jax.Array) -> State:
+        key = jax.random.fold_in(jax.random.fold_in(state.key, 0xD1A7), state.step)
+        noise = jax.random.normal(key, action.shape, action.dtype)
+        return self.env.step(state, jnp.clip(action + self.scale * noise, -1.0, 1.0))
+
+
 def record(env: Env, policy: Controller, key: jax.Array, num_episodes: int,
            episode_length: int, action_noise: float = 0.0) -> dict[str, np.ndarray]:
     """One episode in each of `num_episodes` envs, time-major arrays: obs seen before each
     action, the action, reward, done, and the success metric (zeros when the env has none).
 
     With `action_noise` > 0 the env steps with the source's action plus Gaussian noise of that
-    std (normalized action units, clipped to [-1, 1]) while the clean action is recorded: the
-    demonstrations then show how the source recovers from states off its own path (DART)."""
-    batched = VmapWrapper(EpisodeWrapper(env, episode_length), num_episodes)
+    std (`ActionNoiseWrapper`) while the clean action is recorded: the demonstrations then show
+    how the source recovers from states off its own path (DART)."""
+    single = EpisodeWrapper(env, episode_length)
+    if action_noise > 0:
+        single = ActionNoiseWrapper(single, action_noise)
+    batched = VmapWrapper(single, num_episodes)
 
-    def one_step(carry, step_key):
-        state, memory = carry
-        action, memory = policy.step(memory, state, step_key)
-        executed = action
-        if action_noise > 0:
-            noise = jax.random.normal(jax.random.fold_in(step_key, 1), action.shape)
-            executed = jnp.clip(action + action_noise * noise, -1.0, 1.0)
-        next_state = batched.step(state, executed)
+    def keep(state, action, next_state):
         success = next_state.metrics.get("reward/success", jnp.zeros_like(next_state.reward))
-        return (next_state, memory), {"obs": state.obs, "actions": action,
-                                      "rewards": next_state.reward, "dones": next_state.done,
-                                      "success": success}
+        return {"obs": state.obs, "actions": action, "rewards": next_state.reward,
+                "dones": next_state.done, "success": success}
 
     @jax.jit
     def run(key):
         key_reset, key_act = jax.random.split(key)
-        first = batched.reset(key_reset)
-        return jax.lax.scan(one_step, (first, policy.init(first)),
-                            jax.random.split(key_act, episode_length))[1]
+        return run_controller(batched, policy, batched.reset(key_reset), key_act,
+                              episode_length, keep)
 
     return jax.tree.map(np.asarray, run(key))
 
