@@ -2,7 +2,7 @@
 train each row's policy family for several seeds from them, evaluate every seed's final EMA
 policy in parallel episodes, and print a markdown table.
 
-A run directory that already holds a checkpoint is reused, not retrained, so a table can be
+A run directory that already holds a finished checkpoint is reused, not retrained, so a table can be
 trained in one command (or several side by side, `--train-only --families X`) and evaluated in
 the next. `--vmap-seeds` trains a family's seeds in one compiled program (`--num-seeds`), which
 keeps an accelerator busy where one small network would not."""
@@ -18,6 +18,7 @@ from robojax.algos import bc
 from robojax.core.adapters import parse_overrides
 from robojax.data.collect import collect_to_file
 from robojax.evaluate import evaluate_checkpoint
+from robojax.io import checkpoint
 from robojax.io.metrics import read_metrics
 from robojax.train import TrainArgs, train
 
@@ -56,7 +57,7 @@ def parse_args(doc: str, *, out: str, demos: int, grad_steps: int) -> argparse.N
 
 def _train(env: str, family: str, overrides: dict, args: argparse.Namespace, run_dir: Path,
            dataset: Path, seed: int, num_seeds: int) -> None:
-    if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+    if checkpoint.steps(run_dir / "checkpoints"):  # finished checkpoints only
         print(f"reusing {run_dir}", flush=True)
         return
     cfg = dataclasses.replace(bc.BCConfig(), policy=family, dataset=dataset,
