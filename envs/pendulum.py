@@ -34,8 +34,13 @@ XML = """
 
 @dataclasses.dataclass(frozen=True)
 class PendulumConfig(EnvConfig):
-    reward_scales: dict = dataclasses.field(default_factory=lambda: {"upright": 1.0})
-    """Weight of each reward term."""
+    reward_scales: dict = dataclasses.field(
+        default_factory=lambda: {"upright": 1.0, "swing": 0.0})
+    """Weight of each reward term. `upright` is the task's sparse reward; `swing`, (1 + cos)/2 of
+    the angle from upright, is logged but unweighted: give it a weight for learners that need a
+    reward gradient away from the top (APG, SHAC), e.g. `--env-config
+    "reward_scales={'upright': 1.0, 'swing': 1.0}"`, and read `reward/upright` as the task's
+    return."""
 
 
 def default_config() -> PendulumConfig:
@@ -45,7 +50,8 @@ def default_config() -> PendulumConfig:
 class Pendulum(MjxEnv):
     """Observation: cos/sin of the angle from upright and the angular velocity.
 
-    Reward: 1 while within 30 degrees of upright (dm_control's sparse swing-up reward).
+    Reward: 1 while within 30 degrees of upright (dm_control's sparse swing-up reward); a dense
+    `swing` term is there for gradient-based learners (`PendulumConfig.reward_scales`).
     """
 
     def __init__(self, config: PendulumConfig | None = None):
@@ -61,7 +67,7 @@ class Pendulum(MjxEnv):
 
     def reward_terms(self, prev: mjx.Data, data: mjx.Data, action: jax.Array) -> dict:
         upright = tolerance(jnp.cos(data.qpos[0]), bounds=(jnp.cos(jnp.deg2rad(30.0)), 1.0))
-        return {"upright": upright}
+        return {"upright": upright, "swing": 0.5 * (1.0 + jnp.cos(data.qpos[0]))}
 
 
 def solve(env: Pendulum, state) -> jax.Array:

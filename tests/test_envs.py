@@ -74,6 +74,20 @@ def test_scripted_solvers_score_well(name, threshold):
     assert float(jnp.mean(returns)) >= threshold
 
 
+def test_pendulum_swing_term_is_logged_and_weighted_only_when_asked():
+    def first_step(**overrides):
+        env = envs.make("pendulum-swingup", **overrides)
+        state = env.step(env.reset(jax.random.PRNGKey(0)), jnp.zeros(1))
+        return state, float(jnp.cos(state.data.qpos[0]))
+
+    state, cos = first_step()
+    swing, upright = state.metrics["reward/swing"], state.metrics["reward/upright"]
+    np.testing.assert_allclose(swing, 0.5 * (1 + cos), rtol=1e-6)
+    assert float(state.reward) == float(upright)  # the task's reward: the sparse term alone
+    shaped, _ = first_step(reward_scales={"upright": 1.0, "swing": 1.0})
+    np.testing.assert_allclose(shaped.reward, upright + swing, rtol=1e-6)
+
+
 def test_pusher_solver_pushes_block_to_goal():
     env = envs.make("pusher")
     solve = envs.solver("pusher")

@@ -48,9 +48,7 @@ case $group in
              --grad-steps "${PUSHT_STEPS:-20000}" --num-evals 8 --action-noise "$noise"
              ${PUSHT_ARGS:-})
       mkdir -p "$runs"
-      run "pusht_demos_$noise" 200 $py -m robojax.cli collect --env push-t --source solver \
-        --episodes 200 --only-success --action-noise "$noise" \
-        --out "$runs/push-t_demos_200$([ "$noise" = 0 ] || echo "_noise$noise").hdf5"
+      run "pusht_demos_$noise" 200 "${table[@]}" --collect-only
       for family in ${PUSHT_FAMILIES:-diffusion flow}; do
         run "pusht_train_${family}_$noise" "${PUSHT_LIMIT:-400}" "${table[@]}" --train-only \
           --families $family &

@@ -52,6 +52,9 @@ def parse_args(doc: str, *, out: str, demos: int, grad_steps: int) -> argparse.N
                         help="train a family's seeds in one program, one run directory")
     parser.add_argument("--train-only", action="store_true",
                         help="train (or reuse) the runs, evaluate nothing")
+    parser.add_argument("--collect-only", action="store_true",
+                        help="record the demos (unless present) and stop, so that trainings "
+                             "started side by side next all read one file")
     return parser.parse_args()
 
 
@@ -77,15 +80,25 @@ def _trained(run_dir: Path) -> tuple[int, float]:
     return int(last["grad_steps"]), float(last["wall_time_s"])
 
 
+def demos_path(env: str, args: argparse.Namespace) -> Path:
+    """The demo file of these settings: demo count, action noise and env overrides in its name,
+    so that tables with different demos never share one."""
+    noise = f"_noise{args.action_noise:g}" if args.action_noise else ""
+    overrides = "".join(f"_{item.replace('=', '-')}" for item in sorted(args.env_config))
+    return args.out / f"{env}_demos_{args.demos}{noise}{overrides}.hdf5"
+
+
 def run(env: str, rows: list[Row], args: argparse.Namespace, columns: dict[str, str]) -> dict:
     """Train and evaluate every row; `columns` maps a column title to the eval metric it
     averages (besides the success rate). Writes results.json and prints the table."""
-    noise = f"_noise{args.action_noise:g}" if args.action_noise else ""
-    dataset = args.out / f"{env}_demos_{args.demos}{noise}.hdf5"
+    dataset = demos_path(env, args)
     if not dataset.exists():
         collect_to_file(env, "solver", args.demos, dataset, only_success=True,
                         action_noise=args.action_noise,
                         env_config=parse_overrides(args.env_config))
+    if args.collect_only:
+        print(f"demos: {dataset}", flush=True)
+        return {}
     results = {}
     for row in rows:
         if args.families and row.family not in args.families:
