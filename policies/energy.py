@@ -54,6 +54,11 @@ class EnergyPolicy:
     """Counter-examples per demonstration in the InfoNCE loss (half uniform, half perturbed)."""
     negative_noise: tuple[float, float] = (0.05, 0.5)
     """Range of the noise scale of the perturbed counter-examples."""
+    inferred_negatives: int = 0
+    """Extra counter-examples found by the model's own inference (IBC's MCMC negatives): the
+    lowest-energy of `num_proposals` random chunks, each descended `inference_steps` times
+    with the current (frozen) energy. They raise the spurious minima inference would land in,
+    which random and perturbed chunks rarely reach once a chunk has dozens of entries."""
     temperature: float = 1.0
     """Softmax temperature of InfoNCE and DFO resampling."""
     refine_weight: float = 1.0
@@ -118,7 +123,10 @@ class EnergyPolicy:
         scale = jax.random.uniform(key_scale, (b, n // 2, 1, 1), minval=lo, maxval=hi)
         perturbed = jnp.clip(actions[:, None] + scale * jax.random.normal(
             key_noise, (b, n // 2, *actions.shape[1:])), -1.0, 1.0)
-        candidates = jnp.concatenate([actions[:, None], uniform, perturbed], axis=1)
+        candidates = [actions[:, None], uniform, perturbed]
+        if self.inferred_negatives:
+            candidates.append(self._inferred(jax.lax.stop_gradient(params), obs, key_uniform))
+        candidates = jnp.concatenate(candidates, axis=1)
         energies = self.energy(params, obs[:, None], candidates)  # (B, 1 + n)
         log_probs = jax.nn.log_softmax(-energies / self.temperature, axis=-1)
         info_nce = -jnp.mean(log_probs[:, 0])
@@ -132,6 +140,15 @@ class EnergyPolicy:
                 "energy/accuracy": jnp.mean(jnp.argmax(log_probs, axis=-1) == 0),
                 "energy/step_size": jnp.exp(params["log_step"])}
         return info_nce + self.refine_weight * refine, info
+
+    def _inferred(self, params: dict, obs: jax.Array, key: jax.Array) -> jax.Array:
+        """(B, inferred_negatives, H, A): the best random proposals after descent."""
+        x, energies = self._proposals(params, obs, jax.random.fold_in(key, 1))
+        _, index = jax.lax.top_k(-energies, self.inferred_negatives)
+        x = jnp.take_along_axis(x, index[..., None, None], axis=-3)
+        for _ in range(self.inference_steps):
+            x = self._descend(params, obs[:, None], x)
+        return jax.lax.stop_gradient(x)
 
     def _random_chunks(self, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
         """Chunks of `shape` (..., H, A) in [-1, 1], piecewise linear through uniform knots."""

@@ -25,6 +25,8 @@ FAMILIES = {
     "flow-sample": (policies.FlowPolicy(denoiser=SMALL, max_steps=16), 3000),
     "energy": (policies.EnergyPolicy(hidden_sizes=(64, 64), num_negatives=32,
                                      num_proposals=128), 800),
+    "energy-inferred": (policies.EnergyPolicy(hidden_sizes=(64, 64), num_negatives=32,
+                                              num_proposals=128, inferred_negatives=8), 1500),
     "gaussian": (policies.GaussianPolicy(hidden_sizes=(64, 64)), 400),
 }
 
@@ -80,7 +82,8 @@ def covers_both_modes(chunks) -> bool:
 LOSS_DROP = {"flow-sample": 0.8}
 
 
-@pytest.mark.parametrize("name", ["diffusion", "flow", "flow-sample", "energy"])
+@pytest.mark.parametrize("name", ["diffusion", "flow", "flow-sample", "energy",
+                                  "energy-inferred"])
 def test_generative_family_learns_both_modes(name):
     _, _, losses = trained(name)
     assert losses[-100:].mean() < LOSS_DROP.get(name, 0.5) * losses[:20].mean()
@@ -161,6 +164,18 @@ def test_energy_inference_lowers_the_energy():
         x, energy, _ = other.sample_with_energy(params, obs, key, steps=steps)
         assert float(energy.mean()) < float(e_uniform.mean())
         assert covers_both_modes(np.asarray(x)), (inference, mode_fractions(np.asarray(x)))
+
+
+def test_inferred_counter_examples_are_where_inference_lands():
+    policy, params, _ = trained("energy-inferred")
+    obs, key = jnp.zeros((16, 3)), jax.random.PRNGKey(4)
+    inferred = policy._inferred(params, obs, key)
+    assert inferred.shape == (16, 8, 4, 2)
+    assert float(jnp.abs(inferred).max()) <= 1.0
+    random = policy._random_chunks(key, (16, 128, 4, 2))
+    e_inferred = policy.energy(params, obs[:, None], inferred)
+    e_random = policy.energy(params, obs[:, None], random)
+    assert float(e_inferred.max()) < float(jnp.median(e_random))  # each below most proposals
 
 
 def test_energy_descent_stops_early_once_converged():

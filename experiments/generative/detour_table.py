@@ -20,8 +20,9 @@ ROWS = [
         {"diffusion": bc.DiffusionPolicy(denoiser=MLP)}, 10),
     Row("flow (sample prediction), 10 Euler steps", "flow", {"flow": FLOW}, 10),
     Row("flow (sample prediction), 1 step", "flow", {"flow": FLOW}, 1),
-    Row("energy, proposal + 2 descent steps", "energy",
-        {"batch_size": 64, "energy": bc.EnergyPolicy(num_negatives=32)}, 2),
+    Row("energy, proposal + 2 descent steps, 16 inferred counter-examples", "energy",
+        {"batch_size": 64, "energy": bc.EnergyPolicy(num_negatives=32, inferred_negatives=16)},
+        2),
 ]
 
 if __name__ == "__main__":
