@@ -20,9 +20,11 @@ ROWS = [
         {"diffusion": bc.DiffusionPolicy(denoiser=MLP)}, 10),
     Row("flow (sample prediction), 10 Euler steps", "flow", {"flow": FLOW}, 10),
     Row("flow (sample prediction), 1 step", "flow", {"flow": FLOW}, 1),
-    Row("energy, proposal + 2 descent steps, 16 inferred counter-examples", "energy",
+] + [
+    Row(f"energy (16 inferred counter-examples), proposal + {steps} descent steps", "energy",
         {"batch_size": 64, "energy": bc.EnergyPolicy(num_negatives=32, inferred_negatives=16)},
-        2),
+        steps)
+    for steps in (2, 8, 32)  # at most: descent stops once the energy has converged
 ]
 
 if __name__ == "__main__":
