@@ -54,11 +54,13 @@ class EnergyPolicy:
     """Counter-examples per demonstration in the InfoNCE loss (half uniform, half perturbed)."""
     negative_noise: tuple[float, float] = (0.05, 0.5)
     """Range of the noise scale of the perturbed counter-examples."""
-    inferred_negatives: int = 0
+    inferred_negatives: int = 16
     """Extra counter-examples found by the model's own inference (IBC's MCMC negatives): the
     lowest-energy of `num_proposals` random chunks, each descended `inference_steps` times
     with the current (frozen) energy. They raise the spurious minima inference would land in,
-    which random and perturbed chunks rarely reach once a chunk has dozens of entries."""
+    which random and perturbed chunks rarely reach once a chunk has dozens of entries (detour:
+    0.06 -> 0.48 success with 2 descent steps, experiments/bench/RESULTS.md); 0 turns them off
+    (training is then ~3x cheaper per step)."""
     temperature: float = 1.0
     """Softmax temperature of InfoNCE and DFO resampling."""
     refine_weight: float = 1.0

@@ -22,7 +22,7 @@ ROWS = [
     Row("flow (sample prediction), 1 step", "flow", {"flow": FLOW}, 1),
 ] + [
     Row(f"energy (16 inferred counter-examples), proposal + {steps} descent steps", "energy",
-        {"batch_size": 64, "energy": bc.EnergyPolicy(num_negatives=32, inferred_negatives=16)},
+        {"batch_size": 64, "energy": bc.EnergyPolicy(num_negatives=32)},
         steps)
     for steps in (2, 8, 32)  # at most: descent stops once the energy has converged
 ]
