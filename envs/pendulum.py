@@ -66,8 +66,9 @@ class Pendulum(MjxEnv):
         return jnp.stack([jnp.cos(angle), jnp.sin(angle), data.qvel[0]])
 
     def reward_terms(self, prev: mjx.Data, data: mjx.Data, action: jax.Array) -> dict:
-        upright = tolerance(jnp.cos(data.qpos[0]), bounds=(jnp.cos(jnp.deg2rad(30.0)), 1.0))
-        return {"upright": upright, "swing": 0.5 * (1.0 + jnp.cos(data.qpos[0]))}
+        cos = jnp.cos(data.qpos[0])
+        upright = tolerance(cos, bounds=(jnp.cos(jnp.deg2rad(30.0)), 1.0))
+        return {"upright": upright, "swing": 0.5 * (1.0 + cos)}
 
 
 def solve(env: Pendulum, state) -> jax.Array:

@@ -127,7 +127,7 @@ class EnergyPolicy:
             key_noise, (b, n // 2, *actions.shape[1:])), -1.0, 1.0)
         candidates = [actions[:, None], uniform, perturbed]
         if self.inferred_negatives:
-            candidates.append(self._inferred(jax.lax.stop_gradient(params), obs, key_uniform))
+            candidates.append(self._inferred(params, obs, key_uniform))
         candidates = jnp.concatenate(candidates, axis=1)
         energies = self.energy(params, obs[:, None], candidates)  # (B, 1 + n)
         log_probs = jax.nn.log_softmax(-energies / self.temperature, axis=-1)

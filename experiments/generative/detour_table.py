@@ -14,6 +14,7 @@ from robojax.algos import bc
 
 MLP = DenoiserConfig(network="mlp")
 FLOW = bc.FlowPolicy(denoiser=MLP, max_steps=8)
+ENERGY = bc.EnergyPolicy(num_negatives=32)
 ROWS = [
     Row("gaussian (MSE)", "gaussian"),
     Row("diffusion (sample prediction), DDIM-10", "diffusion",
@@ -21,9 +22,8 @@ ROWS = [
     Row("flow (sample prediction), 10 Euler steps", "flow", {"flow": FLOW}, 10),
     Row("flow (sample prediction), 1 step", "flow", {"flow": FLOW}, 1),
 ] + [
-    Row(f"energy (16 inferred counter-examples), proposal + {steps} descent steps", "energy",
-        {"batch_size": 64, "energy": bc.EnergyPolicy(num_negatives=32)},
-        steps)
+    Row(f"energy ({ENERGY.inferred_negatives} inferred counter-examples), proposal + {steps} "
+        "descent steps", "energy", {"batch_size": 64, "energy": ENERGY}, steps)
     for steps in (2, 8, 32)  # at most: descent stops once the energy has converged
 ]
 
