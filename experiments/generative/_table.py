@@ -10,6 +10,7 @@ keeps an accelerator busy where one small network would not."""
 import argparse
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -80,11 +81,16 @@ def _trained(run_dir: Path) -> tuple[int, float]:
     return int(last["grad_steps"]), float(last["wall_time_s"])
 
 
+def _slug(override: str) -> str:
+    """A file-name-safe form of a KEY=VALUE override (dict values carry braces and quotes)."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", override).strip("-")
+
+
 def demos_path(env: str, args: argparse.Namespace) -> Path:
     """The demo file of these settings: demo count, action noise and env overrides in its name,
     so that tables with different demos never share one."""
     noise = f"_noise{args.action_noise:g}" if args.action_noise else ""
-    overrides = "".join(f"_{item.replace('=', '-')}" for item in sorted(args.env_config))
+    overrides = "".join(f"_{_slug(item)}" for item in sorted(args.env_config))
     return args.out / f"{env}_demos_{args.demos}{noise}{overrides}.hdf5"
 
 
