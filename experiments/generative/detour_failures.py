@@ -1,0 +1,77 @@
+"""Where a detour policy's failed episodes end: into the wall, or timed out, and then where.
+
+Rolls a trained run's policy out in `--episodes` parallel episodes and splits them into
+successes, collisions and time-outs; for the time-outs it prints where the puck ended (its
+height, distance to the goal and sideways offset) and how often it switched sides beside the
+wall, which tells an imprecise approach (passing the goal) from dithering between the two ways
+round.
+
+    python experiments/generative/detour_failures.py runs/detour-table/energy-seeds3 --steps 8
+"""
+
+import argparse
+
+import jax
+import numpy as np
+
+from robojax.core.wrappers import EpisodeWrapper, VmapWrapper
+from robojax.evaluate import load_run
+from robojax.rollout import run_controller
+
+
+def rollout(run_dir: str, seed_index: int, steps: int | None, episodes: int, seed: int):
+    """(positions (T, N, 2), offsets to the goal (T, N, 2), done, success, collision)."""
+    _, algo, cfg, env, state, _ = load_run(run_dir, seed_index)
+    controller = algo.controller(cfg, state, steps=steps)
+    length = env.config.episode_length
+    batched = VmapWrapper(EpisodeWrapper(env, length), episodes)
+
+    @jax.jit
+    def run(key):
+        key_reset, key_act = jax.random.split(key)
+        return run_controller(batched, controller, batched.reset(key_reset), key_act, length,
+                              lambda s, a, nxt: (nxt.obs[:, :2], nxt.obs[:, 4:6], nxt.done,
+                                                 nxt.metrics["reward/success"],
+                                                 nxt.metrics["reward/collision"]))
+
+    return [np.asarray(x) for x in run(jax.random.PRNGKey(seed))]
+
+
+def side_switches(x: np.ndarray, y: np.ndarray) -> int:
+    """Sign changes of the sideways position while level with the wall."""
+    side = np.sign(x[np.abs(y) < 0.1])
+    return int(np.sum(side[1:] != side[:-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--steps", type=int, default=None, help="inference steps")
+    parser.add_argument("--seed-index", type=int, default=0)
+    parser.add_argument("--episodes", type=int, default=512)
+    parser.add_argument("--seed", type=int, default=10_000)
+    args = parser.parse_args()
+    position, to_goal, done, success, collision = rollout(
+        args.run_dir, args.seed_index, args.steps, args.episodes, args.seed)
+    last = np.where(done.any(0), done.argmax(0), len(done) - 1)
+    episodes = np.arange(args.episodes)
+    won, crashed = success.max(0) > 0, collision.max(0) > 0
+    timeout = ~won & ~crashed
+    print(f"success {won.mean():.3f}  into the wall {crashed.mean():.3f}  "
+          f"timed out {timeout.mean():.3f}")
+    if won.any():
+        print(f"steps to success (median) {np.median(last[won]):.0f}")
+    if timeout.any():
+        end, offset = position[last, episodes][timeout], to_goal[last, episodes][timeout]
+        quartiles = lambda v: " / ".join(f"{q:.3f}" for q in np.quantile(v, [0.25, 0.5, 0.75]))
+        print(f"timed out, quartiles of the final height {quartiles(end[:, 1])} (goal at "
+              f"0.25, arena edge 0.33), distance to the goal "
+              f"{quartiles(np.linalg.norm(offset, axis=-1))}, sideways offset from it "
+              f"{quartiles(np.abs(offset[:, 0]))}")
+        switches = [side_switches(position[:last[i] + 1, i, 0], position[:last[i] + 1, i, 1])
+                    for i in np.flatnonzero(timeout)]
+        print(f"timed out, side switches beside the wall: mean {np.mean(switches):.2f}")
+
+
+if __name__ == "__main__":
+    main()
