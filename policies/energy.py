@@ -29,10 +29,10 @@ from robojax.policies.unet import mish
 from robojax.core.types import ArraySpec
 
 
-def _interpolation(horizon: int, knots: int) -> jnp.ndarray:
+def _interpolation(horizon: int, knots: int) -> np.ndarray:
     """(horizon, knots) weights of linear interpolation between knots spread over the horizon."""
     position = np.linspace(0.0, knots - 1, horizon)
-    return jnp.asarray(np.maximum(0.0, 1.0 - np.abs(position[:, None] - np.arange(knots))))
+    return np.maximum(0.0, 1.0 - np.abs(position[:, None] - np.arange(knots))).astype(np.float32)
 
 
 class EnergyMLP(nn.Module):
@@ -61,6 +61,10 @@ class EnergyPolicy:
     which random and perturbed chunks rarely reach once a chunk has dozens of entries (detour:
     0.06 -> 0.48 success with 2 descent steps, experiments/bench/RESULTS.md); 0 turns them off
     (training is then ~3x cheaper per step)."""
+    latent_knots: int = 0
+    """Score chunks through this many knots per action dimension instead of entry by entry:
+    the energy sees a chunk's least-squares fit by a piecewise-linear curve through the knots,
+    inference searches over the knots and returns the curve (0: score the full chunk)."""
     temperature: float = 1.0
     """Softmax temperature of InfoNCE and DFO resampling."""
     refine_weight: float = 1.0
@@ -97,18 +101,42 @@ class EnergyPolicy:
         if len(act_spec.shape) != 2:
             raise ValueError(f"the energy policy scores action chunks: the action spec must be "
                              f"(horizon, action_dim), got {act_spec.shape}.")
-        net = self._net().init(key, jnp.zeros((1, obs_spec.size)), jnp.zeros((1, act_spec.size)))
+        latent = self._latent_size(act_spec.shape[0]) * act_spec.shape[1]
+        net = self._net().init(key, jnp.zeros((1, obs_spec.size)), jnp.zeros((1, latent)))
         return {"net": net, "log_step": jnp.log(jnp.array(0.1)),
                 "chunk_shape": chunk_shape_marker(act_spec)}
 
+    def _latent_size(self, horizon: int) -> int:
+        return self.latent_knots or horizon
+
+    def _latent_shape(self, params: dict) -> tuple[int, int]:
+        horizon, action_dim = chunk_shape(params)
+        return self._latent_size(horizon), action_dim
+
+    def _encode(self, chunk: jax.Array) -> jax.Array:
+        """(..., H, A) chunks -> (..., K, A) latents (their least-squares knots)."""
+        if not self.latent_knots:
+            return chunk
+        fit = np.linalg.pinv(_interpolation(chunk.shape[-2], self.latent_knots))
+        return jnp.clip(jnp.einsum("kh,...ha->...ka", fit, chunk), -1.0, 1.0)
+
+    def _decode(self, z: jax.Array, horizon: int) -> jax.Array:
+        if not self.latent_knots:
+            return z
+        return jnp.einsum("hk,...ka->...ha", _interpolation(horizon, self.latent_knots), z)
+
     def energy(self, params: dict, obs: jax.Array, chunk: jax.Array) -> jax.Array:
         """E(obs, chunk) for obs (..., cond) and chunks (..., H, A) -> (...)."""
-        flat = chunk.reshape(*chunk.shape[:-2], -1)
+        return self._energy(params, obs, self._encode(chunk))
+
+    def _energy(self, params: dict, obs: jax.Array, z: jax.Array) -> jax.Array:
+        """E over latents (..., K, A) (the chunks themselves unless `latent_knots`)."""
+        flat = z.reshape(*z.shape[:-2], -1)
         return self._net().apply(params["net"], jnp.broadcast_to(
             obs, flat.shape[:-1] + obs.shape[-1:]), flat)
 
     def _grad_energy(self, params, obs, x):
-        return jax.grad(lambda x: jnp.sum(self.energy(params, obs, x)))(x)
+        return jax.grad(lambda x: jnp.sum(self._energy(params, obs, x)))(x)
 
     def _descend(self, params, obs, x):
         step = jnp.exp(params["log_step"])
@@ -117,7 +145,7 @@ class EnergyPolicy:
     def loss(self, params: dict, batch: dict, key: jax.Array) -> tuple[jax.Array, dict]:
         """InfoNCE over counter-examples plus the refinement loss, on `batch["obs"]` (B, cond)
         and `batch["actions"]` (B, H, A)."""
-        actions, obs = batch["actions"], batch["obs"]
+        actions, obs = self._encode(batch["actions"]), batch["obs"]
         key_uniform, key_scale, key_noise, key_refine = jax.random.split(key, 4)
         b, n = actions.shape[0], self.num_negatives
         uniform = self._random_chunks(key_uniform, (b, n - n // 2, *actions.shape[1:]))
@@ -129,7 +157,7 @@ class EnergyPolicy:
         if self.inferred_negatives:
             candidates.append(self._inferred(params, obs, key_uniform))
         candidates = jnp.concatenate(candidates, axis=1)
-        energies = self.energy(params, obs[:, None], candidates)  # (B, 1 + n)
+        energies = self._energy(params, obs[:, None], candidates)  # (B, 1 + n)
         log_probs = jax.nn.log_softmax(-energies / self.temperature, axis=-1)
         info_nce = -jnp.mean(log_probs[:, 0])
 
@@ -144,7 +172,7 @@ class EnergyPolicy:
         return info_nce + self.refine_weight * refine, info
 
     def _inferred(self, params: dict, obs: jax.Array, key: jax.Array) -> jax.Array:
-        """(B, inferred_negatives, H, A): the best random proposals after descent."""
+        """(B, inferred_negatives, K, A) latents: the best random proposals after descent."""
         x, energies = self._proposals(params, obs, jax.random.fold_in(key, 1))
         _, index = jax.lax.top_k(-energies, self.inferred_negatives)
         x = jnp.take_along_axis(x, index[..., None, None], axis=-3)
@@ -164,9 +192,9 @@ class EnergyPolicy:
 
     def _proposals(self, params, obs, key):
         """(..., P, H, A) random candidates and their energies."""
-        shape = obs.shape[:-1] + (self.num_proposals, *chunk_shape(params))
+        shape = obs.shape[:-1] + (self.num_proposals, *self._latent_shape(params))
         x = self._random_chunks(key, shape)
-        return x, self.energy(params, obs[..., None, :], x)
+        return x, self._energy(params, obs[..., None, :], x)
 
     def _best(self, x, energies):
         index = jnp.argmin(energies, axis=-1)
@@ -178,14 +206,15 @@ class EnergyPolicy:
         """(chunks (..., H, A), their energies (...), steps taken) with the configured
         inference; the energy is an uncertainty signal (high = unfamiliar)."""
         steps = self.inference_steps if steps is None else steps
+        horizon = chunk_shape(params)[0]
         if self.inference == "dfo":
             x = self._dfo(params, obs, key, steps)
         elif self.inference == "langevin":
             x = self._langevin(params, obs, key, steps)
         else:
             x, energy, taken = self._descent(params, obs, key, steps)
-            return x, energy, taken
-        return x, self.energy(params, obs, x), jnp.asarray(steps)
+            return self._decode(x, horizon), energy, taken
+        return self._decode(x, horizon), self._energy(params, obs, x), jnp.asarray(steps)
 
     def sample(self, params: dict, obs: jax.Array, key: jax.Array, *,
                steps: int | None = None) -> jax.Array:
@@ -195,7 +224,7 @@ class EnergyPolicy:
     def _descent(self, params, obs, key, max_steps):
         x, energies = self._proposals(params, obs, key)
         x = self._best(x, energies)
-        energy = self.energy(params, obs, x)
+        energy = self._energy(params, obs, x)
 
         def not_converged(carry):
             _, _, change, i = carry
@@ -204,7 +233,7 @@ class EnergyPolicy:
         def descend(carry):
             x, energy, _, i = carry
             x = self._descend(params, obs, x)
-            new = self.energy(params, obs, x)
+            new = self._energy(params, obs, x)
             return x, new, jnp.abs(new - energy), i + 1
 
         init = (x, energy, jnp.full(energy.shape, jnp.inf), jnp.asarray(0))
@@ -224,7 +253,7 @@ class EnergyPolicy:
                                            shape=logits.shape)
             x = jnp.take_along_axis(x, index[..., None, None], axis=-3)
             x = jnp.clip(x + noise_scale * jax.random.normal(key_noise, x.shape), -1.0, 1.0)
-            return (x, self.energy(params, obs[..., None, :], x)), None
+            return (x, self._energy(params, obs[..., None, :], x)), None
 
         scales = self.dfo_noise * 0.5 ** jnp.arange(rounds)
         (x, energies), _ = jax.lax.scan(resample, (x, energies),

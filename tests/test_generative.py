@@ -180,6 +180,22 @@ def test_inferred_counter_examples_are_where_inference_lands():
     assert float(e_inferred.max()) < float(jnp.median(e_random))  # each below most proposals
 
 
+def test_latent_knots_score_and_return_piecewise_linear_chunks():
+    policy = policies.EnergyPolicy(hidden_sizes=(16,), num_proposals=8, latent_knots=2)
+    horizon_8 = ArraySpec((8, 2))
+    params = policy.init(jax.random.PRNGKey(0), OBS, horizon_8)
+    z = jax.random.uniform(jax.random.PRNGKey(1), (5, 2, 2), minval=-1, maxval=1)
+    line = policy._decode(z, 8)  # straight chunks through two knots
+    np.testing.assert_allclose(policy._encode(line), z, atol=1e-5)
+    chunks, energy, _ = policy.sample_with_energy(params, jnp.zeros((5, 3)),
+                                                  jax.random.PRNGKey(2), steps=2)
+    assert chunks.shape == (5, 8, 2) and energy.shape == (5,)
+    steps = np.diff(np.asarray(chunks), axis=1)  # constant slope along each chunk
+    np.testing.assert_allclose(steps, steps[:, :1].repeat(7, axis=1), atol=1e-5)
+    np.testing.assert_allclose(policy.energy(params, jnp.zeros((5, 3)), chunks), energy,
+                               rtol=1e-4, atol=1e-4)
+
+
 def test_energy_descent_stops_early_once_converged():
     policy, params, _ = trained("energy")
     loose = dataclasses.replace(policy, converged_tol=1e3)

@@ -55,7 +55,8 @@ def main() -> None:
         args.run_dir, args.seed_index, args.steps, args.episodes, args.seed)
     last = np.where(done.any(0), done.argmax(0), len(done) - 1)
     episodes = np.arange(args.episodes)
-    won, crashed = success.max(0) > 0, collision.max(0) > 0
+    alive = np.arange(len(done))[:, None] <= last  # steps up to each episode's end
+    won, crashed = (alive * success).max(0) > 0, (alive * collision).max(0) > 0
     timeout = ~won & ~crashed
     print(f"success {won.mean():.3f}  into the wall {crashed.mean():.3f}  "
           f"timed out {timeout.mean():.3f}")
