@@ -35,6 +35,11 @@ def _interpolation(horizon: int, knots: int) -> np.ndarray:
     return np.maximum(0.0, 1.0 - np.abs(position[:, None] - np.arange(knots))).astype(np.float32)
 
 
+def _through_knots(values: jax.Array, horizon: int) -> jax.Array:
+    """(..., K, A) knot values -> (..., horizon, A): the piecewise-linear curve through them."""
+    return jnp.einsum("hk,...ka->...ha", _interpolation(horizon, values.shape[-2]), values)
+
+
 class EnergyMLP(nn.Module):
     hidden_sizes: tuple[int, ...]
 
@@ -121,9 +126,7 @@ class EnergyPolicy:
         return jnp.clip(jnp.einsum("kh,...ha->...ka", fit, chunk), -1.0, 1.0)
 
     def _decode(self, z: jax.Array, horizon: int) -> jax.Array:
-        if not self.latent_knots:
-            return z
-        return jnp.einsum("hk,...ka->...ha", _interpolation(horizon, self.latent_knots), z)
+        return _through_knots(z, horizon) if self.latent_knots else z
 
     def energy(self, params: dict, obs: jax.Array, chunk: jax.Array) -> jax.Array:
         """E(obs, chunk) for obs (..., cond) and chunks (..., H, A) -> (...)."""
@@ -188,7 +191,7 @@ class EnergyPolicy:
             return jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)
         values = jax.random.uniform(key, (*shape[:-2], knots, shape[-1]), minval=-1.0,
                                     maxval=1.0)
-        return jnp.einsum("hk,...ka->...ha", _interpolation(horizon, knots), values)
+        return _through_knots(values, horizon)
 
     def _proposals(self, params, obs, key):
         """(..., P, H, A) random candidates and their energies."""

@@ -14,27 +14,18 @@ import argparse
 import jax
 import numpy as np
 
-from robojax.core.wrappers import EpisodeWrapper, VmapWrapper
 from robojax.evaluate import load_run
-from robojax.rollout import run_controller
+from robojax.rollout import rollout_states
 
 
 def rollout(run_dir: str, seed_index: int, steps: int | None, episodes: int, seed: int):
     """(positions (T, N, 2), offsets to the goal (T, N, 2), done, success, collision)."""
     _, algo, cfg, env, state, _ = load_run(run_dir, seed_index)
-    controller = algo.controller(cfg, state, steps=steps)
-    length = env.config.episode_length
-    batched = VmapWrapper(EpisodeWrapper(env, length), episodes)
-
-    @jax.jit
-    def run(key):
-        key_reset, key_act = jax.random.split(key)
-        return run_controller(batched, controller, batched.reset(key_reset), key_act, length,
-                              lambda s, a, nxt: (nxt.obs[:, :2], nxt.obs[:, 4:6], nxt.done,
-                                                 nxt.metrics["reward/success"],
-                                                 nxt.metrics["reward/collision"]))
-
-    return [np.asarray(x) for x in run(jax.random.PRNGKey(seed))]
+    states, _ = rollout_states(env, algo.controller(cfg, state, steps=steps),
+                               jax.random.PRNGKey(seed), env.config.episode_length, episodes)
+    return [np.asarray(x) for x in (states.obs[..., :2], states.obs[..., 4:6], states.done,
+                                    states.metrics["reward/success"],
+                                    states.metrics["reward/collision"])]
 
 
 def side_switches(x: np.ndarray, y: np.ndarray) -> int:
