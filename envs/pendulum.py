@@ -32,15 +32,23 @@ XML = """
 """
 
 
+INERTIA = 0.25
+"""Moment of inertia about the hinge (1 kg at 0.5 m), kg m^2."""
+MGL = 9.81 * 0.5
+"""Mass x gravity x length: the energy between resting upright and horizontal, J."""
+
+
 @dataclasses.dataclass(frozen=True)
 class PendulumConfig(EnvConfig):
     reward_scales: dict = dataclasses.field(
-        default_factory=lambda: {"upright": 1.0, "swing": 0.0})
-    """Weight of each reward term. `upright` is the task's sparse reward; `swing`, (1 + cos)/2 of
-    the angle from upright, is logged but unweighted: give it a weight for learners that need a
-    reward gradient away from the top (APG, SHAC), e.g. `--env-config
-    "reward_scales={'upright': 1.0, 'swing': 1.0}"`, and read `reward/upright` as the task's
-    return."""
+        default_factory=lambda: {"upright": 1.0, "swing": 0.0, "energy": 0.0})
+    """Weight of each reward term. `upright` is the task's sparse reward. Two dense terms are
+    logged but unweighted, for learners that need a reward gradient away from the top (APG,
+    SHAC): `swing`, (1 + cos)/2 of the angle from upright, and `energy`, 1 - |E| / 2mgl with E
+    the pendulum's energy relative to resting upright, which rewards pumping (the torque is too
+    weak to lift the pendulum directly). Give them a weight, e.g. `--env-config
+    "reward_scales={'swing': 1.0, 'energy': 1.0}"` (overrides merge into these defaults), and
+    read `reward/upright` as the task's return."""
 
 
 def default_config() -> PendulumConfig:
@@ -50,8 +58,9 @@ def default_config() -> PendulumConfig:
 class Pendulum(MjxEnv):
     """Observation: cos/sin of the angle from upright and the angular velocity.
 
-    Reward: 1 while within 30 degrees of upright (dm_control's sparse swing-up reward); a dense
-    `swing` term is there for gradient-based learners (`PendulumConfig.reward_scales`).
+    Reward: 1 while within 30 degrees of upright (dm_control's sparse swing-up reward); dense
+    `swing` and `energy` terms are there for gradient-based learners
+    (`PendulumConfig.reward_scales`).
     """
 
     def __init__(self, config: PendulumConfig | None = None):
@@ -68,7 +77,9 @@ class Pendulum(MjxEnv):
     def reward_terms(self, prev: mjx.Data, data: mjx.Data, action: jax.Array) -> dict:
         cos = jnp.cos(data.qpos[0])
         upright = tolerance(cos, bounds=(jnp.cos(jnp.deg2rad(30.0)), 1.0))
-        return {"upright": upright, "swing": 0.5 * (1.0 + cos)}
+        energy = 0.5 * INERTIA * data.qvel[0] ** 2 + MGL * (cos - 1.0)
+        return {"upright": upright, "swing": 0.5 * (1.0 + cos),
+                "energy": jnp.clip(1.0 - jnp.abs(energy) / (2.0 * MGL), 0.0, 1.0)}
 
 
 def solve(env: Pendulum, state) -> jax.Array:
@@ -78,7 +89,7 @@ def solve(env: Pendulum, state) -> jax.Array:
     """
     cos_a, sin_a, vel = state.obs
     angle = jnp.arctan2(sin_a, cos_a)
-    energy = 0.5 * 0.25 * vel**2 + 9.81 * 0.5 * (cos_a - 1)  # per unit mass, zero at the top
+    energy = 0.5 * INERTIA * vel**2 + MGL * (cos_a - 1)  # zero at rest upright
     pump = -5.0 * energy * jnp.sign(vel + 1e-6)
     hold = -10.0 * angle - 3.0 * vel
     return jnp.clip(jnp.where(cos_a > 0.98, hold, pump), -1.0, 1.0)[None]

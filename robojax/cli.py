@@ -21,6 +21,9 @@ class EvalArgs:
     """Also render eval_video.mp4."""
     seed: int = 1
     """Seed of the evaluation episodes."""
+    env_config: tuple[str, ...] = ()
+    """Overrides of the run's env config as KEY=VALUE, e.g. the task's own reward for a policy
+    trained with a shaping term: `--env-config "reward_scales={'energy': 0.0}"`."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +58,8 @@ class EnvsArgs:
 def _eval(args: EvalArgs) -> None:
     from robojax.evaluate import evaluate_run
 
-    evaluate_run(args.run_dir, num_episodes=args.num_episodes, video=args.video, seed=args.seed)
+    evaluate_run(args.run_dir, num_episodes=args.num_episodes, video=args.video, seed=args.seed,
+                 env_config=parse_overrides(args.env_config))
 
 
 def _envs() -> None:

@@ -13,9 +13,11 @@ from robojax.io import checkpoint
 from robojax.io.progress import console
 
 
-def load_run(run_dir: str | Path, seed_index: int = 0):
+def load_run(run_dir: str | Path, seed_index: int = 0, env_config: dict | None = None):
     """(args, algo module, algo config, env, restored train state, checkpoint iteration) of a
-    run; of a run trained with `--num-seeds N`, the state of seed `seed_index` (0..N-1)."""
+    run; of a run trained with `--num-seeds N`, the state of seed `seed_index` (0..N-1).
+    `env_config` overrides the run's env config, e.g. to evaluate with the task's own reward
+    a policy trained with shaping terms."""
     from robojax.train import _stack, args_from_json
 
     run_dir = Path(run_dir)
@@ -29,7 +31,7 @@ def load_run(run_dir: str | Path, seed_index: int = 0):
                          f"{args.num_seeds} seed(s); pass 0..{args.num_seeds - 1}.")
     algo = algos.get(args.algo)
     cfg = args.algo_config()
-    env = make_env(args.env, **parse_overrides(args.env_config))
+    env = make_env(args.env, **{**parse_overrides(args.env_config), **(env_config or {})})
     keys = jax.random.split(jax.random.PRNGKey(args.seed), args.num_seeds)
     target = algo.init(cfg, env, keys[0])
     if args.num_seeds > 1:
@@ -50,20 +52,25 @@ def _evaluate(algo, cfg, env, state, num_episodes: int, seed: int,
 
 
 def evaluate_checkpoint(run_dir: str | Path, *, num_episodes: int = 256, seed: int = 1,
-                        seed_index: int = 0, **overrides) -> dict[str, float]:
+                        seed_index: int = 0, env_config: dict | None = None,
+                        **overrides) -> dict[str, float]:
     """Mean metrics of a run's latest checkpoint over `num_episodes` parallel episodes;
     `overrides` replace fields of the algo config first (e.g. `inference_steps=1`);
-    `seed_index` picks one seed of a `--num-seeds` run."""
-    _, algo, cfg, env, state, _ = load_run(run_dir, seed_index)
+    `seed_index` picks one seed of a `--num-seeds` run; `env_config` overrides the run's env
+    config."""
+    _, algo, cfg, env, state, _ = load_run(run_dir, seed_index, env_config)
     return _evaluate(algo, cfg, env, state, num_episodes, seed, overrides)
 
 
 def evaluate_run(run_dir: str | Path, *, num_episodes: int = 256, video: bool = True,
-                 seed: int = 1) -> dict[str, float]:
-    """Mean metrics over `num_episodes` parallel episodes; writes eval.json (and a video)."""
-    args, algo, cfg, env, state, step = load_run(run_dir)
+                 seed: int = 1, env_config: dict | None = None) -> dict[str, float]:
+    """Mean metrics over `num_episodes` parallel episodes; writes eval.json (and a video).
+    `env_config` overrides the run's env config (recorded in eval.json)."""
+    args, algo, cfg, env, state, step = load_run(run_dir, env_config=env_config)
     result = _evaluate(algo, cfg, env, state, num_episodes, seed, {})
     result["checkpoint_iteration"] = step
+    if env_config:
+        result["env_config"] = {k: repr(v) for k, v in env_config.items()}
     (Path(run_dir) / "eval.json").write_text(json.dumps(result, indent=2))
     console.print(f"{args.env} checkpoint {step}: eval reward "
                   f"{result['eval/episode_reward']:.1f} ± "

@@ -27,9 +27,11 @@ def test_train_writes_every_output_then_eval(tmp_path):
         pytest.skip("no GL backend: video skipped")
     assert (run / "video.mp4").stat().st_size > 1000
 
-    main(["eval", str(run), "--num-episodes", "8", "--no-video"])
+    main(["eval", str(run), "--num-episodes", "8", "--no-video",
+          "--env-config", "episode_length=30"])
     result = json.loads((run / "eval.json").read_text())
     assert result["checkpoint_iteration"] > 0 and "eval/episode_reward" in result
+    assert result["env_config"] == {"episode_length": "30"}
 
 
 def test_num_seeds_trains_seeds_in_one_program(tmp_path):
@@ -47,6 +49,11 @@ def test_num_seeds_trains_seeds_in_one_program(tmp_path):
 
     first, second = (evaluate_checkpoint(run, num_episodes=8, seed_index=i) for i in (0, 1))
     assert first["eval/episode_reward"] != second["eval/episode_reward"]
+    # Evaluation can override the run's env config: here the control cost's weight is dropped.
+    unweighted = evaluate_checkpoint(run, num_episodes=8, seed_index=0,
+                                     env_config={"reward_scales": {"control": 0.0}})
+    assert unweighted["eval/reward/control"] == first["eval/reward/control"]
+    assert unweighted["eval/episode_reward"] != first["eval/episode_reward"]
     with pytest.raises(ValueError, match="trained 2 seed"):
         evaluate_checkpoint(run, seed_index=2)
 

@@ -74,18 +74,29 @@ def test_scripted_solvers_score_well(name, threshold):
     assert float(jnp.mean(returns)) >= threshold
 
 
-def test_pendulum_swing_term_is_logged_and_weighted_only_when_asked():
-    def first_step(**overrides):
-        env = envs.make("pendulum-swingup", **overrides)
-        state = env.step(env.reset(jax.random.PRNGKey(0)), jnp.zeros(1))
-        return state, float(jnp.cos(state.data.qpos[0]))
+def test_shaping_terms_are_logged_and_weighted_only_when_asked():
+    def first_step(name, **overrides):
+        env = envs.make(name, **overrides)
+        return jax.jit(env.step)(jax.jit(env.reset)(jax.random.PRNGKey(0)), jnp.ones(1))
 
-    state, cos = first_step()
+    state = first_step("pendulum-swingup")
+    cos, vel = float(jnp.cos(state.data.qpos[0])), float(state.data.qvel[0])
     swing, upright = state.metrics["reward/swing"], state.metrics["reward/upright"]
     np.testing.assert_allclose(swing, 0.5 * (1 + cos), rtol=1e-6)
+    energy = 0.5 * 0.25 * vel**2 + 9.81 * 0.5 * (cos - 1)  # 1 kg at 0.5 m; 0 at rest upright
+    np.testing.assert_allclose(state.metrics["reward/energy"], 1 - abs(energy) / 9.81, atol=1e-6)
     assert float(state.reward) == float(upright)  # the task's reward: the sparse term alone
-    shaped, _ = first_step(reward_scales={"upright": 1.0, "swing": 1.0})
-    np.testing.assert_allclose(shaped.reward, upright + swing, rtol=1e-6)
+    shaped = first_step("pendulum-swingup", reward_scales={"swing": 1.0, "energy": 1.0})
+    np.testing.assert_allclose(shaped.reward,
+                               upright + swing + state.metrics["reward/energy"], rtol=1e-6)
+    # Cartpole's reward is a product: the energy factor enters only with a nonzero exponent.
+    state = first_step("cartpole-swingup")
+    factors = {k.removeprefix("reward/"): float(v) for k, v in state.metrics.items()}
+    task = np.prod([v for k, v in factors.items() if k != "energy"])
+    np.testing.assert_allclose(state.reward, task, rtol=1e-5)
+    assert 0 < factors["energy"] < 0.01  # hanging almost at rest: the farthest from upright
+    shaped = first_step("cartpole-swingup", reward_scales={"energy": 1.0})
+    np.testing.assert_allclose(shaped.reward, task * factors["energy"], rtol=1e-5)
 
 
 def test_pusher_solver_pushes_block_to_goal():
