@@ -23,3 +23,10 @@ def tolerance(x, bounds=(0.0, 0.0), margin: float = 0.0, sigmoid: str = "gaussia
     else:
         raise ValueError(f"unknown sigmoid {sigmoid!r}; use gaussian, quadratic or linear")
     return jnp.where(in_bounds, 1.0, value)
+
+
+def upright_energy(energy):
+    """1 at the energy of a pole resting upright, falling linearly to 0 at that of one hanging
+    at rest: `energy` in units of m g l (0 upright, -2 hanging). A spinning pole (energy > 0)
+    scores below one at rest upright; the gradient of this term is the pumping law."""
+    return jnp.clip(1 - jnp.abs(energy) / 2, 0.0, 1.0)

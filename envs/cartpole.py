@@ -5,7 +5,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 from mujoco import mjx
-from robojax.envs._rewards import tolerance
+from robojax.envs._rewards import tolerance, upright_energy
 
 from robojax.core.mjx_env import EnvConfig, MjxEnv
 
@@ -41,8 +41,12 @@ XML = """
 
 
 POLE_INERTIA_RATIO = 0.068
-"""The pole's moment of inertia about the hinge over m g l (l: hinge to centre of mass), s^2;
-pole energies are in units of m g l."""
+"""The pole's moment of inertia about the hinge over m g l (l: hinge to centre of mass), s^2."""
+
+
+def pole_energy(cos: jax.Array, vel: jax.Array) -> jax.Array:
+    """The pole's energy relative to resting upright, in units of m g l."""
+    return POLE_INERTIA_RATIO / 2 * vel**2 + cos - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,16 +104,14 @@ class Cartpole(MjxEnv):
         small_control = (4 + tolerance(action[0], margin=1, value_at_margin=0,
                                        sigmoid="quadratic")) / 5
         small_velocity = (1 + tolerance(data.qvel[1], margin=5)) / 2
-        cos = jnp.cos(data.qpos[1])
-        energy = POLE_INERTIA_RATIO / 2 * data.qvel[1] ** 2 + cos - 1  # in units of m g l
+        energy = upright_energy(pole_energy(jnp.cos(data.qpos[1]), data.qvel[1]))
         return {"upright": upright, "centered": centered, "small_control": small_control,
-                "small_velocity": small_velocity,
-                "energy": jnp.clip(1 - jnp.abs(energy) / 2, 0.0, 1.0)}
+                "small_velocity": small_velocity, "energy": energy}
 
     def combine_reward(self, terms: dict) -> jax.Array:
         scales = self.config.reward_scales
-        factors = [terms[n] ** scales.get(n, 1.0) for n in terms if scales.get(n, 1.0) != 0]
-        return jnp.prod(jnp.stack(factors))
+        exponents = {n: scales.get(n, 1.0) for n in terms}
+        return jnp.prod(jnp.stack([terms[n] ** e for n, e in exponents.items() if e != 0]))
 
 
 def solve(env: Cartpole, state) -> jax.Array:
@@ -120,6 +122,5 @@ def solve(env: Cartpole, state) -> jax.Array:
     x, cos_a, sin_a, x_dot, a_dot = state.obs
     angle = jnp.arctan2(sin_a, cos_a)
     balance = 1.0 * x + 1.5 * x_dot + 12.0 * angle + 2.5 * a_dot
-    energy = POLE_INERTIA_RATIO / 2 * a_dot**2 + cos_a - 1  # relative to resting upright
-    pump = energy * jnp.sign(a_dot * cos_a + 1e-6) - 0.1 * (x + x_dot)
+    pump = pole_energy(cos_a, a_dot) * jnp.sign(a_dot * cos_a + 1e-6) - 0.1 * (x + x_dot)
     return jnp.clip(jnp.where(cos_a > 0.8, balance, pump), -1.0, 1.0)[None]

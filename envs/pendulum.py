@@ -5,7 +5,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 from mujoco import mjx
-from robojax.envs._rewards import tolerance
+from robojax.envs._rewards import tolerance, upright_energy
 
 from robojax.core.mjx_env import EnvConfig, MjxEnv
 
@@ -36,6 +36,11 @@ INERTIA = 0.25
 """Moment of inertia about the hinge (1 kg at 0.5 m), kg m^2."""
 MGL = 9.81 * 0.5
 """Mass x gravity x length: the energy between resting upright and horizontal, J."""
+
+
+def pole_energy(cos: jax.Array, vel: jax.Array) -> jax.Array:
+    """The pendulum's energy relative to resting upright, in units of m g l."""
+    return 0.5 * INERTIA / MGL * vel**2 + cos - 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,9 +82,8 @@ class Pendulum(MjxEnv):
     def reward_terms(self, prev: mjx.Data, data: mjx.Data, action: jax.Array) -> dict:
         cos = jnp.cos(data.qpos[0])
         upright = tolerance(cos, bounds=(jnp.cos(jnp.deg2rad(30.0)), 1.0))
-        energy = 0.5 * INERTIA * data.qvel[0] ** 2 + MGL * (cos - 1.0)
         return {"upright": upright, "swing": 0.5 * (1.0 + cos),
-                "energy": jnp.clip(1.0 - jnp.abs(energy) / (2.0 * MGL), 0.0, 1.0)}
+                "energy": upright_energy(pole_energy(cos, data.qvel[0]))}
 
 
 def solve(env: Pendulum, state) -> jax.Array:
@@ -89,7 +93,6 @@ def solve(env: Pendulum, state) -> jax.Array:
     """
     cos_a, sin_a, vel = state.obs
     angle = jnp.arctan2(sin_a, cos_a)
-    energy = 0.5 * INERTIA * vel**2 + MGL * (cos_a - 1)  # zero at rest upright
-    pump = -5.0 * energy * jnp.sign(vel + 1e-6)
+    pump = -5.0 * MGL * pole_energy(cos_a, vel) * jnp.sign(vel + 1e-6)
     hold = -10.0 * angle - 3.0 * vel
     return jnp.clip(jnp.where(cos_a > 0.98, hold, pump), -1.0, 1.0)[None]
