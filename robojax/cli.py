@@ -24,6 +24,9 @@ class EvalArgs:
     env_config: tuple[str, ...] = ()
     """Overrides of the run's env config as KEY=VALUE, e.g. the task's own reward for a policy
     trained with a shaping term: `--env-config "reward_scales={'energy': 0.0}"`."""
+    seed_index: int | None = None
+    """One seed of a run trained with `--num-seeds N` (0..N-1); by default every seed is
+    evaluated and the mean is reported beside each seed's score."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +62,7 @@ def _eval(args: EvalArgs) -> None:
     from robojax.evaluate import evaluate_run
 
     evaluate_run(args.run_dir, num_episodes=args.num_episodes, video=args.video, seed=args.seed,
-                 env_config=parse_overrides(args.env_config))
+                 env_config=parse_overrides(args.env_config), seed_index=args.seed_index)
 
 
 def _envs() -> None:

@@ -18,6 +18,15 @@ def load_run(run_dir: str | Path, seed_index: int = 0, env_config: dict | None =
     run; of a run trained with `--num-seeds N`, the state of seed `seed_index` (0..N-1).
     `env_config` overrides the run's env config, e.g. to evaluate with the task's own reward
     a policy trained with shaping terms."""
+    args, algo, cfg, env, states, step = _restore(run_dir, env_config)
+    if not 0 <= seed_index < args.num_seeds:
+        raise ValueError(f"seed index {seed_index} is out of range: {run_dir} trained "
+                         f"{args.num_seeds} seed(s); pass 0..{args.num_seeds - 1}.")
+    return args, algo, cfg, env, _seed_state(states, args.num_seeds, seed_index), step
+
+
+def _restore(run_dir: str | Path, env_config: dict | None):
+    """Like `load_run`, with the train states of all seeds (stacked when there are several)."""
     from robojax.train import _stack, args_from_json
 
     run_dir = Path(run_dir)
@@ -26,9 +35,6 @@ def load_run(run_dir: str | Path, seed_index: int = 0, env_config: dict | None =
         raise FileNotFoundError(f"{run_dir} has no config.json; pass a directory written by "
                                 "`robojax train`.")
     args = args_from_json(json.loads(config_path.read_text()))
-    if not 0 <= seed_index < args.num_seeds:
-        raise ValueError(f"seed index {seed_index} is out of range: {run_dir} trained "
-                         f"{args.num_seeds} seed(s); pass 0..{args.num_seeds - 1}.")
     algo = algos.get(args.algo)
     cfg = args.algo_config()
     env = make_env(args.env, **{**parse_overrides(args.env_config), **(env_config or {})})
@@ -36,10 +42,12 @@ def load_run(run_dir: str | Path, seed_index: int = 0, env_config: dict | None =
     target = algo.init(cfg, env, keys[0])
     if args.num_seeds > 1:
         target = _stack([target] * args.num_seeds)
-    state, step = checkpoint.restore(run_dir / "checkpoints", target)
-    if args.num_seeds > 1:
-        state = jax.tree.map(lambda x: x[seed_index], state)
-    return args, algo, cfg, env, state, step
+    states, step = checkpoint.restore(run_dir / "checkpoints", target)
+    return args, algo, cfg, env, states, step
+
+
+def _seed_state(states, num_seeds: int, seed_index: int):
+    return states if num_seeds == 1 else jax.tree.map(lambda x: x[seed_index], states)
 
 
 def _evaluate(algo, cfg, env, state, num_episodes: int, seed: int,
@@ -63,23 +71,45 @@ def evaluate_checkpoint(run_dir: str | Path, *, num_episodes: int = 256, seed: i
 
 
 def evaluate_run(run_dir: str | Path, *, num_episodes: int = 256, video: bool = True,
-                 seed: int = 1, env_config: dict | None = None) -> dict[str, float]:
+                 seed: int = 1, env_config: dict | None = None,
+                 seed_index: int | None = None) -> dict[str, float]:
     """Mean metrics over `num_episodes` parallel episodes; writes eval.json (and a video).
-    `env_config` overrides the run's env config (recorded in eval.json)."""
-    args, algo, cfg, env, state, step = load_run(run_dir, env_config=env_config)
-    result = _evaluate(algo, cfg, env, state, num_episodes, seed, {})
+    `env_config` overrides the run's env config (recorded in eval.json). Of a run trained with
+    `--num-seeds N`, every seed is evaluated: eval.json holds the mean over seeds and, under
+    "seeds", each seed's metrics; `seed_index` evaluates that one seed only."""
+    args, algo, cfg, env, states, step = _restore(run_dir, env_config)
+    indices = list(range(args.num_seeds)) if seed_index is None else [seed_index]
+    if not all(0 <= i < args.num_seeds for i in indices):
+        raise ValueError(f"seed index {seed_index} is out of range: {run_dir} trained "
+                         f"{args.num_seeds} seed(s); pass 0..{args.num_seeds - 1}.")
+    per_seed = [_evaluate(algo, cfg, env, _seed_state(states, args.num_seeds, i), num_episodes,
+                          seed, {}) for i in indices]
+    result = {k: sum(r[k] for r in per_seed) / len(per_seed) for k in per_seed[0]}
     result["checkpoint_iteration"] = step
+    if args.num_seeds > 1:
+        result["seed_indices"] = indices
+        result["seeds"] = per_seed
     if env_config:
         result["env_config"] = {k: repr(v) for k, v in env_config.items()}
     (Path(run_dir) / "eval.json").write_text(json.dumps(result, indent=2))
-    console.print(f"{args.env} checkpoint {step}: eval reward "
-                  f"{result['eval/episode_reward']:.1f} ± "
-                  f"{result['eval/episode_reward_std']:.1f} over {num_episodes} episodes"
-                  + (f", success rate {result['eval/success_rate']:.3f}"
-                     if "eval/success_rate" in result else ""))
+    for i, metrics in zip(indices, per_seed, strict=True):
+        name = f"seed {i}" if args.num_seeds > 1 else f"{args.env} checkpoint {step}"
+        console.print(f"{name}: eval reward {_summary(metrics, num_episodes)}")
+    if len(per_seed) > 1:
+        rewards = " / ".join(f"{r['eval/episode_reward']:.1f}" for r in per_seed)
+        console.print(f"{args.env} checkpoint {step}: mean eval reward over {len(per_seed)} "
+                      f"seeds {result['eval/episode_reward']:.1f} (per seed {rewards})")
     if video:
         from robojax.rollout import save_video
 
+        state = _seed_state(states, args.num_seeds, indices[0])
         save_video(env, algo.controller(cfg, state), Path(run_dir) / "eval_video.mp4",
                    key=jax.random.PRNGKey(seed))
     return result
+
+
+def _summary(metrics: dict, num_episodes: int) -> str:
+    return (f"{metrics['eval/episode_reward']:.1f} ± {metrics['eval/episode_reward_std']:.1f} "
+            f"over {num_episodes} episodes"
+            + (f", success rate {metrics['eval/success_rate']:.3f}"
+               if "eval/success_rate" in metrics else ""))

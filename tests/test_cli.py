@@ -56,6 +56,20 @@ def test_num_seeds_trains_seeds_in_one_program(tmp_path):
     assert unweighted["eval/episode_reward"] != first["eval/episode_reward"]
     with pytest.raises(ValueError, match="trained 2 seed"):
         evaluate_checkpoint(run, seed_index=2)
+    # `robojax eval` scores every seed and their mean, or the one seed asked for.
+    main(["eval", str(run), "--num-episodes", "8", "--no-video"])
+    result = json.loads((run / "eval.json").read_text())
+    per_seed = [r["eval/episode_reward"] for r in result["seeds"]]
+    assert result["seed_indices"] == [0, 1]
+    assert per_seed == pytest.approx([first["eval/episode_reward"],
+                                      second["eval/episode_reward"]], rel=1e-5)
+    assert result["eval/episode_reward"] == pytest.approx(sum(per_seed) / 2, rel=1e-6)
+    main(["eval", str(run), "--num-episodes", "8", "--no-video", "--seed-index", "1"])
+    result = json.loads((run / "eval.json").read_text())
+    assert result["seed_indices"] == [1] and result["eval/episode_reward"] == pytest.approx(
+        second["eval/episode_reward"], rel=1e-5)
+    with pytest.raises(ValueError, match="trained 2 seed"):
+        main(["eval", str(run), "--no-video", "--seed-index", "2"])
 
 
 def test_bad_names_are_clear_errors(tmp_path):

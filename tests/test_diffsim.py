@@ -104,6 +104,38 @@ def test_non_finite_gradient_skips_the_update_and_is_counted():
     assert float(skipped) == 0.0 and not bool(jnp.all(new_params["w"] == params["w"]))
 
 
+def test_saturation_penalty_pulls_a_saturated_actor_back_and_ignores_one_in_range():
+    from robojax.algos import apg, shac
+    from robojax.core.types import ArraySpec
+    from robojax.policies.gaussian import GaussianPolicy
+
+    policy = GaussianPolicy((8,), "elu", -1.0)
+    params = policy.init(jax.random.PRNGKey(0), ArraySpec((3,)), ArraySpec((2,)))
+    obs = jax.random.normal(jax.random.PRNGKey(1), (32, 3))
+    penalty = lambda p: diffsim.saturation_penalty(policy, p, obs, 2.0)  # noqa: E731
+    assert [float(x) for x in penalty(params)] == [0.0, 0.0]
+    assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree.leaves(
+        jax.grad(lambda p: penalty(p)[0])(params)))
+
+    # A mean pushed to ~10 (tanh' ~ 1e-8: no gradient from any reward reaches it).
+    bias = params["net"]["params"]["Dense_1"]["bias"]
+    saturated = jax.tree.map(lambda x: x, params)
+    saturated["net"]["params"]["Dense_1"]["bias"] = bias + jnp.array([10.0, -10.0])
+    value, fraction = penalty(saturated)
+    assert float(fraction) == 1.0 and float(value) == pytest.approx(64.0, rel=0.05)
+    grads = jax.grad(lambda p: penalty(p)[0])(saturated)
+    assert float(grads["log_std"].sum()) == 0.0  # only the mean is touched
+    moved = jax.tree.map(lambda p, g: p - 0.01 * g, saturated, grads)
+    assert float(jnp.abs(policy.mode(moved, obs)).mean()) < \
+        float(jnp.abs(policy.mode(saturated, obs)).mean())
+
+    for config in (apg.APGConfig, shac.SHACConfig):
+        with pytest.raises(ValueError, match="saturation_cost must be >= 0"):
+            config(saturation_cost=-1.0).validate()
+        with pytest.raises(ValueError, match="saturation_bound must be > 0"):
+            config(saturation_bound=0.0).validate()
+
+
 def test_solver_only_runs_on_mjx_tasks():
     with pytest.raises(TypeError, match="registered env"):
         diffsim.differentiable(object())

@@ -50,6 +50,11 @@ class APGConfig:
     """Hidden nonlinearity."""
     init_log_std: float = -1.0
     """Initial log std of the exploration noise (before the tanh squash)."""
+    saturation_cost: float = 1.0
+    """Weight of the penalty on the policy mean's pre-tanh magnitude beyond `saturation_bound`
+    (where tanh passes almost no gradient); 0 turns it off."""
+    saturation_bound: float = 2.0
+    """Pre-tanh magnitude the penalty starts at (tanh(2) = 0.96 of the action range)."""
     gradients: diffsim.GradientConfig = diffsim.GradientConfig()
     """Truncation, contact scaling, clipping and remat of the gradient through the physics."""
     episode_length: int | None = None
@@ -67,6 +72,7 @@ class APGConfig:
 
     def validate(self) -> None:
         self.gradients.validate()
+        diffsim.validate_saturation(self.saturation_cost, self.saturation_bound)
         if self.unroll_length < 1:
             raise ValueError(f"unroll_length must be >= 1, got {self.unroll_length}.")
 
@@ -118,8 +124,9 @@ def normalized(cfg, stats: normalize.RunningStats, obs: jax.Array) -> jax.Array:
 
 
 def loss_fn(params: dict, cfg: APGConfig, env: Env, obs_stats, env_state: State,
-            key: jax.Array) -> tuple[jax.Array, tuple[State, diffsim.Step]]:
-    """Minus the mean scaled reward of a differentiable window from `env_state`."""
+            key: jax.Array) -> tuple[jax.Array, tuple[State, diffsim.Step, jax.Array]]:
+    """Minus the mean scaled reward of a differentiable window from `env_state`, plus the
+    saturation penalty; aux: the final env state, the steps, the fraction saturated."""
     policy = make_policy(cfg)
 
     def act(obs, key_step):
@@ -127,13 +134,16 @@ def loss_fn(params: dict, cfg: APGConfig, env: Env, obs_stats, env_state: State,
                                        key_step)
 
     final, steps = diffsim.rollout(cfg.gradients, env, act, env_state, key, cfg.unroll_length)
-    return -jnp.mean(steps.reward) * cfg.reward_scaling, (final, steps)
+    penalty, saturated = diffsim.saturation_penalty(
+        policy, params["policy"], normalized(cfg, obs_stats, steps.obs), cfg.saturation_bound)
+    loss = -jnp.mean(steps.reward) * cfg.reward_scaling + cfg.saturation_cost * penalty
+    return loss, (final, steps, saturated)
 
 
 def train_iteration(cfg: APGConfig, env: Env, state: TrainState) -> tuple[TrainState, dict]:
     key, key_rollout = jax.random.split(state.key)
     env_state = jax.lax.stop_gradient(state.env_state)
-    (loss, (final, steps)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+    (loss, (final, steps, saturated)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params, cfg, env, state.obs_stats, env_state, key_rollout)
     params, opt_state, skipped = diffsim.guarded_update(make_optimizer(cfg), grads,
                                                         state.opt_state, state.params)
@@ -141,7 +151,7 @@ def train_iteration(cfg: APGConfig, env: Env, state: TrainState) -> tuple[TrainS
         else state.obs_stats
     metrics = {"train/loss": loss, "train/reward": steps.reward.mean(),
                "train/grad_norm": optax.global_norm(grads), "train/skipped_updates": skipped,
-               "train/episodes": steps.done.sum().astype(jnp.float32)}
+               "train/saturated": saturated, "train/episodes": steps.done.sum().astype(jnp.float32)}
     return state.replace(params=params, opt_state=opt_state, obs_stats=obs_stats,
                          env_state=final, key=key, iteration=state.iteration + 1), metrics
 

@@ -269,3 +269,25 @@ def squashed_action(policy, params: dict, obs: jax.Array, key: jax.Array | None)
     if key is None:
         return jnp.tanh(policy.mode(params, obs))
     return jnp.tanh(policy.sample(params, obs, key))
+
+
+def validate_saturation(cost: float, bound: float) -> None:
+    if cost < 0:
+        raise ValueError(f"saturation_cost must be >= 0 (0 turns the penalty off), got {cost}.")
+    if bound <= 0:
+        raise ValueError(f"saturation_bound must be > 0 (a pre-tanh magnitude; 2.0 is tanh "
+                         f"0.96), got {bound}.")
+
+
+def saturation_penalty(policy, params: dict, obs: jax.Array, bound: float
+                       ) -> tuple[jax.Array, jax.Array]:
+    """Mean squared excess of the policy mean's pre-tanh magnitude over `bound` on `obs`, and
+    the fraction of action entries beyond it.
+
+    tanh's slope vanishes past |u| ~ 3 (tanh'(3) = 0.01, tanh'(10) = 8e-9): an actor whose mean
+    drifts there, as bang-bang controls such as pumping invite, receives no gradient from the
+    physics at all and stays there. Penalising the excess keeps the mean where the gradient
+    reaches it; it is zero inside [-bound, bound] and touches only the policy's parameters."""
+    mean = policy.mode(params, jax.lax.stop_gradient(obs))
+    excess = jax.nn.relu(jnp.abs(mean) - bound)
+    return jnp.mean(excess**2), jnp.mean((excess > 0).astype(jnp.float32))

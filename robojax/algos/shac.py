@@ -75,6 +75,11 @@ class SHACConfig:
     """Hidden nonlinearity of both networks."""
     init_log_std: float = -1.0
     """Initial log std of the exploration noise (before the tanh squash)."""
+    saturation_cost: float = 1.0
+    """Weight of the penalty on the policy mean's pre-tanh magnitude beyond `saturation_bound`
+    (where tanh passes almost no gradient); 0 turns it off."""
+    saturation_bound: float = 2.0
+    """Pre-tanh magnitude the penalty starts at (tanh(2) = 0.96 of the action range)."""
     gradients: diffsim.GradientConfig = diffsim.GradientConfig()
     """Truncation, contact scaling, clipping and remat of the gradient through the physics."""
     episode_length: int | None = None
@@ -92,6 +97,7 @@ class SHACConfig:
 
     def validate(self) -> None:
         self.gradients.validate()
+        diffsim.validate_saturation(self.saturation_cost, self.saturation_bound)
         if self.steps_per_iteration() % self.critic_minibatches:
             raise ValueError(f"num_envs * horizon = {self.steps_per_iteration()} is not "
                              f"divisible by critic_minibatches = {self.critic_minibatches}.")
@@ -164,7 +170,9 @@ def window_objective(rewards: jax.Array, next_values: jax.Array, done: jax.Array
 
 
 def actor_loss(policy_params: dict, cfg: SHACConfig, env: Env, state: TrainState,
-               key: jax.Array) -> tuple[jax.Array, tuple[State, diffsim.Step]]:
+               key: jax.Array) -> tuple[jax.Array, tuple[State, diffsim.Step, jax.Array]]:
+    """Minus the mean per-step window objective, plus the saturation penalty; aux: the final
+    env state, the window's steps and the fraction of saturated action entries."""
     policy, value_apply = make_policy(cfg), value_network(cfg).apply
     obs_stats = state.obs_stats
 
@@ -177,7 +185,10 @@ def actor_loss(policy_params: dict, cfg: SHACConfig, env: Env, state: TrainState
     next_values = value_apply(state.target_value, normalized(cfg, obs_stats, steps.final_obs))
     objective = window_objective(steps.reward * cfg.reward_scaling, next_values[..., 0],
                                  steps.done, steps.truncated, cfg.discount)
-    return -objective.mean() / cfg.horizon, (final, steps)
+    penalty, saturated = diffsim.saturation_penalty(
+        policy, policy_params, normalized(cfg, obs_stats, steps.obs), cfg.saturation_bound)
+    loss = -objective.mean() / cfg.horizon + cfg.saturation_cost * penalty
+    return loss, (final, steps, saturated)
 
 
 def critic_update(cfg: SHACConfig, value: dict, opt_state, obs: jax.Array, targets: jax.Array,
@@ -206,7 +217,7 @@ def critic_update(cfg: SHACConfig, value: dict, opt_state, obs: jax.Array, targe
 
 def train_iteration(cfg: SHACConfig, env: Env, state: TrainState) -> tuple[TrainState, dict]:
     key, key_rollout, key_critic = jax.random.split(state.key, 3)
-    (loss, (final, steps)), grads = jax.value_and_grad(actor_loss, has_aux=True)(
+    (loss, (final, steps, saturated)), grads = jax.value_and_grad(actor_loss, has_aux=True)(
         state.params["policy"], cfg, env, state, key_rollout)
     policy, actor_opt_state, skipped = diffsim.guarded_update(
         actor_optimizer(cfg), grads, state.actor_opt_state, state.params["policy"])
@@ -228,7 +239,7 @@ def train_iteration(cfg: SHACConfig, env: Env, state: TrainState) -> tuple[Train
                           state.target_value, value)
     metrics = {"train/loss": loss, "train/critic_loss": critic_loss,
                "train/reward": steps.reward.mean(), "train/grad_norm": optax.global_norm(grads),
-               "train/skipped_updates": skipped,
+               "train/skipped_updates": skipped, "train/saturated": saturated,
                "train/episodes": steps.done.sum().astype(jnp.float32)}
     return state.replace(params={"policy": policy, "value": value}, target_value=target,
                          actor_opt_state=actor_opt_state, critic_opt_state=critic_opt_state,
