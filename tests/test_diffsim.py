@@ -105,9 +105,10 @@ def test_non_finite_gradient_skips_the_update_and_is_counted():
 
 
 def test_saturation_penalty_pulls_a_saturated_actor_back_and_ignores_one_in_range():
+    from robojax.policies.gaussian import GaussianPolicy
+
     from robojax.algos import apg, shac
     from robojax.core.types import ArraySpec
-    from robojax.policies.gaussian import GaussianPolicy
 
     policy = GaussianPolicy((8,), "elu", -1.0)
     params = policy.init(jax.random.PRNGKey(0), ArraySpec((3,)), ArraySpec((2,)))
