@@ -275,8 +275,8 @@ def validate_saturation(cost: float, bound: float) -> None:
     if cost < 0:
         raise ValueError(f"saturation_cost must be >= 0 (0 turns the penalty off), got {cost}.")
     if bound <= 0:
-        raise ValueError(f"saturation_bound must be > 0 (a pre-tanh magnitude; 2.0 is tanh "
-                         f"0.96), got {bound}.")
+        raise ValueError(f"saturation_bound must be > 0 (a pre-tanh magnitude; 3.0 is tanh "
+                         f"0.995), got {bound}.")
 
 
 def saturation_penalty(policy, params: dict, obs: jax.Array, bound: float

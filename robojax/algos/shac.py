@@ -75,11 +75,11 @@ class SHACConfig:
     """Hidden nonlinearity of both networks."""
     init_log_std: float = -1.0
     """Initial log std of the exploration noise (before the tanh squash)."""
-    saturation_cost: float = 1.0
+    saturation_cost: float = 0.1
     """Weight of the penalty on the policy mean's pre-tanh magnitude beyond `saturation_bound`
     (where tanh passes almost no gradient); 0 turns it off."""
-    saturation_bound: float = 2.0
-    """Pre-tanh magnitude the penalty starts at (tanh(2) = 0.96 of the action range)."""
+    saturation_bound: float = 3.0
+    """Pre-tanh magnitude the penalty starts at (tanh(3) = 0.995 of the action range)."""
     gradients: diffsim.GradientConfig = diffsim.GradientConfig()
     """Truncation, contact scaling, clipping and remat of the gradient through the physics."""
     episode_length: int | None = None
