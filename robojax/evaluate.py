@@ -19,10 +19,7 @@ def load_run(run_dir: str | Path, seed_index: int = 0, env_config: dict | None =
     `env_config` overrides the run's env config, e.g. to evaluate with the task's own reward
     a policy trained with shaping terms."""
     args, algo, cfg, env, states, step = _restore(run_dir, env_config)
-    if not 0 <= seed_index < args.num_seeds:
-        raise ValueError(f"seed index {seed_index} is out of range: {run_dir} trained "
-                         f"{args.num_seeds} seed(s); pass 0..{args.num_seeds - 1}.")
-    return args, algo, cfg, env, _seed_state(states, args.num_seeds, seed_index), step
+    return args, algo, cfg, env, _seed_state(run_dir, args, states, seed_index), step
 
 
 def _restore(run_dir: str | Path, env_config: dict | None):
@@ -46,8 +43,13 @@ def _restore(run_dir: str | Path, env_config: dict | None):
     return args, algo, cfg, env, states, step
 
 
-def _seed_state(states, num_seeds: int, seed_index: int):
-    return states if num_seeds == 1 else jax.tree.map(lambda x: x[seed_index], states)
+def _seed_state(run_dir, args, states, seed_index: int):
+    """Seed `seed_index`'s train state of a run's restored `states`; an index past the run's
+    seeds is a named error."""
+    if not 0 <= seed_index < args.num_seeds:
+        raise ValueError(f"seed index {seed_index} is out of range: {run_dir} trained "
+                         f"{args.num_seeds} seed(s); pass 0..{args.num_seeds - 1}.")
+    return states if args.num_seeds == 1 else jax.tree.map(lambda x: x[seed_index], states)
 
 
 def _evaluate(algo, cfg, env, state, num_episodes: int, seed: int,
@@ -79,11 +81,9 @@ def evaluate_run(run_dir: str | Path, *, num_episodes: int = 256, video: bool = 
     "seeds", each seed's metrics; `seed_index` evaluates that one seed only."""
     args, algo, cfg, env, states, step = _restore(run_dir, env_config)
     indices = list(range(args.num_seeds)) if seed_index is None else [seed_index]
-    if not all(0 <= i < args.num_seeds for i in indices):
-        raise ValueError(f"seed index {seed_index} is out of range: {run_dir} trained "
-                         f"{args.num_seeds} seed(s); pass 0..{args.num_seeds - 1}.")
-    per_seed = [_evaluate(algo, cfg, env, _seed_state(states, args.num_seeds, i), num_episodes,
-                          seed, {}) for i in indices]
+    seed_states = [_seed_state(run_dir, args, states, i) for i in indices]
+    per_seed = [_evaluate(algo, cfg, env, state, num_episodes, seed, {})
+                for state in seed_states]
     result = {k: sum(r[k] for r in per_seed) / len(per_seed) for k in per_seed[0]}
     result["checkpoint_iteration"] = step
     if args.num_seeds > 1:
@@ -102,8 +102,7 @@ def evaluate_run(run_dir: str | Path, *, num_episodes: int = 256, video: bool = 
     if video:
         from robojax.rollout import save_video
 
-        state = _seed_state(states, args.num_seeds, indices[0])
-        save_video(env, algo.controller(cfg, state), Path(run_dir) / "eval_video.mp4",
+        save_video(env, algo.controller(cfg, seed_states[0]), Path(run_dir) / "eval_video.mp4",
                    key=jax.random.PRNGKey(seed))
     return result
 
