@@ -5,7 +5,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 from mujoco import mjx
-from robojax.envs._rewards import tolerance, upright_energy
+from robojax.envs._rewards import balance, tolerance, upright_energy
 
 from robojax.core.mjx_env import EnvConfig, MjxEnv
 
@@ -55,14 +55,16 @@ class CartpoleConfig(EnvConfig):
     """Start hanging down (swingup) instead of near upright (balance)."""
     reward_scales: dict = dataclasses.field(default_factory=lambda: {
         "upright": 1.0, "centered": 1.0, "small_control": 1.0, "small_velocity": 1.0,
-        "energy": 0.0})
+        "energy": 0.0, "balance": 0.0})
     """Exponent of each factor in the reward product (dm_control's smooth cartpole reward; a
-    factor with exponent 0 is left out). `energy`, 1 - |E| / 2mgl with E the pole's energy
-    relative to resting upright, is logged but left out: give it an exponent for learners that
-    follow the reward's gradient (APG, SHAC), which it leads to pumping rather than spinning:
-    `--env-config "reward_scales={'energy': 1.0}"` (overrides merge into these defaults), then
-    evaluate with the task's reward: `robojax eval RUN --env-config
-    "reward_scales={'energy': 0.0}"`."""
+    factor with exponent 0 is left out). Two shaping factors are logged but left out, for
+    learners that follow the reward's gradient (APG, SHAC): `energy`, 1 - |E| / 2mgl with E the
+    pole's energy relative to resting upright, which leads to pumping rather than spinning, and
+    `balance`, (1 + exp(-(1 - cos) / 0.05)) / 2, sharply peaked at upright where `upright` is
+    flat, which favours catching the pole over swinging it through the top. Give them an
+    exponent, e.g. `--env-config "reward_scales={'energy': 1.0, 'balance': 1.0}"` (overrides
+    merge into these defaults), then evaluate with the task's reward: `robojax eval RUN
+    --env-config "reward_scales={'energy': 0.0, 'balance': 0.0}"`."""
 
 
 def default_config() -> CartpoleConfig:
@@ -104,9 +106,11 @@ class Cartpole(MjxEnv):
         small_control = (4 + tolerance(action[0], margin=1, value_at_margin=0,
                                        sigmoid="quadratic")) / 5
         small_velocity = (1 + tolerance(data.qvel[1], margin=5)) / 2
-        energy = upright_energy(pole_energy(jnp.cos(data.qpos[1]), data.qvel[1]))
+        cos = jnp.cos(data.qpos[1])
         return {"upright": upright, "centered": centered, "small_control": small_control,
-                "small_velocity": small_velocity, "energy": energy}
+                "small_velocity": small_velocity,
+                "energy": upright_energy(pole_energy(cos, data.qvel[1])),
+                "balance": (1 + balance(cos)) / 2}
 
     def combine_reward(self, terms: dict) -> jax.Array:
         scales = self.config.reward_scales

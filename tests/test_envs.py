@@ -85,18 +85,23 @@ def test_shaping_terms_are_logged_and_weighted_only_when_asked():
     np.testing.assert_allclose(swing, 0.5 * (1 + cos), rtol=1e-6)
     energy = 0.5 * 0.25 * vel**2 + 9.81 * 0.5 * (cos - 1)  # 1 kg at 0.5 m; 0 at rest upright
     np.testing.assert_allclose(state.metrics["reward/energy"], 1 - abs(energy) / 9.81, atol=1e-6)
+    balance = state.metrics["reward/balance"]
+    np.testing.assert_allclose(balance, np.exp(-(1 - cos) / 0.05), rtol=1e-5)
     assert float(state.reward) == float(upright)  # the task's reward: the sparse term alone
-    shaped = first_step("pendulum-swingup", reward_scales={"swing": 1.0, "energy": 1.0})
-    np.testing.assert_allclose(shaped.reward,
-                               upright + swing + state.metrics["reward/energy"], rtol=1e-6)
+    shaped = first_step("pendulum-swingup",
+                        reward_scales={"swing": 1.0, "energy": 1.0, "balance": 2.0})
+    np.testing.assert_allclose(
+        shaped.reward, upright + swing + state.metrics["reward/energy"] + 2 * balance, rtol=1e-6)
     # Cartpole's reward is a product: the energy factor enters only with a nonzero exponent.
     state = first_step("cartpole-swingup")
     factors = {k.removeprefix("reward/"): float(v) for k, v in state.metrics.items()}
-    task = np.prod([v for k, v in factors.items() if k != "energy"])
+    task = np.prod([v for k, v in factors.items() if k not in ("energy", "balance")])
     np.testing.assert_allclose(state.reward, task, rtol=1e-5)
     assert 0 < factors["energy"] < 0.01  # hanging almost at rest: the farthest from upright
-    shaped = first_step("cartpole-swingup", reward_scales={"energy": 1.0})
-    np.testing.assert_allclose(shaped.reward, task * factors["energy"], rtol=1e-5)
+    np.testing.assert_allclose(factors["balance"], 0.5, atol=1e-6)  # its floor, far from upright
+    shaped = first_step("cartpole-swingup", reward_scales={"energy": 1.0, "balance": 2.0})
+    np.testing.assert_allclose(shaped.reward, task * factors["energy"] * factors["balance"] ** 2,
+                               rtol=1e-5)
 
 
 def test_pusher_solver_pushes_block_to_goal():
