@@ -8,7 +8,7 @@ from pathlib import Path
 import jax
 
 from robojax import algos
-from robojax.core.adapters import make_env, parse_overrides
+from robojax.core.adapters import make_env
 from robojax.io import checkpoint
 from robojax.io.progress import console
 
@@ -16,15 +16,15 @@ from robojax.io.progress import console
 def load_run(run_dir: str | Path, seed_index: int = 0, env_config: dict | None = None):
     """(args, algo module, algo config, env, restored train state, checkpoint iteration) of a
     run; of a run trained with `--num-seeds N`, the state of seed `seed_index` (0..N-1).
-    `env_config` overrides the run's env config, e.g. to evaluate with the task's own reward
-    a policy trained with shaping terms."""
+    `env_config` overrides the run's env config (after its `--eval-env-config`), e.g. to
+    evaluate with the task's own reward a policy trained with shaping terms."""
     args, algo, cfg, env, states, step = _restore(run_dir, env_config)
     return args, algo, cfg, env, _seed_state(run_dir, args, states, seed_index), step
 
 
 def _restore(run_dir: str | Path, env_config: dict | None):
     """Like `load_run`, with the train states of all seeds (stacked when there are several)."""
-    from robojax.train import _stack, args_from_json
+    from robojax.train import _stack, args_from_json, eval_overrides
 
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
@@ -34,7 +34,7 @@ def _restore(run_dir: str | Path, env_config: dict | None):
     args = args_from_json(json.loads(config_path.read_text()))
     algo = algos.get(args.algo)
     cfg = args.algo_config()
-    env = make_env(args.env, **{**parse_overrides(args.env_config), **(env_config or {})})
+    env = make_env(args.env, **eval_overrides(args, env_config))
     keys = jax.random.split(jax.random.PRNGKey(args.seed), args.num_seeds)
     target = algo.init(cfg, env, keys[0])
     if args.num_seeds > 1:

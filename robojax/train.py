@@ -50,6 +50,10 @@ class TrainArgs:
     env_config: tuple[str, ...] = ()
     """Overrides of the env's config as KEY=VALUE, e.g. `--env-config observation=keypoints`
     (values read as Python literals; `robojax envs` lists the envs)."""
+    eval_env_config: tuple[str, ...] = ()
+    """Overrides applied on top of --env-config for the periodic evaluations (and `robojax
+    eval` of the run) only: train on a shaped reward, log the task's, e.g. `--env-config
+    "reward_scales={'energy': 1.0}" --eval-env-config "reward_scales={'energy': 0.0}"`."""
     video: bool = True
     """Render a rollout of the final policy to video.mp4."""
     progress: bool = True
@@ -92,6 +96,14 @@ def _to_json(obj):
     if isinstance(obj, tuple):
         return list(obj)
     return obj
+
+
+def eval_overrides(args: TrainArgs, extra: dict | None = None) -> dict:
+    """The env-config overrides a run is evaluated with: --env-config, then --eval-env-config,
+    then `extra`, each key replacing the one before (a `reward_scales` given later replaces
+    the earlier one whole, then merges into the env's defaults)."""
+    return {**parse_overrides(args.env_config), **parse_overrides(args.eval_env_config),
+            **(extra or {})}
 
 
 def args_from_json(data: dict) -> TrainArgs:
@@ -164,7 +176,8 @@ def train(args: TrainArgs) -> Path:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(_to_json(args), indent=2))
     env = make_env(args.env, **parse_overrides(args.env_config))
-    train_input, eval_env = algo.make_train_input(cfg, env), algo.make_eval_env(cfg, env)
+    train_input = algo.make_train_input(cfg, env)
+    eval_env = algo.make_eval_env(cfg, make_env(args.env, **eval_overrides(args)))
     unit, plot_key = algo.PROGRESS_UNIT, algo.PLOT_KEY
     seed_keys = jax.random.split(jax.random.PRNGKey(args.seed), args.num_seeds)
     if args.num_seeds == 1:

@@ -14,9 +14,16 @@ TINY = ["--num-envs", "32", "--num-timesteps", "8192", "--ppo.unroll-length", "1
 
 def test_train_writes_every_output_then_eval(tmp_path):
     run = tmp_path / "run"
-    main(["train", "--env", "point-mass", "--run-dir", str(run), "--seed", "3", *TINY])
+    main(["train", "--env", "point-mass", "--run-dir", str(run), "--seed", "3", *TINY,
+          "--env-config", "reward_scales={'control': -1.0}",
+          "--eval-env-config", "reward_scales={'control': 0.0}"])
     assert json.loads((run / "config.json").read_text())["env"] == "point-mass"
     rows = read_metrics(run / "metrics.csv")
+    # Trained with a heavier control cost, evaluated without it: the logged eval return is
+    # the near-target term alone.
+    assert rows[-1]["eval/reward/control"] != 0
+    assert rows[-1]["eval/episode_reward"] == pytest.approx(rows[-1]["eval/reward/near_target"],
+                                                            rel=1e-5)
     assert {"env_steps", "wall_time_s", "eval/episode_reward", "train/reward"} <= set(rows[0])
     assert rows[0]["env_steps"] == 0 and rows[-1]["env_steps"] >= 8192
     assert all(b["wall_time_s"] > a["wall_time_s"] for a, b in zip(rows, rows[1:], strict=False))
@@ -32,6 +39,8 @@ def test_train_writes_every_output_then_eval(tmp_path):
     result = json.loads((run / "eval.json").read_text())
     assert result["checkpoint_iteration"] > 0 and "eval/episode_reward" in result
     assert result["env_config"] == {"episode_length": "30"}
+    assert result["eval/episode_reward"] == pytest.approx(result["eval/reward/near_target"],
+                                                          rel=1e-5)  # the run's eval config
 
 
 def test_num_seeds_trains_seeds_in_one_program(tmp_path):
