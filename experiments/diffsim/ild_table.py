@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robojax.algos import bc, ild, ppo
+from robojax.algos import bc, diffsim, ild, ppo
 from robojax.data import demos as demo_data
 from robojax.data.collect import collect, collect_to_file
 from robojax.evaluate import evaluate_checkpoint
@@ -38,6 +38,7 @@ class Task:
     num_timesteps: int  # ILD env steps per seed
     source: str = "solver"
     match_dims: tuple[int, ...] | None = None  # ILD's matched observation entries
+    ild: dict = dataclasses.field(default_factory=dict)  # other ILDConfig fields for this task
 
 
 TASKS = {
@@ -46,7 +47,12 @@ TASKS = {
     "cartpole-balance": Task("cartpole-balance", 1000, 500_000),
     # The goal moves every episode: match velocity and offset to the goal, not position.
     "point-mass": Task("point-mass", 1000, 1_000_000, match_dims=(2, 3, 4, 5)),
-    "hopper": Task("hopper", 256, 1_000_000, source="ppo"),
+    # Contacts: per-step clipping turns the gradient through a foot strike into a non-descent
+    # direction, so cut it at contacts instead, in short segments, and restart fallen envs.
+    "hopper": Task("hopper", 256, 800_000, source="ppo", ild=dict(
+        num_envs=64, rollout_length=16, restart_distance=1.0, learning_rate=3e-4,
+        policy_hidden_sizes=(128, 128),
+        gradients=diffsim.GradientConfig(contact_grad_scale=0.0, step_grad_clip=None))),
 }
 
 
@@ -77,12 +83,13 @@ def run_task(task: Task, source: str, args) -> dict:
     many, _ = collect(task.env, source, args.episodes, seed=1)
     expert_mean = float(np.mean([many.episode(i)["rewards"][: task.episode_length].sum()
                                  for i in range(many.num_episodes)]))
-    horizon = task.episode_length // 64 * 64
+    rollout_length = task.ild.get("rollout_length", ild.ILDConfig.rollout_length)
+    horizon = task.episode_length // rollout_length * rollout_length
     row = {"demo": expert, "expert": expert_mean, "ild": [], "bc": [], "ild_s": []}
     for seed in range(args.seeds):
         cfg = ild.ILDConfig(demo=demo, num_timesteps=task.num_timesteps, horizon=horizon,
                             match_dims=task.match_dims, episode_length=task.episode_length,
-                            num_evals=4)
+                            num_evals=4, **task.ild)
         run = out / f"ild-{seed}"
         if not (run / "metrics.csv").exists():
             train(TrainArgs(algo="ild", env=task.env, seed=seed, run_dir=run, ild=cfg,
