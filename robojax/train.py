@@ -252,6 +252,15 @@ def train(args: TrainArgs) -> Path:
     return run_dir
 
 
+def train_or_resume(args: TrainArgs) -> Path:
+    """`train(args)` into `args.run_dir`, unless a run is already there: then resume it from
+    its latest checkpoint (a finished run only redraws its plot). For sweeps that are stopped
+    and started again."""
+    if args.run_dir is not None and (Path(args.run_dir) / "config.json").exists():
+        return train(dataclasses.replace(args, resume=args.run_dir))
+    return train(args)
+
+
 def _finish(args: TrainArgs, run_dir: Path, env, algo, cfg, state, wall_time: float) -> None:
     from robojax.io.metrics import read_metrics
     from robojax.io.plots import plot_learning_curve

@@ -20,7 +20,7 @@ from pathlib import Path
 from robojax.algos import apg, ild, ppo, shac
 from robojax.data.collect import collect, collect_to_file
 from robojax.io.metrics import read_metrics
-from robojax.train import TrainArgs, train
+from robojax.train import TrainArgs, train_or_resume
 
 STEPS = {"ild": 2_000_000, "shac": 6_000_000, "apg": 2_000_000, "ppo": 10_000_000}
 
@@ -94,12 +94,11 @@ def main() -> None:
         for algo in args.algos:
             seeds = f"x{args.num_seeds}" if args.num_seeds > 1 else ""
             run = args.out / env / f"{algo}-{args.seed}{seeds}"
-            if not (run / "metrics.csv").exists():
-                base = configs(demo, budgets, args.ppo_num_envs)[algo]
-                if algo in ("shac", "apg"):
-                    base = shaped(env, base)
-                train(dataclasses.replace(base, env=env, seed=args.seed, run_dir=run,
-                                          num_seeds=args.num_seeds, video=False))
+            base = configs(demo, budgets, args.ppo_num_envs)[algo]
+            if algo in ("shac", "apg"):
+                base = shaped(env, base)
+            train_or_resume(dataclasses.replace(base, env=env, seed=args.seed, run_dir=run,
+                                                num_seeds=args.num_seeds, video=False))
             rows = read_metrics(run / "metrics.csv")
             seconds, steps = time_to(rows, 0.9 * expert)
             results[f"{env} {algo}"] = {

@@ -59,13 +59,17 @@ def main() -> None:
     loss_at = jax.jit(loss)
     norm = tree_norm(grad)
     unit = jax.tree.map(lambda g: g / norm, grad)
-    print(f"loss {float(loss0):.4f}, recomputed in another program {float(loss_at(state.params)):.4f}, "
+    recomputed = float(loss_at(state.params))
+    print(f"loss {float(loss0):.4f}, recomputed in another program {recomputed:.4f}, "
           f"gradient norm {float(norm):.3g}")
     print("| eps | loss at -g | loss at +g | first-order prediction at -g | descent |")
     print("|---|---|---|---|---|")
+
+    def moved(step):
+        return jax.tree.map(lambda p, u: p + step * u, state.params, unit)
+
     for eps in args.eps:
-        down = float(loss_at(jax.tree.map(lambda p, u: p - eps * u, state.params, unit)))
-        up = float(loss_at(jax.tree.map(lambda p, u: p + eps * u, state.params, unit)))
+        down, up = float(loss_at(moved(-eps))), float(loss_at(moved(eps)))
         predicted = float(loss0 - eps * norm)
         print(f"| {eps:g} | {down:.4f} | {up:.4f} | {predicted:.4f} | "
               f"{'yes' if down < min(up, float(loss0)) else 'no'} |")

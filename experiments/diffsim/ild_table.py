@@ -28,7 +28,7 @@ from robojax.algos import bc, diffsim, ild, ppo
 from robojax.data import demos as demo_data
 from robojax.data.collect import collect, collect_to_file
 from robojax.evaluate import evaluate_checkpoint
-from robojax.train import TrainArgs, train
+from robojax.train import TrainArgs, train_or_resume
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,10 +58,9 @@ TASKS = {
 
 def hopper_expert(out: Path) -> Path:
     run_dir = out / "hopper-ppo"
-    if not (run_dir / "metrics.csv").exists():
-        cfg = ppo.PPOConfig(num_envs=1024, num_timesteps=8_000_000, discount=0.99,
-                            policy_hidden_sizes=(128, 128))
-        train(TrainArgs(algo="ppo", env="hopper", run_dir=run_dir, ppo=cfg, video=False))
+    cfg = ppo.PPOConfig(num_envs=1024, num_timesteps=8_000_000, discount=0.99,
+                        policy_hidden_sizes=(128, 128))
+    train_or_resume(TrainArgs(algo="ppo", env="hopper", run_dir=run_dir, ppo=cfg, video=False))
     return run_dir
 
 
@@ -91,17 +90,15 @@ def run_task(task: Task, source: str, args) -> dict:
                             match_dims=task.match_dims, episode_length=task.episode_length,
                             num_evals=4, **task.ild)
         run = out / f"ild-{seed}"
-        if not (run / "metrics.csv").exists():
-            train(TrainArgs(algo="ild", env=task.env, seed=seed, run_dir=run, ild=cfg,
-                            video=False))
+        train_or_resume(TrainArgs(algo="ild", env=task.env, seed=seed, run_dir=run, ild=cfg,
+                                  video=False))
         row["ild"].append(final_return(run, args.episodes, seed))
         row["ild_s"].append(read_wall_time(run))
         bc_cfg = bc.BCConfig(policy="gaussian", dataset=demo, num_grad_steps=5_000,
                              episode_length=task.episode_length, num_evals=2)
         run = out / f"bc-{seed}"
-        if not (run / "metrics.csv").exists():
-            train(TrainArgs(algo="bc", env=task.env, seed=seed, run_dir=run, bc=bc_cfg,
-                            video=False))
+        train_or_resume(TrainArgs(algo="bc", env=task.env, seed=seed, run_dir=run, bc=bc_cfg,
+                                  video=False))
         row["bc"].append(final_return(run, args.episodes, seed))
     return row
 
