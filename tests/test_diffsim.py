@@ -330,3 +330,26 @@ def test_ild_trains_a_one_step_flow_policy_through_the_simulator(pendulum_demo):
     assert float(held_out(state)) < 0.97 * before
     action = ild.act(cfg, state, jnp.zeros((2, 3)))
     assert action.shape == (2, 1) and bool(jnp.all(jnp.abs(action) <= 1))
+
+
+def test_ild_clones_executed_actions_inside_the_squash(tmp_path):
+    # A Gaussian source records unclipped samples (here 2.5 and -3); the env executes them
+    # clipped to +-1. The clone fits that, held where tanh still passes a gradient.
+    rng = np.random.default_rng(0)
+    actions = np.where(rng.random((64, 2)) < 0.5, 2.5, -3.0)
+    actions[::4] = 0.3
+    episode = {"obs": rng.normal(size=(64, 8)), "actions": actions, "rewards": np.zeros(64),
+               "dones": np.zeros(64)}
+    path = data.save(tmp_path / "wide.hdf5", data.from_episodes([episode], "reacher"))
+    cfg = ild.ILDConfig(demo=path, rollout_length=64, bc_steps=2_000, learning_rate=3e-3)
+    env = envs.make("reacher")
+    expert = ild.load_expert(cfg, env)
+    assert float(jnp.abs(expert.actions).max()) == 1.0
+    params = ild.make_policy(cfg).init(jax.random.PRNGKey(0), env.observation_spec,
+                                       env.action_spec)
+    params = ild.clone_actions(cfg, params, expert)
+    obs, _ = expert.unpadded()
+    cloned = ild.policy_action(cfg, params, expert.obs_mean, expert.obs_scale, obs, None)
+    assert float(jnp.abs(cloned).max()) < 0.985  # tanh' = 1 - a^2 > 0.03 everywhere
+    np.testing.assert_allclose(cloned[::4], 0.3, atol=0.05)
+    assert float(jnp.abs(cloned[1::4]).min()) > 0.9

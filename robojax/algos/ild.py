@@ -183,7 +183,8 @@ def load_expert(cfg: ILDConfig, env: Env) -> Expert:
     horizon = cfg.horizon or max(cfg.rollout_length,
                                  imitated // cfg.rollout_length * cfg.rollout_length)
     obs = np.asarray(episode["obs"][:horizon], np.float32)
-    actions = np.asarray(episode["actions"][:horizon], np.float32)
+    # What the env executed: sources such as a Gaussian PPO policy record unclipped samples.
+    actions = np.clip(np.asarray(episode["actions"][:horizon], np.float32), -1.0, 1.0)
     std = obs.std(0)
     scale = np.maximum(std, 0.1 * std.mean() + 1e-6)  # dims the demo barely moves stay sane
     pad = lambda x: jnp.asarray(np.pad(x, ((cfg.match_window(),) * 2, (0, 0)), "edge"))  # noqa
@@ -241,12 +242,18 @@ def make_policy(cfg: ILDConfig):
 def policy_action(cfg: ILDConfig, params: dict, obs_mean: jax.Array, obs_scale: jax.Array,
                   obs: jax.Array, key: jax.Array | None) -> jax.Array:
     """The actor on demo-normalized observations; `key=None` acts deterministically."""
+    # tanh, not clipping, bounds the action: saturated actions keep a gradient.
+    return jnp.tanh(unsquashed_action(cfg, params, obs_mean, obs_scale, obs, key))
+
+
+def unsquashed_action(cfg: ILDConfig, params: dict, obs_mean: jax.Array,
+                      obs_scale: jax.Array, obs: jax.Array, key: jax.Array | None) -> jax.Array:
+    """`policy_action` before its tanh."""
     policy, x = make_policy(cfg), (obs - obs_mean) / obs_scale
     if cfg.policy == "flow":
         key = jax.random.PRNGKey(0) if key is None else key  # noise is the flow's input
-        # tanh, not clipping, bounds the action: saturated actions keep a gradient.
-        return jnp.tanh(policy.sample(params, x, key, steps=1, clip=False)[..., 0, :])
-    return diffsim.squashed_action(policy, params, x, key)
+        return policy.sample(params, x, key, steps=1, clip=False)[..., 0, :]
+    return policy.mode(params, x) if key is None else policy.sample(params, x, key)
 
 
 def make_train_input(cfg: ILDConfig, env: Env) -> tuple[Env, Expert]:
@@ -254,14 +261,22 @@ def make_train_input(cfg: ILDConfig, env: Env) -> tuple[Env, Expert]:
     return VmapWrapper(diffsim.differentiable(env), cfg.num_envs), load_expert(cfg, env)
 
 
+# The clone is fitted before the tanh, to tanh^-1 of the demonstrated actions held within
+# +-0.97 (tanh^-1 = 2.1): fitting +-1 after the tanh would push the policy into saturation,
+# where tanh passes ILD's gradient no more.
+CLONE_TARGET_BOUND = 0.97
+
+
 def clone_actions(cfg: ILDConfig, params: dict, expert: Expert) -> dict:
-    """`cfg.bc_steps` Adam steps of mean-squared error to the demonstrated actions."""
+    """`cfg.bc_steps` Adam steps of mean-squared error to the demonstrated actions (before
+    the policy's tanh)."""
     obs, actions = expert.unpadded()
+    targets = jnp.arctanh(jnp.clip(actions, -CLONE_TARGET_BOUND, CLONE_TARGET_BOUND))
     optimizer = optax.adam(cfg.learning_rate)
 
     def loss(params):
-        predicted = policy_action(cfg, params, expert.obs_mean, expert.obs_scale, obs, None)
-        return jnp.mean((predicted - actions) ** 2)
+        predicted = unsquashed_action(cfg, params, expert.obs_mean, expert.obs_scale, obs, None)
+        return jnp.mean((predicted - targets) ** 2)
 
     def step(carry, _):
         params, opt_state = carry
