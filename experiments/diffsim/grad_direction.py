@@ -15,14 +15,10 @@ import argparse
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
+import optax
 
 from robojax import envs
 from robojax.algos import diffsim, ild
-
-
-def tree_norm(tree) -> jax.Array:
-    return jnp.sqrt(sum(jnp.sum(x**2) for x in jax.tree.leaves(tree)))
 
 
 def main() -> None:
@@ -54,10 +50,9 @@ def main() -> None:
     def loss(params):
         return ild.loss_fn(params, cfg, train_env, expert, state, key)[0]
 
-    (loss0, _), grad = jax.jit(jax.value_and_grad(
-        lambda p: ild.loss_fn(p, cfg, train_env, expert, state, key), has_aux=True))(state.params)
+    loss0, grad = jax.jit(jax.value_and_grad(loss))(state.params)
     loss_at = jax.jit(loss)
-    norm = tree_norm(grad)
+    norm = optax.global_norm(grad)
     unit = jax.tree.map(lambda g: g / norm, grad)
     recomputed = float(loss_at(state.params))
     print(f"loss {float(loss0):.4f}, recomputed in another program {recomputed:.4f}, "

@@ -82,11 +82,9 @@ def run_task(task: Task, source: str, args) -> dict:
     many, _ = collect(task.env, source, args.episodes, seed=1)
     expert_mean = float(np.mean([many.episode(i)["rewards"][: task.episode_length].sum()
                                  for i in range(many.num_episodes)]))
-    rollout_length = task.ild.get("rollout_length", ild.ILDConfig.rollout_length)
-    horizon = task.episode_length // rollout_length * rollout_length
     row = {"demo": expert, "expert": expert_mean, "ild": [], "bc": [], "ild_s": []}
     for seed in range(args.seeds):
-        cfg = ild.ILDConfig(demo=demo, num_timesteps=task.num_timesteps, horizon=horizon,
+        cfg = ild.ILDConfig(demo=demo, num_timesteps=task.num_timesteps,
                             match_dims=task.match_dims, episode_length=task.episode_length,
                             num_evals=4, **task.ild)
         run = out / f"ild-{seed}"

@@ -266,9 +266,12 @@ def guarded_update(optimizer: optax.GradientTransformation, grads, opt_state, pa
 def squashed_action(policy, params: dict, obs: jax.Array, key: jax.Array | None) -> jax.Array:
     """tanh of a Gaussian policy's reparameterized sample (of its mean when `key` is None):
     actions stay in [-1, 1] with a gradient everywhere, unlike clipping."""
-    if key is None:
-        return jnp.tanh(policy.mode(params, obs))
-    return jnp.tanh(policy.sample(params, obs, key))
+    return jnp.tanh(unsquashed_action(policy, params, obs, key))
+
+
+def unsquashed_action(policy, params: dict, obs: jax.Array, key: jax.Array | None) -> jax.Array:
+    """`squashed_action` before its tanh."""
+    return policy.mode(params, obs) if key is None else policy.sample(params, obs, key)
 
 
 def validate_saturation(cost: float, bound: float) -> None:

@@ -253,7 +253,7 @@ def unsquashed_action(cfg: ILDConfig, params: dict, obs_mean: jax.Array,
     if cfg.policy == "flow":
         key = jax.random.PRNGKey(0) if key is None else key  # noise is the flow's input
         return policy.sample(params, x, key, steps=1, clip=False)[..., 0, :]
-    return policy.mode(params, x) if key is None else policy.sample(params, x, key)
+    return diffsim.unsquashed_action(policy, params, x, key)
 
 
 def make_train_input(cfg: ILDConfig, env: Env) -> tuple[Env, Expert]:
