@@ -109,6 +109,8 @@ def test_collect_from_solver_keeps_successful_episodes():
 def test_only_success_needs_a_success_metric():
     with pytest.raises(ValueError, match="no success metric"):
         collect("cartpole-balance", "solver", 2, only_success=True)
+    _, stats = collect("cartpole-balance", "solver", 1)
+    assert stats["success_rate"] is None  # not a rate of 0 where success is undefined
 
 
 def test_action_noise_moves_the_env_but_records_the_clean_actions():

@@ -85,7 +85,8 @@ def collect(env_name: str, source: str, num_episodes: int, *, seed: int = 0,
             only_success: bool = False, action_noise: float = 0.0, batch_size: int = 1024,
             env_config: dict | None = None) -> tuple[Demos, dict]:
     """`num_episodes` episodes of `source` ("solver" or a run directory) on `env_name` (its
-    config with `env_config` overrides), executed with `action_noise` (see `record`)."""
+    config with `env_config` overrides), executed with `action_noise` (see `record`); and
+    their stats, with `success_rate` None where the env reports no success metric."""
     from robojax.core.adapters import make_env
 
     env = make_env(env_name, **(env_config or {}))
@@ -102,8 +103,8 @@ def collect(env_name: str, source: str, num_episodes: int, *, seed: int = 0,
     if action_noise < 0:
         raise ValueError(f"action_noise must be >= 0 (a std in normalized action units), got "
                          f"{action_noise}.")
-    if only_success and "reward/success" not in jax.eval_shape(
-            env.reset, jax.random.PRNGKey(0)).metrics:
+    has_success = "reward/success" in jax.eval_shape(env.reset, jax.random.PRNGKey(0)).metrics
+    if only_success and not has_success:
         raise ValueError(f"{env_name} reports no success metric (reward/success), so "
                          "--only-success cannot tell good episodes; drop the flag.")
     length = env.config.episode_length
@@ -118,7 +119,7 @@ def collect(env_name: str, source: str, num_episodes: int, *, seed: int = 0,
         if only_success and len(successes) * batch_size >= 20 * num_episodes and not episodes:
             raise DemoFileError(f"{source} succeeded in none of {len(successes) * batch_size} "
                                 f"episodes on {env_name}; nothing to keep.")
-    rate = float(np.concatenate(successes).mean())
+    rate = float(np.concatenate(successes).mean()) if has_success else None
     config = getattr(env, "config", None)
     kwargs = json.loads(json.dumps(config.__dict__, default=str)) if config is not None else {}
     demos = from_episodes(episodes[:num_episodes], env_name, kwargs)
@@ -133,7 +134,8 @@ def collect_to_file(env_name: str, source: str, num_episodes: int, out: str | Pa
 
     demos, stats = collect(env_name, source, num_episodes, **kwargs)
     save(out, demos)
+    rate = stats["success_rate"]
     console.print(f"{stats['episodes']} episodes ({stats['steps']:,} steps, mean return "
-                  f"{stats['mean_return']:.1f}) from {source} on {env_name} → {out}; source "
-                  f"success rate {stats['success_rate']:.3f}")
+                  f"{stats['mean_return']:.1f}) from {source} on {env_name} → {out}"
+                  + (f"; source success rate {rate:.3f}" if rate is not None else ""))
     return stats
