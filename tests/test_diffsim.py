@@ -353,3 +353,25 @@ def test_ild_clones_executed_actions_inside_the_squash(tmp_path):
     assert float(jnp.abs(cloned).max()) < 0.985  # tanh' = 1 - a^2 > 0.03 everywhere
     np.testing.assert_allclose(cloned[::4], 0.3, atol=0.05)
     assert float(jnp.abs(cloned[1::4]).min()) > 0.9
+
+
+def test_ild_bc_weight_anchors_the_policy_to_the_demonstrated_actions(pendulum_demo):
+    import functools
+
+    env = envs.make("pendulum-swingup")
+    base = ild.ILDConfig(demo=pendulum_demo, num_envs=4, rollout_length=16, horizon=48,
+                         bc_steps=0, learning_rate=3e-3)
+    clone_after = {}
+    for weight in (0.0, 10.0):
+        cfg = dataclasses.replace(base, bc_weight=weight)
+        state = ild.init(cfg, env, jax.random.PRNGKey(0))
+        train_env, expert = ild.make_train_input(cfg, env)
+        step = jax.jit(functools.partial(ild.train_iteration, cfg, (train_env, expert)))
+        before = float(ild.clone_loss(cfg, state.params, expert))
+        for _ in range(30):
+            state, metrics = step(state)
+        clone_after[weight] = float(ild.clone_loss(cfg, state.params, expert))
+    assert np.isfinite(float(metrics["train/clone_loss"]))  # logged while training
+    assert clone_after[10.0] < 0.5 * before and clone_after[10.0] < 0.5 * clone_after[0.0]
+    with pytest.raises(ValueError, match="bc_weight must be >= 0"):
+        dataclasses.replace(base, bc_weight=-1.0).validate()

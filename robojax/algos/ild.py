@@ -11,7 +11,7 @@ objective: a chamfer distance between the agent's and the expert's observation t
 expert state of the segment to its nearest agent state), on observations normalised by the
 demo's statistics. The gradient flows through the physics into the policy; truncation windows,
 per-step gradient clipping and remat (`robojax.algos.diffsim`) keep it finite and memory flat.
-No reward is used.
+No reward is used. With `bc_weight`, the cloning loss stays in the objective as an anchor.
 """
 
 import dataclasses
@@ -63,6 +63,10 @@ class ILDConfig:
     """Global gradient-norm clipping."""
     bc_steps: int = 500
     """Behaviour-cloning steps on the demonstration's actions before ILD (0: none)."""
+    bc_weight: float = 0.0
+    """Weight of the same behaviour-cloning loss added to ILD's objective during training
+    (0: pure ILD): an anchor that holds the policy to the demonstrated actions at the demo's
+    own states while the objective through the simulator shapes it everywhere else."""
     restart_distance: float | None = None
     """Restart an env mid-horizon (from a fresh initial state, at the demo's start) when its
     states strayed from the demo by more than this on average (normalized RMS distance to the
@@ -108,6 +112,8 @@ class ILDConfig:
                              "with `robojax collect --env NAME --episodes 1 --out FILE.hdf5`).")
         if self.policy not in ("gaussian", "flow"):
             raise ValueError(f"ILD policy must be 'gaussian' or 'flow', got {self.policy!r}.")
+        if self.bc_weight < 0:
+            raise ValueError(f"bc_weight must be >= 0, got {self.bc_weight}.")
         if self.window is not None and self.window < 0:
             raise ValueError(f"window must be >= 0 or None, got {self.window}.")
         if self.horizon is not None and (self.horizon < self.rollout_length
@@ -267,16 +273,19 @@ def make_train_input(cfg: ILDConfig, env: Env) -> tuple[Env, Expert]:
 CLONE_TARGET_BOUND = 0.97
 
 
-def clone_actions(cfg: ILDConfig, params: dict, expert: Expert) -> dict:
-    """`cfg.bc_steps` Adam steps of mean-squared error to the demonstrated actions (before
-    the policy's tanh)."""
+def clone_loss(cfg: ILDConfig, params: dict, expert: Expert) -> jax.Array:
+    """Mean-squared error to the demonstrated actions at the demo's states, before the
+    policy's tanh."""
     obs, actions = expert.unpadded()
     targets = jnp.arctanh(jnp.clip(actions, -CLONE_TARGET_BOUND, CLONE_TARGET_BOUND))
-    optimizer = optax.adam(cfg.learning_rate)
+    predicted = unsquashed_action(cfg, params, expert.obs_mean, expert.obs_scale, obs, None)
+    return jnp.mean((predicted - targets) ** 2)
 
-    def loss(params):
-        predicted = unsquashed_action(cfg, params, expert.obs_mean, expert.obs_scale, obs, None)
-        return jnp.mean((predicted - targets) ** 2)
+
+def clone_actions(cfg: ILDConfig, params: dict, expert: Expert) -> dict:
+    """`cfg.bc_steps` Adam steps of `clone_loss`."""
+    optimizer = optax.adam(cfg.learning_rate)
+    loss = functools.partial(clone_loss, cfg, expert=expert)
 
     def step(carry, _):
         params, opt_state = carry
@@ -310,19 +319,21 @@ def make_optimizer(cfg: ILDConfig) -> optax.GradientTransformation:
 
 def loss_fn(params: dict, cfg: ILDConfig, env: Env, expert: Expert, state: TrainState,
             key: jax.Array) -> tuple[jax.Array, tuple]:
-    """ILD's objective for one segment of every env, from `state.env_state` at `state.clock`."""
+    """ILD's objective for one segment of every env, from `state.env_state` at `state.clock`,
+    plus `bc_weight` times the clone loss."""
     act = functools.partial(policy_action, cfg, params, state.obs_mean, state.obs_scale)
     first = jax.lax.stop_gradient(state.env_state)
     final, steps = diffsim.rollout(cfg.gradients, env, act, first, key, cfg.rollout_length)
     loss, strayed = ild_terms(steps.obs, steps.action, expert, cfg, state.clock)
-    return loss.mean(), (final, steps, strayed)
+    cloning = clone_loss(cfg, params, expert) if cfg.bc_weight else jnp.zeros(())
+    return loss.mean() + cfg.bc_weight * cloning, (final, steps, strayed, cloning)
 
 
 def train_iteration(cfg: ILDConfig, train_input: tuple[Env, Expert], state: TrainState
                     ) -> tuple[TrainState, dict]:
     env, expert = train_input
     key, key_reset, key_loss = jax.random.split(state.key, 3)
-    (loss, (final, steps, strayed)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+    (loss, (final, steps, strayed, cloning)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         state.params, cfg, env, expert, state, key_loss)
     params, opt_state, skipped = diffsim.guarded_update(make_optimizer(cfg), grads,
                                                         state.opt_state, state.params)
@@ -331,7 +342,8 @@ def train_iteration(cfg: ILDConfig, train_input: tuple[Env, Expert], state: Trai
     lost = jnp.zeros_like(finite) if cfg.restart_distance is None else (
         ~(strayed <= cfg.restart_distance))
     restart = (clock >= expert.horizon) | ~finite | lost
-    metrics = {"train/loss": loss, "train/reward": steps.reward.mean(),
+    metrics = {"train/loss": loss, "train/clone_loss": cloning,
+               "train/reward": steps.reward.mean(),
                "train/grad_norm": optax.global_norm(grads), "train/skipped_updates": skipped,
                "train/strayed": jnp.nanmean(strayed),
                "train/lost_envs": jnp.sum(lost & finite).astype(jnp.float32),
