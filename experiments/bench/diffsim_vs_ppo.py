@@ -10,17 +10,29 @@ the same random initial states the learners are evaluated from.
 
     python experiments/bench/diffsim_vs_ppo.py --envs pendulum-swingup cartpole-swingup
     python experiments/bench/diffsim_vs_ppo.py --algos shac ppo --num-seeds 3
+
+On hopper (contacts) the expert is a trained PPO run (`--hopper-expert RUN`, trained as in
+`experiments/diffsim/ild_table.py`), ILD runs that script's hopper recipe, PPO the expert's own
+configuration from scratch, and every return is over the first 256 steps of an episode (the
+demonstration ILD imitates):
+
+    python experiments/bench/diffsim_vs_ppo.py --envs hopper --algos ild ppo \
+        --hopper-expert runs/hopper-ppo --steps ild=400000 ppo=8000000
 """
 
 import argparse
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 from robojax.algos import apg, ild, ppo, shac
 from robojax.data.collect import collect, collect_to_file
 from robojax.io.metrics import read_metrics
 from robojax.train import TrainArgs, train_or_resume
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "diffsim"))
+from ild_table import TASKS, hopper_ppo_config  # noqa: E402 - the hopper recipes
 
 STEPS = {"ild": 2_000_000, "shac": 6_000_000, "apg": 2_000_000, "ppo": 10_000_000}
 
@@ -63,6 +75,22 @@ def configs(demo: Path, steps: dict, ppo_envs: int) -> dict:
     }
 
 
+HOPPER_STEPS = 256
+"""Hopper's returns are over an episode's first steps, the span of the imitated demo."""
+
+
+def hopper_configs(demo: Path, steps: dict) -> dict:
+    """ILD with the ILD table's hopper recipe; PPO with the hopper expert's own configuration,
+    evaluated over `HOPPER_STEPS`-step episodes."""
+    task = TASKS["hopper"]
+    ild_cfg = ild.ILDConfig(demo=demo, num_timesteps=steps["ild"], num_evals=20,
+                            episode_length=task.episode_length, **task.ild)
+    ppo_cfg = dataclasses.replace(hopper_ppo_config(), num_timesteps=steps["ppo"], num_evals=20)
+    return {"ild": TrainArgs(algo="ild", ild=ild_cfg),
+            "ppo": TrainArgs(algo="ppo", ppo=ppo_cfg,
+                             eval_env_config=(f"episode_length={HOPPER_STEPS}",))}
+
+
 def time_to(rows: list[dict], threshold: float) -> tuple[float | None, int | None]:
     for row in rows:
         if row["eval/episode_reward"] >= threshold:
@@ -82,19 +110,28 @@ def main() -> None:
                         help="PPO's env batch (more on a GPU)")
     parser.add_argument("--steps", nargs="*", default=[], metavar="ALGO=N",
                         help="env-step budgets other than the defaults, e.g. ild=1000000")
+    parser.add_argument("--hopper-expert", type=Path, default=None,
+                        help="run directory of the trained hopper policy (PPO) ILD imitates")
     args = parser.parse_args()
     budgets = {**STEPS, **{k: int(v) for k, v in (s.split("=") for s in args.steps)}}
     results = {}
     for env in args.envs:
+        source, config = "solver", None
+        if env == "hopper":
+            if args.hopper_expert is None or not args.algos or set(args.algos) - {"ild", "ppo"}:
+                parser.error("hopper runs --algos ild ppo and needs --hopper-expert RUN (a "
+                             "trained hopper policy: see experiments/diffsim/ild_table.py).")
+            source, config = str(args.hopper_expert), {"episode_length": HOPPER_STEPS}
         demo = args.out / env / "demo.hdf5"
         if not demo.exists():
-            collect_to_file(env, "solver", 1, demo)
-        many, _ = collect(env, "solver", 256, seed=1)
+            collect_to_file(env, source, 1, demo)
+        many, _ = collect(env, source, 256, seed=1, env_config=config)
         expert = float(many.returns().mean())
         for algo in args.algos:
             seeds = f"x{args.num_seeds}" if args.num_seeds > 1 else ""
             run = args.out / env / f"{algo}-{args.seed}{seeds}"
-            base = configs(demo, budgets, args.ppo_num_envs)[algo]
+            base = (hopper_configs(demo, budgets) if env == "hopper" else
+                    configs(demo, budgets, args.ppo_num_envs))[algo]
             if algo in ("shac", "apg"):
                 base = shaped(env, base)
             train_or_resume(dataclasses.replace(base, env=env, seed=args.seed, run_dir=run,

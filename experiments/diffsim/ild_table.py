@@ -49,18 +49,24 @@ TASKS = {
     "point-mass": Task("point-mass", 1000, 1_000_000, match_dims=(2, 3, 4, 5)),
     # Contacts: per-step clipping turns the gradient through a foot strike into a non-descent
     # direction, so cut it at contacts instead, in short segments, and restart fallen envs.
+    # The cloning loss stays in the objective as an anchor (bc_weight).
     "hopper": Task("hopper", 256, 800_000, source="ppo", ild=dict(
-        num_envs=64, rollout_length=16, restart_distance=1.0, learning_rate=3e-4,
-        policy_hidden_sizes=(128, 128),
+        num_envs=64, rollout_length=16, restart_distance=1.0, learning_rate=1e-3,
+        bc_steps=5_000, bc_weight=1.0, policy_hidden_sizes=(128, 128),
         gradients=diffsim.GradientConfig(contact_grad_scale=0.0, step_grad_clip=None))),
 }
 
 
+def hopper_ppo_config() -> ppo.PPOConfig:
+    """The hopper expert's PPO configuration."""
+    return ppo.PPOConfig(num_envs=1024, num_timesteps=8_000_000, discount=0.99,
+                         policy_hidden_sizes=(128, 128))
+
+
 def hopper_expert(out: Path) -> Path:
     run_dir = out / "hopper-ppo"
-    cfg = ppo.PPOConfig(num_envs=1024, num_timesteps=8_000_000, discount=0.99,
-                        policy_hidden_sizes=(128, 128))
-    train_or_resume(TrainArgs(algo="ppo", env="hopper", run_dir=run_dir, ppo=cfg, video=False))
+    train_or_resume(TrainArgs(algo="ppo", env="hopper", run_dir=run_dir,
+                              ppo=hopper_ppo_config(), video=False))
     return run_dir
 
 
