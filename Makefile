@@ -22,7 +22,7 @@ train: $(VENV)/.installed
 	$(BIN)/robojax train $(ARGS)
 
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q $(ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=15 $(ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
