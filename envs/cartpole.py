@@ -53,6 +53,11 @@ def pole_energy(cos: jax.Array, vel: jax.Array) -> jax.Array:
 class CartpoleConfig(EnvConfig):
     swing_up: bool = False
     """Start hanging down (swingup) instead of near upright (balance)."""
+    random_start: float = 0.0
+    """Probability that an episode starts instead from a random state: cart anywhere within
+    +-1.5, pole at any angle, velocities ~ N(0, 0.5) and N(0, 2). A training aid for learners
+    that see few catches per episode (SHAC): every reset is then a chance to practise catching
+    and leaving the rail end. Evaluate with 0 (`--eval-env-config "random_start=0.0"`)."""
     reward_scales: dict = dataclasses.field(default_factory=lambda: {
         "upright": 1.0, "centered": 1.0, "small_control": 1.0, "small_velocity": 1.0,
         "energy": 0.0, "balance": 0.0})
@@ -82,7 +87,11 @@ class Cartpole(MjxEnv):
     """
 
     def __init__(self, config: CartpoleConfig | None = None):
-        super().__init__(XML, config or default_config())
+        config = config or default_config()
+        if not 0 <= config.random_start <= 1:
+            raise ValueError(f"random_start is a probability, got {config.random_start}; "
+                             "give a value in [0, 1], e.g. --env-config random_start=0.5")
+        super().__init__(XML, config)
 
     def init_state(self, data: mjx.Data, key: jax.Array) -> mjx.Data:
         k_pos, k_angle, k_vel = jax.random.split(key, 3)
@@ -92,8 +101,18 @@ class Cartpole(MjxEnv):
         else:
             slider = jax.random.uniform(k_pos, minval=-0.25, maxval=0.25)
             hinge = jax.random.uniform(k_angle, minval=-0.034, maxval=0.034)
-        qvel = 0.01 * jax.random.normal(k_vel, (2,))
-        return data.replace(qpos=jnp.stack([slider, hinge]), qvel=qvel)
+        qpos, qvel = jnp.stack([slider, hinge]), 0.01 * jax.random.normal(k_vel, (2,))
+        if self.config.random_start > 0:
+            qpos, qvel = self._maybe_random_start(qpos, qvel, jax.random.fold_in(key, 1))
+        return data.replace(qpos=qpos, qvel=qvel)
+
+    def _maybe_random_start(self, qpos, qvel, key):
+        k_use, k_pos, k_vel = jax.random.split(key, 3)
+        random_qpos = jax.random.uniform(k_pos, (2,), minval=jnp.array([-1.5, -jnp.pi]),
+                                         maxval=jnp.array([1.5, jnp.pi]))
+        random_qvel = jnp.array([0.5, 2.0]) * jax.random.normal(k_vel, (2,))
+        use = jax.random.bernoulli(k_use, self.config.random_start)
+        return jnp.where(use, random_qpos, qpos), jnp.where(use, random_qvel, qvel)
 
     def observe(self, data: mjx.Data, key: jax.Array) -> jax.Array:
         angle = data.qpos[1]

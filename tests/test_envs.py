@@ -104,6 +104,23 @@ def test_shaping_terms_are_logged_and_weighted_only_when_asked():
                                rtol=1e-5)
 
 
+def test_cartpole_random_start_spreads_a_share_of_the_starts():
+    keys = jax.random.split(jax.random.PRNGKey(0), 512)
+
+    def starts(**overrides):
+        env = envs.make("cartpole-swingup", **overrides)
+        return jax.vmap(jax.jit(env.reset))(keys).data.qpos
+
+    default, spread = starts(), starts(random_start=0.5)
+    moved = np.any(np.asarray(spread) != np.asarray(default), axis=1)
+    assert 0.4 < moved.mean() < 0.6  # about half the starts are random, the rest as usual
+    assert 1.0 < np.abs(spread[moved, 0]).max() <= 1.5  # the cart anywhere on the rail
+    assert np.cos(spread[moved, 1]).max() > 0.99  # some start near upright, to be caught
+    np.testing.assert_array_equal(default, starts(random_start=0.0))
+    with pytest.raises(ValueError, match="random_start is a probability.*in \\[0, 1\\]"):
+        envs.make("cartpole-swingup", random_start=1.5)
+
+
 def test_pusher_solver_pushes_block_to_goal():
     env = envs.make("pusher")
     solve = envs.solver("pusher")
