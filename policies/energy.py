@@ -85,6 +85,11 @@ class EnergyPolicy:
     """Descent steps ("descent"), resampling rounds ("dfo") or MCMC steps ("langevin")."""
     num_proposals: int = 256
     """Random candidate chunks drawn per observation."""
+    descent_starts: int = 8
+    """"descent" descends this many of the lowest-energy proposals side by side and draws
+    one of them by its energy, p ~ exp(-E / temperature). The single best proposal often sits
+    in a shallow basin that its descent cannot leave (detour, seed 0, 2 / 8 descent steps:
+    1 start 0.68 / 0.81 success, 8 starts 0.98 / 0.98, experiments/bench/RESULTS.md)."""
     proposal_knots: int = 3
     """Random chunks are piecewise linear through this many uniform knots spread over the
     horizon (0, or at least the horizon: every entry independent, IBC's single-action case)."""
@@ -98,6 +103,9 @@ class EnergyPolicy:
     """Langevin noise relative to the (clipped) energy gradient."""
 
     def __post_init__(self):
+        if self.descent_starts < 1 or self.descent_starts > self.num_proposals:
+            raise ValueError(f"descent_starts must be in 1..num_proposals "
+                             f"({self.num_proposals}), got {self.descent_starts}")
         if self.inference not in ("descent", "dfo", "langevin"):
             raise ValueError(f"inference must be 'descent', 'dfo' or 'langevin', got "
                              f"{self.inference!r}")
@@ -229,8 +237,9 @@ class EnergyPolicy:
 
     def _descent(self, params, obs, key, max_steps):
         x, energies = self._proposals(params, obs, key)
-        x = self._best(x, energies)
-        energy = self._energy(params, obs, x)
+        energies, index = jax.lax.top_k(-energies, self.descent_starts)
+        x = jnp.take_along_axis(x, index[..., None, None], axis=-3)  # (..., S, K, A)
+        energy, obs = -energies, obs[..., None, :]
 
         def not_converged(carry):
             _, _, change, i = carry
@@ -244,7 +253,13 @@ class EnergyPolicy:
 
         init = (x, energy, jnp.full(energy.shape, jnp.inf), jnp.asarray(0))
         x, energy, _, taken = jax.lax.while_loop(not_converged, descend, init)
-        return x, energy, taken
+        # The model's own distribution over the descended starts, p ~ exp(-E / temperature):
+        # the best proposal most of the time, yet every mode as often as the energy says
+        # (the lowest energy alone would always take the slightly deeper mode).
+        index = jax.random.categorical(jax.random.fold_in(key, 2), -energy / self.temperature)
+        pick = lambda a: jnp.take_along_axis(a, index[..., None], axis=-1)[..., 0]
+        x = jnp.take_along_axis(x, index[..., None, None, None], axis=-3)[..., 0, :, :]
+        return x, pick(energy), taken
 
     def _dfo(self, params, obs, key, rounds):
         key_init, key_rounds = jax.random.split(key)

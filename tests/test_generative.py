@@ -156,11 +156,19 @@ def test_energy_inference_lowers_the_energy():
     obs, key = jnp.zeros((256, 3)), jax.random.PRNGKey(3)
     uniform = jax.random.uniform(key, (256, 4, 2), minval=-1, maxval=1)
     e_uniform = policy.energy(params, obs, uniform)
-    chunks, e_descent, taken = policy.sample_with_energy(params, obs, key, steps=4)
+    one = dataclasses.replace(policy, descent_starts=1)
+    chunks, e_descent, taken = one.sample_with_energy(params, obs, key, steps=4)
     proposal = policy._best(*policy._proposals(params, obs, key))
     assert float(e_descent.mean()) <= float(policy.energy(params, obs, proposal).mean()) + 1e-4
     assert float(e_descent.mean()) < float(e_uniform.mean())
     assert 1 <= int(taken) <= 4
+    # Several starts, drawn by energy: near zero temperature the lowest of them, which is
+    # never above the single best proposal's descent.
+    lowest = dataclasses.replace(policy, descent_starts=16, temperature=1e-3)
+    x, e_several, _ = lowest.sample_with_energy(params, obs, key, steps=4)
+    assert x.shape == chunks.shape and e_several.shape == e_descent.shape
+    assert float(e_several.mean()) <= float(e_descent.mean()) + 1e-4
+    np.testing.assert_allclose(lowest.energy(params, obs, x), e_several, rtol=1e-4, atol=1e-4)
     for inference, steps in (("dfo", 3), ("langevin", 30)):
         other = dataclasses.replace(policy, inference=inference)
         x, energy, _ = other.sample_with_energy(params, obs, key, steps=steps)
@@ -230,3 +238,5 @@ def test_unknown_family_and_bad_settings():
         policies.DiffusionPolicy(prediction="velocity")
     with pytest.raises(ValueError, match="power of two"):
         policies.FlowPolicy(max_steps=12)
+    with pytest.raises(ValueError, match="descent_starts"):
+        policies.EnergyPolicy(descent_starts=0)

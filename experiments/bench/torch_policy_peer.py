@@ -147,17 +147,21 @@ class EnergyMLP(nn.Module):
         return self.net(torch.cat([cond, a], dim=-1))[..., 0]
 
 
-def energy_descent(model, cond, shape, steps, proposals=256, step_size=0.1):
+def energy_descent(model, cond, shape, steps, proposals=256, starts=8, step_size=0.1):
     b, h, a = shape
     with torch.no_grad():
         x = torch.rand(b, proposals, h * a) * 2 - 1
         e = model(cond[:, None].expand(b, proposals, cond.shape[-1]), x)
-        x = x[torch.arange(b), e.argmin(-1)]
+        x = torch.gather(x, 1, e.topk(starts, -1, largest=False).indices[..., None]
+                         .expand(-1, -1, h * a))
+    c = cond[:, None].expand(b, starts, cond.shape[-1])
     for _ in range(steps):
         x = x.detach().requires_grad_(True)
-        grad, = torch.autograd.grad(model(cond, x).sum(), x)
+        grad, = torch.autograd.grad(model(c, x).sum(), x)
         x = (x - step_size * grad).clamp(-1, 1)
-    return x.detach().reshape(shape)
+    with torch.no_grad():
+        x = x[torch.arange(b), model(c, x).argmin(-1)]
+    return x.reshape(shape)
 
 
 @torch.inference_mode()

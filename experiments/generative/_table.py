@@ -30,6 +30,7 @@ class Row:
     family: str
     overrides: dict = dataclasses.field(default_factory=dict)  # BCConfig fields
     inference_steps: int | None = None  # at evaluation; None: the family's default
+    evaluation: dict = dataclasses.field(default_factory=dict)  # BCConfig fields, eval only
 
 
 def parse_args(doc: str, *, out: str, demos: int, grad_steps: int) -> argparse.Namespace:
@@ -120,7 +121,8 @@ def run(env: str, rows: list[Row], args: argparse.Namespace, columns: dict[str, 
             continue
         per_seed = [evaluate_checkpoint(run_dir, num_episodes=args.episodes,
                                         seed=10_000 + seed, seed_index=index,
-                                        inference_steps=row.inference_steps)
+                                        inference_steps=row.inference_steps,
+                                        **row.evaluation)
                     for seed, (run_dir, index) in enumerate(runs)]
         grad_steps, seconds = zip(*(_trained(run_dir) for run_dir, _ in runs), strict=True)
         results[row.label] = {

@@ -7,6 +7,8 @@ family by behaviour cloning for several seeds, and evaluates every seed's final 
     python experiments/generative/detour_table.py --seeds 3 --episodes 512
 """
 
+import dataclasses
+
 from _table import Row, parse_args, run
 from robojax.policies.diffusion import DenoiserConfig
 
@@ -22,9 +24,14 @@ ROWS = [
     Row("flow (sample prediction), 10 Euler steps", "flow", {"flow": FLOW}, 10),
     Row("flow (sample prediction), 1 step", "flow", {"flow": FLOW}, 1),
 ] + [
-    Row(f"energy ({ENERGY.inferred_negatives} inferred counter-examples), proposal + {steps} "
-        "descent steps", "energy", {"batch_size": 64, "energy": ENERGY}, steps)
+    Row(f"energy ({ENERGY.inferred_negatives} inferred counter-examples), best "
+        f"{ENERGY.descent_starts} proposals + {steps} descent steps", "energy",
+        {"batch_size": 64, "energy": ENERGY}, steps)
     for steps in (2, 8, 32)  # at most: descent stops once the energy has converged
+] + [
+    Row("energy, as above, best proposal only + 8 descent steps", "energy",
+        {"batch_size": 64, "energy": ENERGY}, 8,
+        {"energy": dataclasses.replace(ENERGY, descent_starts=1)}),
 ]
 
 if __name__ == "__main__":
