@@ -88,8 +88,8 @@ class EnergyPolicy:
     descent_starts: int = 8
     """"descent" descends this many of the lowest-energy proposals side by side and draws
     one of them by its energy, p ~ exp(-E / temperature). The single best proposal often sits
-    in a shallow basin that its descent cannot leave (detour, seed 0, 2 / 8 descent steps:
-    1 start 0.68 / 0.81 success, 8 starts 0.98 / 0.98, experiments/bench/RESULTS.md)."""
+    in a shallow basin that its descent cannot leave (detour, 3 seeds, 8 descent steps: 1 start
+    0.83 success, 8 starts 0.99; experiments/bench/RESULTS.md, section 3)."""
     proposal_knots: int = 3
     """Random chunks are piecewise linear through this many uniform knots spread over the
     horizon (0, or at least the horizon: every entry independent, IBC's single-action case)."""
