@@ -25,8 +25,9 @@ def cpu_runtime_flags(jaxlib_version: str, xla_flags: str) -> str:
 
 def configure_xla_flags() -> None:
     """Add robojax's flags to `XLA_FLAGS`; XLA reads them when the first backend starts."""
-    flags = cpu_runtime_flags(jaxlib.__version__, os.environ.get("XLA_FLAGS", ""))
-    if flags == os.environ.get("XLA_FLAGS", ""):
+    current = os.environ.get("XLA_FLAGS", "")
+    flags = cpu_runtime_flags(jaxlib.__version__, current)
+    if flags == current:
         return
     if xla_bridge.backends_are_initialized():
         warnings.warn(
