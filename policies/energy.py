@@ -40,6 +40,17 @@ def _through_knots(values: jax.Array, horizon: int) -> jax.Array:
     return jnp.einsum("hk,...ka->...ha", _interpolation(horizon, values.shape[-2]), values)
 
 
+def _resample(key: jax.Array, logits: jax.Array) -> jax.Array:
+    """(..., P) indices drawn independently from softmax(logits) over the last axis, by
+    inverting its cumulative sum: a binary search per draw, where `jax.random.categorical`
+    with P draws needs P x P Gumbel variates."""
+    cdf = jnp.cumsum(jax.nn.softmax(logits, axis=-1), axis=-1)
+    u = jax.random.uniform(key, logits.shape) * cdf[..., -1:]
+    search = lambda c, v: jnp.searchsorted(c, v, side="right", method="scan_unrolled")
+    flat = jax.vmap(search)(cdf.reshape(-1, cdf.shape[-1]), u.reshape(-1, u.shape[-1]))
+    return jnp.minimum(flat.reshape(logits.shape), logits.shape[-1] - 1)
+
+
 class EnergyMLP(nn.Module):
     hidden_sizes: tuple[int, ...]
 
@@ -269,9 +280,7 @@ class EnergyPolicy:
             x, energies = carry
             key, noise_scale = inputs
             key_pick, key_noise = jax.random.split(key)
-            logits = -energies / self.temperature
-            index = jax.random.categorical(key_pick, logits[..., None, :], axis=-1,
-                                           shape=logits.shape)
+            index = _resample(key_pick, -energies / self.temperature)
             x = jnp.take_along_axis(x, index[..., None, None], axis=-3)
             x = jnp.clip(x + noise_scale * jax.random.normal(key_noise, x.shape), -1.0, 1.0)
             return (x, self._energy(params, obs[..., None, :], x)), None

@@ -231,6 +231,54 @@ def test_unet_runs_and_rejects_bad_horizons():
         policy.init(jax.random.PRNGKey(0), OBS, ArraySpec((2,)))
 
 
+def reference_conv(x, kernel, stride=1, dilation=1):
+    """Direct loops: zeros inserted after each input step, "same" padding, then the stride."""
+    batch, (k, _, cout) = x.shape[0], kernel.shape
+    if dilation > 1:
+        x = np.stack([x] + [np.zeros_like(x)] * (dilation - 1), 2).reshape(batch, -1, x.shape[2])
+    left = (k - 1) // 2
+    padded = np.pad(x, ((0, 0), (left, k - 1 - left), (0, 0)))
+    out = np.zeros((batch, x.shape[1], cout))
+    for t in range(x.shape[1]):
+        for i in range(k):
+            out[:, t] += padded[:, t + i] @ kernel[i]
+    return out[:, ::stride]
+
+
+@pytest.mark.parametrize("length,kernel_size,stride,dilation", [
+    (16, 5, 1, 1), (4, 5, 1, 1), (1, 5, 1, 1), (4, 4, 1, 1), (16, 3, 2, 1), (2, 3, 2, 1),
+    (8, 4, 1, 2), (1, 4, 1, 2)])
+def test_unet_convolution_matches_direct_loops(length, kernel_size, stride, dilation):
+    """Every path of the U-Net's Conv1d (native, banded matrix where the kernel is wider than
+    the sequence, strided, zero-inserting) computes the same convolution."""
+    from robojax.policies.unet import Conv1d
+    conv = Conv1d(6, kernel_size, stride=stride, input_dilation=dilation)
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, length, 5))
+    params = conv.init(jax.random.PRNGKey(1), x)
+    kernel, bias = (np.asarray(params["params"][n]) for n in ("kernel", "bias"))
+    expected = reference_conv(np.asarray(x), kernel, stride, dilation) + bias
+    np.testing.assert_allclose(conv.apply(params, x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_mish_and_its_gradient_match_the_formula():
+    from robojax.policies.unet import mish
+    x = jnp.linspace(-40.0, 40.0, 4001)
+    formula = lambda x: x * jnp.tanh(jax.nn.softplus(x))
+    np.testing.assert_allclose(mish(x), formula(x), rtol=1e-5, atol=1e-6)
+    grad, expected = jax.vmap(jax.grad(mish))(x), jax.vmap(jax.grad(formula))(x)
+    np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_dfo_resampling_draws_in_proportion_to_the_softmax():
+    from robojax.policies.energy import _resample
+    probs = np.array([0.1, 0.0, 0.6, 0.3])
+    logits = jnp.log(jnp.asarray(probs) + 1e-12)
+    index = np.asarray(_resample(jax.random.PRNGKey(0), jnp.broadcast_to(logits, (3, 20000, 4))))
+    assert index.min() >= 0 and index.max() <= 3
+    np.testing.assert_allclose(np.bincount(index.ravel(), minlength=4) / index.size, probs,
+                               atol=0.005)
+
+
 def test_unknown_family_and_bad_settings():
     with pytest.raises(KeyError, match="Did you mean 'diffusion'"):
         policies.make("difusion")
