@@ -89,6 +89,16 @@ def jax_train_steps_per_s(cfg: dict) -> tuple[float, float]:
     return 1.0 / float(np.median(times)), compile_s
 
 
+def torch_peer(cfg: dict) -> dict:
+    """The PyTorch side's measurements (its own venv and process)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([str(PEER), str(HERE / "torch_policy_peer.py"), "--config",
+                           json.dumps(cfg)], capture_output=True, text=True, env=env)
+    if proc.returncode:
+        sys.exit(f"PyTorch peer failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=50)
@@ -96,22 +106,21 @@ def main() -> None:
     parser.add_argument("--big-repeats", type=int, default=2)
     parser.add_argument("--methods", nargs="*", default=METHODS)
     parser.add_argument("--down-dims", nargs="+", type=int, default=[64, 128, 256])
+    parser.add_argument("--train-rounds", type=int, default=3,
+                        help="training speed is measured this many times, the two sides "
+                             "alternating, and the median ratio reported (a shared host's "
+                             "speed drifts between the two processes)")
     parser.add_argument("--torch-device", default=None,
                         help="cpu or cuda; default: cuda when jax runs on a GPU")
     args = parser.parse_args()
     device = args.torch_device or ("cuda" if jax.default_backend() == "gpu" else "cpu")
     cfg = {"horizon": 16, "action_dim": 2, "cond_dim": 2 * 10, "down_dims": args.down_dims,
            "repeats": args.repeats, "big_batch": args.big_batch, "big_repeats": args.big_repeats,
-           "methods": args.methods, "train_batch": 256, "train_repeats": 10,
+           "methods": args.methods, "train_batch": 256, "train_repeats": 20,
            "threads": os.cpu_count(), "device": device}
     if not PEER.exists():
         sys.exit(f"PyTorch peer venv missing: run {HERE / 'setup_torch_peer.sh'} first.")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([str(PEER), str(HERE / "torch_policy_peer.py"), "--config",
-                           json.dumps(cfg)], capture_output=True, text=True, env=env)
-    if proc.returncode:
-        sys.exit(f"PyTorch peer failed:\n{proc.stderr[-3000:]}")
-    torch_out = json.loads(proc.stdout.strip().splitlines()[-1])
+    torch_out = torch_peer(cfg)
 
     samplers = jax_samplers(cfg)
     rows = []
@@ -141,10 +150,16 @@ def main() -> None:
         print(f"| {name} | {jp50:.2f} | {jp99:.2f} | {tp50:.2f} | {tp99:.2f} | "
               f"{tp50 / jp50:.1f}x | {comp:.1f} | {jthr:,.0f} | {tthr:,.0f} | "
               f"{jthr / tthr:.2f}x |")
-    print(f"\nDDPM training, U-Net, batch {cfg['train_batch']}: robojax {jax_train:.2f} "
-          f"grad steps/s (compile {jax_train_compile:.1f} s), torch "
-          f"{torch_out['train_steps_per_s']:.2f} grad steps/s, ratio "
-          f"{jax_train / torch_out['train_steps_per_s']:.2f}x")
+    rounds = [(jax_train, torch_out["train_steps_per_s"])]
+    for _ in range(args.train_rounds - 1):
+        torch_train = torch_peer({**cfg, "methods": []})["train_steps_per_s"]
+        rounds.append((jax_train_steps_per_s(cfg)[0], torch_train))
+    print(f"\nDDPM training, U-Net, batch {cfg['train_batch']} (robojax compile "
+          f"{jax_train_compile:.1f} s), grad steps/s per round, robojax vs torch:")
+    for i, (jax_rate, torch_rate) in enumerate(rounds):
+        print(f"  round {i + 1}: {jax_rate:.2f} vs {torch_rate:.2f} ({jax_rate / torch_rate:.2f}x)")
+    ratios = [j / t for j, t in rounds]
+    print(f"median ratio {np.median(ratios):.2f}x over {len(rounds)} rounds")
 
 
 if __name__ == "__main__":
