@@ -46,6 +46,10 @@ def parse_args(doc: str, *, out: str, demos: int, grad_steps: int) -> argparse.N
                              "clean actions are recorded (DART-style recoveries)")
     parser.add_argument("--env-config", nargs="*", default=[], metavar="KEY=VALUE",
                         help="env config overrides for the demos and every run")
+    parser.add_argument("--demo-env-config", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="env config overrides for the demos only, on top of "
+                             "--env-config (e.g. block_range=0.2: demos from a wider start "
+                             "region than the evaluation's)")
     parser.add_argument("--n-obs-steps", type=int, default=None,
                         help="observations the policies see (default: ChunkConfig's)")
     parser.add_argument("--num-evals", type=int, default=1,
@@ -92,6 +96,7 @@ def demos_path(env: str, args: argparse.Namespace) -> Path:
     so that tables with different demos never share one."""
     noise = f"_noise{args.action_noise:g}" if args.action_noise else ""
     overrides = "".join(f"_{_slug(item)}" for item in sorted(args.env_config))
+    overrides += "".join(f"_demo-{_slug(item)}" for item in sorted(args.demo_env_config))
     return args.out / f"{env}_demos_{args.demos}{noise}{overrides}.hdf5"
 
 
@@ -102,7 +107,8 @@ def run(env: str, rows: list[Row], args: argparse.Namespace, columns: dict[str, 
     if not dataset.exists():
         collect_to_file(env, "solver", args.demos, dataset, only_success=True,
                         action_noise=args.action_noise,
-                        env_config=parse_overrides(args.env_config))
+                        env_config=parse_overrides([*args.env_config,
+                                                    *args.demo_env_config]))
     if args.collect_only:
         print(f"demos: {dataset}", flush=True)
         return {}
