@@ -31,6 +31,8 @@ class Row:
     overrides: dict = dataclasses.field(default_factory=dict)  # BCConfig fields
     inference_steps: int | None = None  # at evaluation; None: the family's default
     evaluation: dict = dataclasses.field(default_factory=dict)  # BCConfig fields, eval only
+    eval_chunks: dict = dataclasses.field(default_factory=dict)  # ChunkConfig fields, eval
+    # only, on top of the chunking the row trained with (e.g. {"n_action_steps": 4})
 
 
 def parse_args(doc: str, *, out: str, demos: int, grad_steps: int) -> argparse.Namespace:
@@ -64,17 +66,32 @@ def parse_args(doc: str, *, out: str, demos: int, grad_steps: int) -> argparse.N
     return parser.parse_args()
 
 
-def _train(env: str, family: str, overrides: dict, args: argparse.Namespace, run_dir: Path,
-           dataset: Path, seed: int, num_seeds: int) -> None:
-    if checkpoint.steps(run_dir / "checkpoints"):  # finished checkpoints only
-        print(f"reusing {run_dir}", flush=True)
-        return
+def _config(family: str, overrides: dict, args: argparse.Namespace,
+            dataset: Path | None = None) -> bc.BCConfig:
+    """The behaviour-cloning config a row trains with."""
     cfg = dataclasses.replace(bc.BCConfig(), policy=family, dataset=dataset,
                               num_grad_steps=args.grad_steps, num_evals=args.num_evals,
                               **overrides)
     if args.n_obs_steps is not None:
         cfg = dataclasses.replace(cfg, chunks=dataclasses.replace(
             cfg.chunks, n_obs_steps=args.n_obs_steps))
+    return cfg
+
+
+def _evaluation(row: Row, args: argparse.Namespace) -> dict:
+    """The config fields a row's evaluation replaces."""
+    if not row.eval_chunks:
+        return row.evaluation
+    chunks = _config(row.family, row.overrides, args).chunks
+    return {**row.evaluation, "chunks": dataclasses.replace(chunks, **row.eval_chunks)}
+
+
+def _train(env: str, family: str, overrides: dict, args: argparse.Namespace, run_dir: Path,
+           dataset: Path, seed: int, num_seeds: int) -> None:
+    if checkpoint.steps(run_dir / "checkpoints"):  # finished checkpoints only
+        print(f"reusing {run_dir}", flush=True)
+        return
+    cfg = _config(family, overrides, args, dataset)
     train(TrainArgs(algo="bc", env=env, run_dir=run_dir, seed=seed, num_seeds=num_seeds,
                     bc=cfg, env_config=tuple(args.env_config), video=seed == 0,
                     progress=False))
@@ -128,7 +145,7 @@ def run(env: str, rows: list[Row], args: argparse.Namespace, columns: dict[str, 
         per_seed = [evaluate_checkpoint(run_dir, num_episodes=args.episodes,
                                         seed=10_000 + seed, seed_index=index,
                                         inference_steps=row.inference_steps,
-                                        **row.evaluation)
+                                        **_evaluation(row, args))
                     for seed, (run_dir, index) in enumerate(runs)]
         grad_steps, seconds = zip(*(_trained(run_dir) for run_dir, _ in runs), strict=True)
         results[row.label] = {

@@ -5,27 +5,22 @@ Each U-Net checkpoint is also evaluated replanning every 4 steps instead of ever
     python experiments/generative/pusht_table.py --demos 200 --seeds 1 --grad-steps 8000
 """
 
-import dataclasses
-
 from _table import Row, parse_args, run
-from robojax.policies.chunking import ChunkConfig
 
+EVERY_4 = {"n_action_steps": 4}
 
-def rows(n_obs_steps: int | None) -> list[Row]:
-    chunks = ChunkConfig() if n_obs_steps is None else ChunkConfig(n_obs_steps=n_obs_steps)
-    every_4 = {"chunks": dataclasses.replace(chunks, n_action_steps=4)}
-    return [
-        Row("diffusion (U-Net, sample prediction), DDIM-10", "diffusion", inference_steps=10),
-        Row("diffusion, DDIM-10, replanning every 4 steps (same checkpoint)", "diffusion",
-            inference_steps=10, evaluation=every_4),
-        Row("flow (U-Net, sample prediction), 10 Euler steps", "flow", inference_steps=10),
-        Row("flow (U-Net, sample prediction), 1 step", "flow", inference_steps=1),
-        Row("flow, 10 Euler steps, replanning every 4 steps (same checkpoint)", "flow",
-            inference_steps=10, evaluation=every_4),
-        Row("gaussian (MSE)", "gaussian"),
-    ]
-
+ROWS = [
+    Row("diffusion (U-Net, sample prediction), DDIM-10", "diffusion", inference_steps=10),
+    Row("diffusion, DDIM-10, replanning every 4 steps (same checkpoint)", "diffusion",
+        inference_steps=10, eval_chunks=EVERY_4),
+    Row("flow (U-Net, sample prediction), 10 Euler steps", "flow", inference_steps=10),
+    Row("flow (U-Net, sample prediction), 1 step", "flow", inference_steps=1),
+    Row("flow, 10 Euler steps, replanning every 4 steps (same checkpoint)", "flow",
+        inference_steps=10, eval_chunks=EVERY_4),
+    Row("gaussian (MSE)", "gaussian"),
+]
 
 if __name__ == "__main__":
-    args = parse_args(__doc__, out="runs/pusht-table", demos=200, grad_steps=8_000)
-    run("push-t", rows(args.n_obs_steps), args, {"mean max overlap": "eval/peak/reward/overlap"})
+    run("push-t", ROWS, parse_args(__doc__, out="runs/pusht-table", demos=200,
+                                   grad_steps=8_000),
+        {"mean max overlap": "eval/peak/reward/overlap"})
