@@ -13,19 +13,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+_MISH_LINEAR = 20.0
+"""Above this mish(x) = x to float32 precision (and e^x is kept from overflowing)."""
+
 
 @jax.custom_jvp
 def mish(x: jax.Array) -> jax.Array:
     """x * tanh(softplus(x)) from one exponential: with n = e^x (e^x + 2),
-    tanh(softplus(x)) = n / (n + 2). Above x = 20 mish(x) = x to float32 precision."""
+    tanh(softplus(x)) = n / (n + 2)."""
     return _mish_parts(x)[0]
 
 
 def _mish_parts(x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    e = jnp.exp(jnp.minimum(x, 20.0))
+    e = jnp.exp(jnp.minimum(x, _MISH_LINEAR))
     n = e * (e + 2.0)
     tanh_sp = n / (n + 2.0)
-    return jnp.where(x > 20.0, x, x * tanh_sp), tanh_sp, e
+    return jnp.where(x > _MISH_LINEAR, x, x * tanh_sp), tanh_sp, e
 
 
 @mish.defjvp
@@ -34,7 +37,7 @@ def _mish_jvp(primals, tangents):
     y, tanh_sp, e = _mish_parts(x)
     sigmoid = e / (1.0 + e)
     slope = tanh_sp + x * sigmoid * (1.0 - tanh_sp * tanh_sp)
-    return y, jnp.where(x > 20.0, 1.0, slope) * dx
+    return y, jnp.where(x > _MISH_LINEAR, 1.0, slope) * dx
 
 
 class SinusoidalEmbedding(nn.Module):
