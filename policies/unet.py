@@ -6,6 +6,7 @@ the diffusion step, or a flow time and step size -- and a flat conditioning vect
 to a tensor shaped like `x`.
 """
 
+import functools
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -70,9 +71,11 @@ class Conv1d(nn.Module):
 
     `stride` 2 keeps every second output (the U-Net's downsampling); `input_dilation` 2 inserts
     a zero between inputs first (a stride-2 transposed convolution, the upsampling).
-    XLA:CPU's native convolution is fast unless the kernel is wider than the sequence (a width-5
-    kernel on the U-Net's length-4 bottleneck ran ~50x slower); there the convolution is one
-    matrix multiply of the flattened sequence by the banded matrix the kernel spans.
+    Forward it is XLA's native convolution; its gradient is that of one matrix multiply of the
+    k shifted copies of the sequence side by side (im2col), because XLA:CPU's gradient
+    convolutions run ~100x slower inside a loop such as the trainer's scan of gradient steps.
+    Where the kernel is wider than the sequence (the native convolution was ~50x slower there)
+    it is one multiply of the flattened sequence by the banded matrix the kernel spans.
     """
 
     features: int
@@ -87,13 +90,42 @@ class Conv1d(nn.Module):
         kernel = self.param("kernel", self.kernel_init, (k, cin, self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         left = (k - 1) // 2
-        if self.input_dilation > 1:  # explicit zeros: XLA:CPU's lhs-dilated conv is ~10x slower
+        if self.input_dilation > 1:
             x = _insert_zeros(x, self.input_dilation)
         if k <= x.shape[-2]:
-            out = jax.lax.conv_general_dilated(x, kernel, (self.stride,), [(left, k - 1 - left)],
-                                               dimension_numbers=("NWC", "WIO", "NWC"))
-            return out + bias
+            return _conv(x, kernel, left, self.stride) + bias
         return (_banded_conv(x, kernel, left) + bias)[:, ::self.stride]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv(x: jax.Array, kernel: jax.Array, left: int, stride: int) -> jax.Array:
+    """"Same" convolution, every `stride`-th output: XLA's native convolution forward, the
+    im2col multiply's gradient backward (XLA:CPU's gradient convolutions are ~100x slower
+    inside a loop, as a scan of training steps)."""
+    k = kernel.shape[0]
+    return jax.lax.conv_general_dilated(x, kernel, (stride,), [(left, k - 1 - left)],
+                                        dimension_numbers=("NWC", "WIO", "NWC"))
+
+
+def _conv_fwd(x, kernel, left, stride):
+    return _conv(x, kernel, left, stride), (x, kernel)
+
+
+def _conv_bwd(left, stride, residuals, grad):
+    _, vjp = jax.vjp(lambda x, kernel: _im2col_conv(x, kernel, left, stride), *residuals)
+    return vjp(grad)
+
+
+_conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+def _im2col_conv(x: jax.Array, kernel: jax.Array, left: int, stride: int) -> jax.Array:
+    """"Same" convolution, every `stride`-th output: the k shifted windows of x concatenated on
+    the channel axis, times the kernel flattened to (k*Cin, Cout)."""
+    (_, length, _), (k, cin, cout) = x.shape, kernel.shape
+    padded = jnp.pad(x, ((0, 0), (left, k - 1 - left), (0, 0)))
+    windows = [padded[:, j:j + length:stride] for j in range(k)]
+    return jnp.concatenate(windows, axis=-1) @ kernel.reshape(k * cin, cout)
 
 
 def _insert_zeros(x: jax.Array, factor: int) -> jax.Array:

@@ -260,6 +260,29 @@ def test_unet_convolution_matches_direct_loops(length, kernel_size, stride, dila
     np.testing.assert_allclose(conv.apply(params, x), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("length,kernel_size,stride", [(16, 5, 1), (16, 3, 2), (8, 4, 1)])
+def test_unet_convolution_gradient_matches_autodiff_of_the_native_convolution(
+        length, kernel_size, stride):
+    """Conv1d's own backward pass (im2col) gives the gradients XLA's convolution would."""
+    from robojax.policies.unet import Conv1d
+    conv = Conv1d(6, kernel_size, stride=stride)
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, length, 5))
+    params = conv.init(jax.random.PRNGKey(1), x)
+    weights = jax.random.normal(jax.random.PRNGKey(2), conv.apply(params, x).shape)
+    left = (kernel_size - 1) // 2
+
+    def native(params, x):
+        out = jax.lax.conv_general_dilated(x, params["params"]["kernel"], (stride,),
+                                           [(left, kernel_size - 1 - left)],
+                                           dimension_numbers=("NWC", "WIO", "NWC"))
+        return jnp.sum((out + params["params"]["bias"]) * weights)
+
+    ours = jax.grad(lambda p, x: jnp.sum(conv.apply(p, x) * weights), argnums=(0, 1))(params, x)
+    expected = jax.grad(native, argnums=(0, 1))(params, x)
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
 def test_mish_and_its_gradient_match_the_formula():
     from robojax.policies.unet import mish
     x = jnp.linspace(-40.0, 40.0, 4001)

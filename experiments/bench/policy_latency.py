@@ -77,16 +77,25 @@ def jax_train_steps_per_s(cfg: dict) -> tuple[float, float]:
              "actions": jax.random.uniform(jax.random.PRNGKey(2), (bs, cfg["horizon"],
                                                                    cfg["action_dim"]), minval=-1)}
 
-    @jax.jit
-    def step(params, opt_state, key):
+    def step(state, key):
+        params, opt_state = state
         grads = jax.grad(lambda p: policy.loss(p, batch, key)[0])(params)
         updates, opt_state = opt.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
+        return (optax.apply_updates(params, updates), opt_state), None
+
+    # Steps run inside a scan, as the trainer runs them (robojax.algos.bc.train_iteration):
+    # XLA:CPU compiles loop bodies differently from a lone call.
+    per_call = cfg["train_steps_per_call"]
+
+    @jax.jit
+    def steps(params, opt_state, key):
+        return jax.lax.scan(step, (params, opt_state), jax.random.split(key, per_call))[0]
 
     state = (params, opt.init(params))
-    compile_s, times = time_calls(lambda p, s, k: step(p, s, k),
-                                  lambda i: (*state, jax.random.PRNGKey(i)), cfg["train_repeats"])
-    return 1.0 / float(np.median(times)), compile_s
+    compile_s, times = time_calls(lambda p, s, k: steps(p, s, k),
+                                  lambda i: (*state, jax.random.PRNGKey(i)),
+                                  max(1, cfg["train_repeats"] // per_call))
+    return per_call / float(np.median(times)), compile_s
 
 
 def torch_peer(cfg: dict) -> dict:
@@ -117,6 +126,7 @@ def main() -> None:
     cfg = {"horizon": 16, "action_dim": 2, "cond_dim": 2 * 10, "down_dims": args.down_dims,
            "repeats": args.repeats, "big_batch": args.big_batch, "big_repeats": args.big_repeats,
            "methods": args.methods, "train_batch": 256, "train_repeats": 20,
+           "train_steps_per_call": 5,
            "threads": os.cpu_count(), "device": device}
     if not PEER.exists():
         sys.exit(f"PyTorch peer venv missing: run {HERE / 'setup_torch_peer.sh'} first.")
