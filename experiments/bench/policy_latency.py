@@ -92,8 +92,7 @@ def jax_train_steps_per_s(cfg: dict) -> tuple[float, float]:
         return jax.lax.scan(step, (params, opt_state), jax.random.split(key, per_call))[0]
 
     state = (params, opt.init(params))
-    compile_s, times = time_calls(lambda p, s, k: steps(p, s, k),
-                                  lambda i: (*state, jax.random.PRNGKey(i)),
+    compile_s, times = time_calls(steps, lambda i: (*state, jax.random.PRNGKey(i)),
                                   max(1, cfg["train_repeats"] // per_call))
     return per_call / float(np.median(times)), compile_s
 
