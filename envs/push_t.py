@@ -14,6 +14,7 @@ import numpy as np
 from mujoco import mjx
 
 from robojax.core.mjx_env import EnvConfig, MjxEnv
+from robojax.data.augment import Reflection
 
 # The T in its body frame (origin at the centroid): a bar over a stem, (centre, half-size).
 BAR = ((0.0, 0.03), (0.07, 0.0175))
@@ -160,6 +161,10 @@ class PushT(MjxEnv):
     def coverage(self, data: mjx.Data) -> jax.Array:
         return coverage(data.qpos[2:4], data.qpos[4])
 
+    def reflection(self) -> Reflection:
+        """The task's mirror symmetry: reflection across the target T's axis of symmetry."""
+        return Reflection(_mirror_observation(self.config.observation), MIRROR)
+
     def reward_terms(self, prev: mjx.Data, data: mjx.Data, action: jax.Array) -> dict:
         covered = self.coverage(data)
         threshold = self.config.success_coverage
@@ -168,6 +173,30 @@ class PushT(MjxEnv):
 
     def terminated(self, data: mjx.Data) -> jax.Array:
         return self.coverage(data) >= self.config.success_coverage
+
+
+MIRROR = np.array([[0.0, -1.0], [-1.0, 0.0]], np.float32)
+"""Reflection across the line through the target along its stem, (x, y) -> (-y, -x): it maps
+the target onto itself (the T is symmetric about its stem) and the reach square onto itself. A
+block at yaw q maps to yaw pi/2 - q, with its body-frame x mirrored."""
+
+
+def _mirror_observation(observation: str) -> np.ndarray:
+    """The observation map of MIRROR, for "keypoints" or "pose" observations."""
+    blocks = []  # (output slot, input slot, 2x2 map or scalar) per observation piece
+    if observation == "keypoints":
+        # Mirroring swaps the bar's two ends (keypoints 0 and 1); the others map to themselves.
+        sources = [0, 2, 1, 3, 4]  # pusher, then keypoints 0..3, in 2-number slots
+        blocks = [(2 * out, 2 * src, MIRROR) for out, src in enumerate(sources)]
+    else:  # pusher pos, pusher vel, block pos, (cos, sin) yaw, block vel, yaw rate
+        swap = np.array([[0.0, 1.0], [1.0, 0.0]], np.float32)  # yaw -> pi/2 - yaw
+        blocks = [(0, 0, MIRROR), (2, 2, MIRROR), (4, 4, MIRROR), (6, 6, swap),
+                  (8, 8, MIRROR), (10, 10, -np.ones((1, 1), np.float32))]
+    size = sum(len(m) for _, _, m in blocks)
+    matrix = np.zeros((size, size), np.float32)
+    for out, src, m in blocks:
+        matrix[out:out + len(m), src:src + len(m)] = m
+    return matrix
 
 
 def _contacts() -> tuple[np.ndarray, np.ndarray]:

@@ -235,3 +235,37 @@ def test_render_without_backend_says_how_to_get_one_and_never_retries(monkeypatc
     monkeypatch.setattr(video.mujoco, "Renderer", lambda *a, **k: pytest.fail("retried GL"))
     with pytest.raises(video.RenderUnavailable, match="no display"):
         env.render([state])
+
+
+@pytest.mark.parametrize("observation", ["keypoints", "pose"])
+def test_push_t_reflection_maps_trajectories_to_trajectories(observation):
+    """The mirror image of an expert trajectory, started from the mirrored state and driven by
+    the mirrored actions, is what the simulator produces: observation for observation."""
+    from robojax.envs.push_t import MIRROR
+
+    from robojax.data.augment import reflect
+
+    env = envs.make("push-t", observation=observation)
+    mirror = env.reflection()
+    state = jax.jit(env.reset)(jax.random.PRNGKey(3))
+    qpos = state.data.qpos
+    image_qpos = jnp.concatenate([MIRROR @ qpos[:2], MIRROR @ qpos[2:4], np.pi / 2 - qpos[4:]])
+    image_data = state.data.replace(qpos=image_qpos, ctrl=MIRROR @ state.data.ctrl)
+    image = state.replace(data=image_data, obs=env.observe(image_data, state.key))
+    assert not np.allclose(image.obs, state.obs)
+    solve = envs.solver("push-t")
+
+    @jax.jit
+    def step(state, image):
+        action = solve(env, state)
+        image = env.step(image, reflect(mirror, state.obs, action)[1])
+        return env.step(state, action), image
+
+    for _ in range(60):
+        np.testing.assert_allclose(reflect(mirror, state.obs, jnp.zeros(2))[0], image.obs,
+                                   atol=1e-4)
+        state, image = step(state, image)
+    # The expert pushed the block (contacts included) well onto the target.
+    assert float(state.metrics["reward/overlap"]) > 0.5
+    np.testing.assert_allclose(image.metrics["reward/overlap"], state.metrics["reward/overlap"],
+                               atol=1e-3)

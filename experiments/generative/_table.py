@@ -54,6 +54,8 @@ def parse_args(doc: str, *, out: str, demos: int, grad_steps: int) -> argparse.N
                              "region than the evaluation's)")
     parser.add_argument("--n-obs-steps", type=int, default=None,
                         help="observations the policies see (default: ChunkConfig's)")
+    parser.add_argument("--mirror", action="store_true",
+                        help="train on the demos and their mirror images (--bc.mirror)")
     parser.add_argument("--num-evals", type=int, default=1,
                         help="evaluations (and checkpoints) during training")
     parser.add_argument("--vmap-seeds", action="store_true",
@@ -71,7 +73,7 @@ def _config(family: str, overrides: dict, args: argparse.Namespace,
     """The behaviour-cloning config a row trains with."""
     cfg = dataclasses.replace(bc.BCConfig(), policy=family, dataset=dataset,
                               num_grad_steps=args.grad_steps, num_evals=args.num_evals,
-                              **overrides)
+                              mirror=args.mirror, **overrides)
     if args.n_obs_steps is not None:
         cfg = dataclasses.replace(cfg, chunks=dataclasses.replace(
             cfg.chunks, n_obs_steps=args.n_obs_steps))

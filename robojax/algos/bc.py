@@ -9,6 +9,7 @@ policy with a receding horizon in `num_envs` parallel envs inside one compiled r
 import dataclasses
 import functools
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +20,7 @@ from robojax import data as demo_data
 from robojax.core.env import Env
 from robojax.core.types import ArraySpec
 from robojax.core.wrappers import EpisodeWrapper, VmapWrapper
+from robojax.data.augment import Reflection, check_reflection, reflect_half, reflect_obs
 from robojax.policies import DiffusionPolicy, EnergyPolicy, FlowPolicy, GaussianPolicy
 from robojax.policies.chunking import ChunkConfig, chunk_controller
 from robojax.rollout import Controller, evaluate_episodes
@@ -49,6 +51,10 @@ class BCConfig:
     """AdamW weight decay."""
     max_grad_norm: float = 1.0
     """Global gradient-norm clip."""
+    mirror: bool = False
+    """Reflect half of each batch by the env's mirror symmetry (`env.reflection()`, e.g.
+    push-t's): the demonstrations' mirror images are valid demonstrations too, so the policy
+    learns from twice the states."""
     ema_power: float = 0.75
     """EMA decay after k steps is 1 - (1 + k) ** -ema_power (capped at ema_max)."""
     ema_max: float = 0.9999
@@ -127,8 +133,33 @@ def specs(cfg: BCConfig, env: Env) -> tuple[ArraySpec, ArraySpec]:
                                              minimum=-1.0, maximum=1.0)
 
 
-def make_train_input(cfg: BCConfig, env: Env) -> demo_data.DemoArrays:
-    return demo_data.to_device(load_demos(cfg, env))
+class TrainInput(NamedTuple):
+    """What `train_iteration` consumes: the demos on device and, with `mirror`, the env's
+    reflection."""
+
+    demos: demo_data.DemoArrays
+    reflection: Reflection | None
+
+
+def reflection(cfg: BCConfig, env: Env) -> Reflection | None:
+    """The env's mirror symmetry when `cfg.mirror` asks for it (checked), else None."""
+    if not cfg.mirror:
+        return None
+    found = getattr(env, "reflection", None)
+    if found is None:
+        from robojax import envs
+
+        with_one = [n for n in envs.names() if hasattr(envs.make(n), "reflection")]
+        raise ValueError(f"--bc.mirror needs an env with a mirror symmetry (a `reflection()` "
+                         f"method); {env.name} has none. Envs with one: {with_one}; or drop "
+                         "--bc.mirror.")
+    found = found()
+    check_reflection(found, env.observation_spec.size, env.action_spec.size)
+    return found
+
+
+def make_train_input(cfg: BCConfig, env: Env) -> TrainInput:
+    return TrainInput(demo_data.to_device(load_demos(cfg, env)), reflection(cfg, env))
 
 
 def make_eval_env(cfg: BCConfig, env: Env) -> Env:
@@ -143,6 +174,9 @@ def init(cfg: BCConfig, env: Env, key: jax.Array) -> TrainState:
     key_policy, key_train = jax.random.split(key)
     params = cfg.make_policy().init(key_policy, *specs(cfg, env))
     obs = jnp.asarray(demos.obs)
+    mirror = reflection(cfg, env)
+    if mirror is not None:  # statistics of the data the policy trains on, images included
+        obs = jnp.concatenate([obs, reflect_obs(mirror, obs)])
     return TrainState(params=params, ema_params=jax.tree.map(jnp.copy, params),
                       opt_state=_optimizer(cfg).init(params),
                       obs_mean=obs.mean(0), obs_std=obs.std(0) + 1e-6, key=key_train,
@@ -159,13 +193,14 @@ def ema_decay(cfg: BCConfig, step: jax.Array) -> jax.Array:
     return jnp.minimum(1.0 - (1.0 + step) ** -cfg.ema_power, cfg.ema_max)
 
 
-def grad_step(cfg: BCConfig, demos: demo_data.DemoArrays, state: TrainState
-              ) -> tuple[TrainState, dict]:
+def grad_step(cfg: BCConfig, data: TrainInput, state: TrainState) -> tuple[TrainState, dict]:
     """One gradient step of the policy's loss on a fresh batch of windows."""
     key, key_batch, key_loss = jax.random.split(state.key, 3)
     chunks = cfg.chunks
-    batch = demo_data.sample_batch(demos, key_batch, cfg.batch_size, chunks.n_obs_steps,
+    batch = demo_data.sample_batch(data.demos, key_batch, cfg.batch_size, chunks.n_obs_steps,
                                    chunks.horizon)
+    if data.reflection is not None:
+        batch = reflect_half(data.reflection, batch, jax.random.fold_in(key_batch, 1))
     batch = {"obs": _policy_input(state, batch["obs"]), "actions": batch["actions"]}
     (loss, info), grads = jax.value_and_grad(cfg.make_policy().loss, has_aux=True)(
         state.params, batch, key_loss)
@@ -178,10 +213,10 @@ def grad_step(cfg: BCConfig, demos: demo_data.DemoArrays, state: TrainState
                          step=state.step + 1), info
 
 
-def train_iteration(cfg: BCConfig, demos: demo_data.DemoArrays, state: TrainState
+def train_iteration(cfg: BCConfig, data: TrainInput, state: TrainState
                     ) -> tuple[TrainState, dict]:
     """`grad_steps_per_iteration` gradient steps as one scan; metrics averaged."""
-    state, infos = jax.lax.scan(lambda s, _: grad_step(cfg, demos, s), state, None,
+    state, infos = jax.lax.scan(lambda s, _: grad_step(cfg, data, s), state, None,
                                 length=cfg.grad_steps_per_iteration)
     return state, jax.tree.map(jnp.mean, infos)
 
