@@ -35,7 +35,8 @@ class Row:
     # only, on top of the chunking the row trained with (e.g. {"n_action_steps": 4})
 
 
-def parse_args(doc: str, *, out: str, demos: int, grad_steps: int) -> argparse.Namespace:
+def parse_args(doc: str, *, out: str, demos: int, grad_steps: int,
+               mirror: bool = False) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(out))
     parser.add_argument("--demos", type=int, default=demos)
@@ -54,8 +55,9 @@ def parse_args(doc: str, *, out: str, demos: int, grad_steps: int) -> argparse.N
                              "region than the evaluation's)")
     parser.add_argument("--n-obs-steps", type=int, default=None,
                         help="observations the policies see (default: ChunkConfig's)")
-    parser.add_argument("--mirror", action="store_true",
-                        help="train on the demos and their mirror images (--bc.mirror)")
+    parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=mirror,
+                        help="train on the demos and their mirror images (--bc.mirror; the "
+                             "env must declare a reflection)")
     parser.add_argument("--num-evals", type=int, default=1,
                         help="evaluations (and checkpoints) during training")
     parser.add_argument("--vmap-seeds", action="store_true",

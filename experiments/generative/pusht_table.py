@@ -1,8 +1,10 @@
 """Success on `push-t` (>= 95% overlap with the target): diffusion and flow U-Nets (and the
-Gaussian baseline) cloned from the same scripted-expert demos, with the mean max overlap.
-Each U-Net checkpoint is also evaluated replanning every 4 steps instead of every 8.
+Gaussian baseline) cloned from the same scripted-expert demos and their mirror images
+(`--no-mirror`: the demos alone), with the mean max overlap. Each U-Net checkpoint is also
+evaluated replanning every 4 steps instead of every 8.
 
-    python experiments/generative/pusht_table.py --demos 200 --seeds 1 --grad-steps 8000
+    python experiments/generative/pusht_table.py --demos 200 --seeds 3 --vmap-seeds \
+        --grad-steps 5000 --num-evals 1 --families diffusion
 """
 
 from _table import Row, parse_args, run
@@ -22,5 +24,5 @@ ROWS = [
 
 if __name__ == "__main__":
     run("push-t", ROWS, parse_args(__doc__, out="runs/pusht-table", demos=200,
-                                   grad_steps=8_000),
+                                   grad_steps=8_000, mirror=True),
         {"mean max overlap": "eval/peak/reward/overlap"})
