@@ -32,6 +32,12 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def with_reflection() -> list[str]:
+    """Names of the envs whose task declares a mirror symmetry (`reflection()`), from their
+    classes: nothing is built."""
+    return [n for n in names() if hasattr(_REGISTRY[n].env_class, "reflection")]
+
+
 def list() -> list[str]:  # noqa: A001 - the registry's documented spelling
     """Alias of `names()`."""
     return names()

@@ -183,7 +183,7 @@ block at yaw q maps to yaw pi/2 - q, with its body-frame x mirrored."""
 
 def _mirror_observation(observation: str) -> np.ndarray:
     """The observation map of MIRROR, for "keypoints" or "pose" observations."""
-    blocks = []  # (output slot, input slot, 2x2 map or scalar) per observation piece
+    # (output slot, input slot, map) per observation piece
     if observation == "keypoints":
         # Mirroring swaps the bar's two ends (keypoints 0 and 1); the others map to themselves.
         sources = [0, 2, 1, 3, 4]  # pusher, then keypoints 0..3, in 2-number slots

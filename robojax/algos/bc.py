@@ -149,17 +149,17 @@ def reflection(cfg: BCConfig, env: Env) -> Reflection | None:
     if found is None:
         from robojax import envs
 
-        with_one = [n for n in envs.names() if hasattr(envs.make(n), "reflection")]
         raise ValueError(f"--bc.mirror needs an env with a mirror symmetry (a `reflection()` "
-                         f"method); {env.name} has none. Envs with one: {with_one}; or drop "
-                         "--bc.mirror.")
+                         f"method); {env.name} has none. Envs with one: "
+                         f"{envs.with_reflection()}; or drop --bc.mirror.")
     found = found()
     check_reflection(found, env.observation_spec.size, env.action_spec.size)
     return found
 
 
 def make_train_input(cfg: BCConfig, env: Env) -> TrainInput:
-    return TrainInput(demo_data.to_device(load_demos(cfg, env)), reflection(cfg, env))
+    mirror = reflection(cfg, env)  # a flag that cannot apply fails before the demos load
+    return TrainInput(demo_data.to_device(load_demos(cfg, env)), mirror)
 
 
 def make_eval_env(cfg: BCConfig, env: Env) -> Env:
