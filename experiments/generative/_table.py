@@ -33,6 +33,12 @@ class Row:
     evaluation: dict = dataclasses.field(default_factory=dict)  # BCConfig fields, eval only
     eval_chunks: dict = dataclasses.field(default_factory=dict)  # ChunkConfig fields, eval
     # only, on top of the chunking the row trained with (e.g. {"n_action_steps": 4})
+    run: str | None = None  # run directory stem; None: the family. Rows of one family whose
+    # overrides differ need different stems, rows that share a stem share its checkpoints
+
+    @property
+    def stem(self) -> str:
+        return self.run or self.family
 
 
 def parse_args(doc: str, *, out: str, demos: int, grad_steps: int,
@@ -43,7 +49,11 @@ def parse_args(doc: str, *, out: str, demos: int, grad_steps: int,
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--episodes", type=int, default=512)
     parser.add_argument("--grad-steps", type=int, default=grad_steps)
-    parser.add_argument("--families", nargs="*", default=None)
+    parser.add_argument("--families", nargs="*", default=None,
+                        help="only the rows of these families or run stems (Row.run)")
+    parser.add_argument("--only-seeds", nargs="*", type=int, default=None,
+                        help="train just these of the --seeds seeds (with --train-only), so "
+                             "that seeds can train side by side in separate processes")
     parser.add_argument("--action-noise", type=float, default=0.0,
                         help="std of the noise the expert's executed actions get while its "
                              "clean actions are recorded (DART-style recoveries)")
@@ -135,14 +145,16 @@ def run(env: str, rows: list[Row], args: argparse.Namespace, columns: dict[str, 
         return {}
     results = {}
     for row in rows:
-        if args.families and row.family not in args.families:
+        if args.families and not {row.family, row.stem} & set(args.families):
             continue
         if args.vmap_seeds:  # (run directory, seed index) of each seed
-            runs = [(args.out / f"{row.family}-seeds{args.seeds}", s) for s in range(args.seeds)]
+            runs = [(args.out / f"{row.stem}-seeds{args.seeds}", s) for s in range(args.seeds)]
             _train(env, row.family, row.overrides, args, runs[0][0], dataset, 0, args.seeds)
         else:
-            runs = [(args.out / f"{row.family}-{s}", 0) for s in range(args.seeds)]
+            runs = [(args.out / f"{row.stem}-{s}", 0) for s in range(args.seeds)]
             for seed, (run_dir, _) in enumerate(runs):
+                if args.only_seeds is not None and seed not in args.only_seeds:
+                    continue
                 _train(env, row.family, row.overrides, args, run_dir, dataset, seed, 1)
         if args.train_only:
             continue

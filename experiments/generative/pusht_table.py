@@ -8,17 +8,21 @@ evaluated replanning every 4 steps instead of every 8.
 """
 
 from _table import Row, parse_args, run
+from robojax.policies.flow import FlowPolicy
 
 EVERY_4 = {"n_action_steps": 4}
+PLAIN_FLOW = {"flow": FlowPolicy(shortcut=False)}  # k-step rows: no step-size conditioning
 
 ROWS = [
     Row("diffusion (U-Net, sample prediction), DDIM-10", "diffusion", inference_steps=10),
     Row("diffusion, DDIM-10, replanning every 4 steps (same checkpoint)", "diffusion",
         inference_steps=10, eval_chunks=EVERY_4),
-    Row("flow (U-Net, sample prediction), 10 Euler steps", "flow", inference_steps=10),
-    Row("flow (U-Net, sample prediction), 1 step", "flow", inference_steps=1),
-    Row("flow, 10 Euler steps, replanning every 4 steps (same checkpoint)", "flow",
-        inference_steps=10, eval_chunks=EVERY_4),
+    Row("flow (U-Net, sample prediction), 10 Euler steps", "flow", PLAIN_FLOW,
+        inference_steps=10, run="flow-plain"),
+    Row("flow, 10 Euler steps, replanning every 4 steps (same checkpoint)", "flow", PLAIN_FLOW,
+        inference_steps=10, eval_chunks=EVERY_4, run="flow-plain"),
+    Row("flow with shortcut (step-size conditioned, self-consistency), 1 step", "flow",
+        inference_steps=1),
     Row("gaussian (MSE)", "gaussian"),
 ]
 
