@@ -3,9 +3,9 @@
 # Groups: env (throughput at 1024-16384 envs), ppo (robojax vs Brax PPO), policy (inference and
 # U-Net training vs PyTorch on the same GPU, detour BC training time), diffsim (differentiable
 # rollout overhead, ILD vs PPO wall time), pusht (behaviour cloning on push-t: for each action
-# noise in PUSHT_NOISES, demos, then each family in PUSHT_FAMILIES trained side by side with its
-# seeds in one program, PUSHT_STEPS grad steps, at most PUSHT_LIMIT s; PUSHT_ARGS adds
-# pusht_table.py flags; then the table from the latest checkpoints). Peers run in the venv
+# noise in PUSHT_NOISES, demos, then each family or run stem in PUSHT_FAMILIES trained side by
+# side with its seeds in one program, PUSHT_STEPS grad steps, at most PUSHT_LIMIT s; PUSHT_ARGS
+# adds pusht_table.py flags; then the table from the latest checkpoints). Peers run in the venv
 # PEER_VENV (default: the one running robojax), which must hold brax + playground (ppo) or torch
 # with CUDA (policy).
 set -uo pipefail
@@ -41,7 +41,7 @@ case $group in
     run diffsim_vs_ppo 250 $py $bench/diffsim_vs_ppo.py --envs pendulum-swingup \
       --algos ild ppo --steps ild=1000000 ppo=4000000 --out "$out/dvp" ;;
   pusht)
-    # per noise level in PUSHT_NOISES: demos, then diffusion and flow side by side
+    # per noise level in PUSHT_NOISES: demos, then each run stem's trainings side by side
     for noise in ${PUSHT_NOISES:-0}; do
       runs=${PUSHT_RUNS:-/tmp/pusht-runs}/noise$noise  # checkpoints stay off $out
       table=($py $repo/experiments/generative/pusht_table.py --out "$runs" --vmap-seeds
@@ -49,7 +49,7 @@ case $group in
              ${PUSHT_ARGS:-})
       mkdir -p "$runs"
       run "pusht_demos_$noise" 200 "${table[@]}" --collect-only
-      for family in ${PUSHT_FAMILIES:-diffusion flow}; do
+      for family in ${PUSHT_FAMILIES:-diffusion flow-plain flow-shortcut}; do
         run "pusht_train_${family}_$noise" "${PUSHT_LIMIT:-400}" "${table[@]}" --train-only \
           --families $family &
       done
@@ -59,7 +59,7 @@ case $group in
       runs=${PUSHT_RUNS:-/tmp/pusht-runs}/noise$noise
       run "pusht_table_$noise" 300 $py $repo/experiments/generative/pusht_table.py \
         --out "$runs" --vmap-seeds --action-noise "$noise" \
-        --families ${PUSHT_FAMILIES:-diffusion flow} &
+        --families ${PUSHT_FAMILIES:-diffusion flow-plain flow-shortcut} &
     done
     wait
     for dir in "${PUSHT_RUNS:-/tmp/pusht-runs}"/noise*/*-seeds*; do
