@@ -23,6 +23,8 @@ ROWS = [
         inference_steps=10, run="flow-plain"),
     Row("flow, 10 Euler steps, replanning every 4 steps (same checkpoint)", "flow", PLAIN_FLOW,
         inference_steps=10, eval_chunks=EVERY_4, run="flow-plain"),
+    Row("flow, 20 Euler steps (same checkpoint)", "flow", PLAIN_FLOW, inference_steps=20,
+        run="flow-plain"),
     Row("flow with shortcut (step-size conditioned, self-consistency), 1 step", "flow",
         inference_steps=1, run="flow-shortcut"),
     Row("gaussian (MSE)", "gaussian"),
