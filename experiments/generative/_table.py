@@ -77,7 +77,15 @@ def parse_args(doc: str, *, out: str, demos: int, grad_steps: int,
     parser.add_argument("--collect-only", action="store_true",
                         help="record the demos (unless present) and stop, so that trainings "
                              "started side by side next all read one file")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.only_seeds is not None:
+        if not args.train_only or args.vmap_seeds:
+            parser.error("--only-seeds trains single seeds in their own runs: add --train-only "
+                         "and drop --vmap-seeds, then evaluate all seeds in a call without it")
+        if outside := [s for s in args.only_seeds if not 0 <= s < args.seeds]:
+            parser.error(f"--only-seeds {outside} outside the {args.seeds} seeds of --seeds "
+                         f"(0..{args.seeds - 1})")
+    return args
 
 
 def _config(family: str, overrides: dict, args: argparse.Namespace,
