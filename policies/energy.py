@@ -130,7 +130,7 @@ class EnergyPolicy:
                              f"(horizon, action_dim), got {act_spec.shape}.")
         latent = self._latent_size(act_spec.shape[0]) * act_spec.shape[1]
         net = self._net().init(key, jnp.zeros((1, obs_spec.size)), jnp.zeros((1, latent)))
-        return {"net": net, "log_step": jnp.log(jnp.array(0.1)),
+        return {"net": net, "log_step": jnp.log(jnp.float32(0.1)),
                 "chunk_shape": chunk_shape_marker(act_spec)}
 
     def _latent_size(self, horizon: int) -> int:

@@ -31,7 +31,8 @@ class GaussianPolicy:
         """Fresh parameters for observations and actions of the given specs."""
         net = self._net(act_spec.size)
         params = net.init(key, jnp.zeros(obs_spec.shape))
-        return {"net": params, "log_std": jnp.full(act_spec.shape, self.init_log_std)}
+        return {"net": params, "log_std": jnp.full(act_spec.shape, self.init_log_std,
+                                                     jnp.float32)}
 
     def mean_and_log_std(self, params: dict, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Mean and log std shaped (..., *action shape): a single action or an action chunk."""
