@@ -1,6 +1,7 @@
 """The host loop around a compiled algorithm: run directory, progress, eval, logging,
 checkpoints, learning-curve plot and rollout video. The math lives in `robojax.algos`."""
 
+import concurrent.futures
 import dataclasses
 import functools
 import json
@@ -232,11 +233,15 @@ def train(args: TrainArgs) -> Path:
     progress = TrainProgress(total_iters * steps_per_iter, enabled=args.progress,
                              unit=unit.replace("_", " "), train_label=train_key.split("/")[1],
                              eval_label=plot_key.removeprefix("eval/"))
-    with progress:
+    with progress, concurrent.futures.ThreadPoolExecutor(1) as pool:
         progress.update(iteration * steps_per_iter, status="compiling")
+        # The train step compiles on another thread while the first evaluation compiles and
+        # runs: a cold start costs the longer of the two, not their sum.
+        compiling = pool.submit(lambda: run_chunk.lower(state).compile())
         if resumed_iter is None:
             row = evaluate_and_log(state, {})
             progress.update(0, eval_reward=row[plot_key])
+        compiling.result()
         while iteration < total_iters:
             state, metrics = run_chunk(state)
             iteration += chunk
