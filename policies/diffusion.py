@@ -49,6 +49,15 @@ class DenoiserConfig:
                              f"divisible by {factor}, got {act_spec.shape[0]}; change the "
                              "horizon or down_dims.")
 
+    def init(self, key: jax.Array, obs_spec: ArraySpec, act_spec: ArraySpec,
+             time_size: int) -> dict:
+        """The network's parameters, for `time_size` time inputs. Compiled: run op by op, a
+        U-Net's init compiles each of its hundreds of small ops anew in every process."""
+        self.check_chunk(act_spec)
+        args = (jnp.zeros((1, *act_spec.shape)), jnp.zeros((1, time_size)),
+                jnp.zeros((1, obs_spec.size)))
+        return jax.jit(self.build().init)(key, *args)
+
 
 def cosine_alphas_cumprod(num_steps: int, max_beta: float = 0.999) -> np.ndarray:
     """Cumulative signal fractions of the cosine schedule (`squaredcos_cap_v2`)."""
@@ -84,9 +93,7 @@ class DiffusionPolicy:
         return jnp.asarray(cosine_alphas_cumprod(self.num_train_steps), jnp.float32)
 
     def init(self, key: jax.Array, obs_spec: ArraySpec, act_spec: ArraySpec) -> dict:
-        self.denoiser.check_chunk(act_spec)
-        x = jnp.zeros((1, *act_spec.shape))
-        net = self.denoiser.build().init(key, x, jnp.zeros((1, 1)), jnp.zeros((1, obs_spec.size)))
+        net = self.denoiser.init(key, obs_spec, act_spec, time_size=1)
         return {"net": net, "chunk_shape": chunk_shape_marker(act_spec)}
 
     def _predict(self, params, x, t, obs):

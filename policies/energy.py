@@ -129,7 +129,8 @@ class EnergyPolicy:
             raise ValueError(f"the energy policy scores action chunks: the action spec must be "
                              f"(horizon, action_dim), got {act_spec.shape}.")
         latent = self._latent_size(act_spec.shape[0]) * act_spec.shape[1]
-        net = self._net().init(key, jnp.zeros((1, obs_spec.size)), jnp.zeros((1, latent)))
+        net = jax.jit(self._net().init)(key, jnp.zeros((1, obs_spec.size)),
+                                        jnp.zeros((1, latent)))
         return {"net": net, "log_step": jnp.log(jnp.float32(0.1)),
                 "chunk_shape": chunk_shape_marker(act_spec)}
 

@@ -46,9 +46,7 @@ class FlowPolicy:
                              f"{self.prediction!r}")
 
     def init(self, key: jax.Array, obs_spec: ArraySpec, act_spec: ArraySpec) -> dict:
-        self.denoiser.check_chunk(act_spec)
-        x = jnp.zeros((1, *act_spec.shape))
-        net = self.denoiser.build().init(key, x, jnp.zeros((1, 2)), jnp.zeros((1, obs_spec.size)))
+        net = self.denoiser.init(key, obs_spec, act_spec, time_size=2)  # time and step size
         return {"net": net, "chunk_shape": chunk_shape_marker(act_spec)}
 
     def _output(self, params, x, t, d, obs):
