@@ -233,7 +233,8 @@ def train(args: TrainArgs) -> Path:
     progress = TrainProgress(total_iters * steps_per_iter, enabled=args.progress,
                              unit=unit.replace("_", " "), train_label=train_key.split("/")[1],
                              eval_label=plot_key.removeprefix("eval/"))
-    with progress, concurrent.futures.ThreadPoolExecutor(1) as pool:
+    with (progress, concurrent.futures.ThreadPoolExecutor(1) as pool,
+          checkpoint.Writer(ckpt_dir) as checkpoints):
         progress.update(iteration * steps_per_iter, status="compiling")
         # The train step compiles on another thread while the first evaluation compiles and
         # runs: a cold start costs the longer of the two, not their sum.
@@ -250,7 +251,7 @@ def train(args: TrainArgs) -> Path:
                 train_key), status="training")
             if iteration % (chunk * calls_per_eval) == 0 or iteration >= total_iters:
                 row = evaluate_and_log(state, train_metrics)
-                checkpoint.save(ckpt_dir, iteration, state)
+                checkpoints.write(iteration, state)
                 progress.update(iteration * steps_per_iter, eval_reward=row[plot_key])
     logger.close()
     _finish(args, run_dir, env, algo, cfg, _first_seed(state, args.num_seeds), wall())

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import jax
+import numpy as np
 import pytest
 
 from robojax import envs
@@ -27,6 +28,20 @@ def test_round_trip_skips_torn_checkpoint_and_refuses_other_configs(tmp_path):
                      jax.random.PRNGKey(0))
     with pytest.raises(checkpoint.IncompatibleCheckpointError, match=r"Dense_0.*\(5|64"):
         checkpoint.restore(tmp_path, other)
+
+
+def test_background_writes_hold_the_state_as_it_was_when_written(tmp_path):
+    state = {"x": jax.numpy.arange(4.0), "n": jax.numpy.int32(7)}
+    expected = jax.tree.map(np.array, state)
+    bump = jax.jit(lambda s: jax.tree.map(lambda v: v + 1, s), donate_argnums=0)
+    with checkpoint.Writer(tmp_path) as writer:
+        for step in range(4):
+            writer.write(step, state)
+            state = bump(state)  # donates the buffers just written from
+    assert checkpoint.steps(tmp_path) == [1, 2, 3]  # the last 3 kept
+    restored, step = checkpoint.restore(tmp_path, state)
+    assert step == 3
+    assert checkpoint.tree_equal(restored, jax.tree.map(lambda v: v + 3, expected))
 
 
 def test_restore_without_checkpoint_is_a_clear_error(tmp_path):

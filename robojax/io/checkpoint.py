@@ -19,9 +19,10 @@ class IncompatibleCheckpointError(ValueError):
     """The checkpoint's arrays do not fit the state the current config builds."""
 
 
-def _manager(directory: Path, max_to_keep: int | None = 3) -> ocp.CheckpointManager:
+def _manager(directory: Path, max_to_keep: int | None = 3,
+             background: bool = False) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
-                                           enable_async_checkpointing=False)
+                                           enable_async_checkpointing=background)
     return ocp.CheckpointManager(directory.absolute(), options=options)
 
 
@@ -38,15 +39,38 @@ def _stored_leaves(tree: Any) -> dict[str, Any]:
     return {f"{i:05d}": x for i, x in enumerate(jax.tree.leaves(tree)) if np.size(x) > 0}
 
 
+def _save_args(state: Any) -> ocp.args.Composite:
+    return ocp.args.Composite(leaves=ocp.args.StandardSave(_stored_leaves(state)),
+                              tree=ocp.args.JsonSave({"leaves": _describe(state)}))
+
+
 def save(directory: str | Path, step: int, state: Any, max_to_keep: int | None = 3) -> Path:
     """Write `state` as checkpoint `step` under `directory` (temporary dir, then rename)."""
     directory = Path(directory)
     with _manager(directory, max_to_keep) as manager:
-        manager.save(step, force=True, args=ocp.args.Composite(
-            leaves=ocp.args.StandardSave(_stored_leaves(state)),
-            tree=ocp.args.JsonSave({"leaves": _describe(state)})))
+        manager.save(step, force=True, args=_save_args(state))
         manager.wait_until_finished()
     return directory / str(step)
+
+
+class Writer:
+    """A run's checkpoints, written in the background: `write` returns once the state is
+    copied to host memory (so the next train step may donate its buffers), and the files follow
+    on another thread (temporary dir, then rename, as `save`). Leaving the `with` block waits
+    for the last write."""
+
+    def __init__(self, directory: str | Path, max_to_keep: int | None = 3):
+        self._manager = _manager(Path(directory), max_to_keep, background=True)
+
+    def write(self, step: int, state: Any) -> None:
+        self._manager.save(step, force=True, args=_save_args(state))
+
+    def __enter__(self) -> "Writer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._manager.wait_until_finished()
+        self._manager.close()
 
 
 def steps(directory: str | Path) -> list[int]:
