@@ -24,7 +24,7 @@ def load_run(run_dir: str | Path, seed_index: int = 0, env_config: dict | None =
 
 def _restore(run_dir: str | Path, env_config: dict | None):
     """Like `load_run`, with the train states of all seeds (stacked when there are several)."""
-    from robojax.train import _stack, args_from_json, eval_overrides
+    from robojax.train import args_from_json, eval_overrides
 
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
@@ -35,10 +35,11 @@ def _restore(run_dir: str | Path, env_config: dict | None):
     algo = algos.get(args.algo)
     cfg = args.algo_config()
     env = make_env(args.env, **eval_overrides(args, env_config))
-    keys = jax.random.split(jax.random.PRNGKey(args.seed), args.num_seeds)
-    target = algo.init(cfg, env, keys[0])
+    # Only the state's shapes: restoring needs no initial values (nor their compiles).
+    target = jax.eval_shape(functools.partial(algo.init, cfg, env), jax.random.PRNGKey(0))
     if args.num_seeds > 1:
-        target = _stack([target] * args.num_seeds)
+        target = jax.tree.map(lambda x: jax.ShapeDtypeStruct((args.num_seeds, *x.shape),
+                                                             x.dtype), target)
     states, step = checkpoint.restore(run_dir / "checkpoints", target)
     return args, algo, cfg, env, states, step
 

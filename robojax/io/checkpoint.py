@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -94,7 +95,8 @@ def _mismatch(saved: list[list], target: list[list]) -> str:
 
 
 def restore(directory: str | Path, target: Any, step: int | None = None) -> tuple[Any, int]:
-    """Restore the newest readable checkpoint (or `step`) into the structure of `target`.
+    """Restore the newest readable checkpoint (or `step`) into the structure of `target`, a
+    pytree of arrays or of their `jax.ShapeDtypeStruct`s (e.g. from `jax.eval_shape`).
 
     Returns (state, step). Raises FileNotFoundError when there is none and
     IncompatibleCheckpointError when its arrays do not match `target`'s.
@@ -125,7 +127,8 @@ def restore(directory: str | Path, target: Any, step: int | None = None) -> tupl
             except Exception as err:
                 log.warning("skipping unreadable checkpoint %s: %s", candidate, err)
                 continue
-            flat = [leaves.get(f"{i:05d}", x) for i, x in enumerate(jax.tree.leaves(target))]
+            flat = [leaves.get(f"{i:05d}", jnp.zeros(x.shape, x.dtype))
+                    for i, x in enumerate(jax.tree.leaves(target))]
             return jax.tree.unflatten(jax.tree.structure(target), flat), candidate
     raise FileNotFoundError(f"no readable checkpoint in {directory}.")
 
