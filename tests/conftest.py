@@ -13,6 +13,27 @@ def key():
     return jax.random.PRNGKey(0)
 
 
+@pytest.fixture(scope="session")
+def detour_demos(tmp_path_factory):
+    """100 successful episodes of the detour expert (both modes), for behaviour cloning."""
+    from robojax import cli
+
+    path = tmp_path_factory.mktemp("demos") / "detour.hdf5"
+    cli.main(["collect", "--env", "detour", "--episodes", "100", "--only-success", "--out",
+              str(path)])
+    return path
+
+
+@pytest.fixture(scope="session")
+def pendulum_demo(tmp_path_factory):
+    """One pendulum swing-up by the scripted expert, for imitation through the simulator."""
+    from robojax import cli
+
+    path = tmp_path_factory.mktemp("ild") / "pendulum.hdf5"
+    cli.main(["collect", "--env", "pendulum-swingup", "--episodes", "1", "--out", str(path)])
+    return path
+
+
 def _kill_and_resume(command, tmp_path, *, after_kill=None):
     """Train `command(run_dir)` to the end, and again killed (SIGKILL) right after its first
     checkpoint and then resumed; `after_kill(run_dir)` may tamper with the killed run. Returns

@@ -5,28 +5,20 @@ import functools
 import jax
 import pytest
 
-from robojax import algos, cli
+from robojax import algos
 from robojax.core.adapters import make_env
 from robojax.train import TrainArgs
 
-
-@pytest.fixture(scope="module")
-def demos(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demos")
-    cli.main(["collect", "--env", "detour", "--episodes", "4", "--out", str(root / "d.hdf5")])
-    cli.main(["collect", "--env", "pendulum-swingup", "--episodes", "1", "--out",
-              str(root / "p.hdf5")])
-    return root
-
-
 CASES = {
-    "ppo": lambda d: TrainArgs(algo="ppo", num_envs=8),
-    "apg": lambda d: TrainArgs(algo="apg"),
-    "shac": lambda d: TrainArgs(algo="shac"),
-    "ild": lambda d: TrainArgs(algo="ild", env="pendulum-swingup", demo=d / "p.hdf5"),
+    "ppo": lambda request: TrainArgs(algo="ppo", num_envs=8),
+    "apg": lambda request: TrainArgs(algo="apg"),
+    "shac": lambda request: TrainArgs(algo="shac"),
+    "ild": lambda request: TrainArgs(algo="ild", env="pendulum-swingup",
+                                     demo=request.getfixturevalue("pendulum_demo")),
     **{f"bc-{family}": functools.partial(
-        lambda family, d: TrainArgs(algo="bc", env="detour", dataset=d / "d.hdf5",
-                                    policy=family), family)
+        lambda family, request: TrainArgs(algo="bc", env="detour", policy=family,
+                                          dataset=request.getfixturevalue("detour_demos")),
+        family)
        for family in ("gaussian", "diffusion", "flow", "energy")},
 }
 
@@ -36,10 +28,10 @@ def _aval(x) -> tuple:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_initial_state_has_the_types_the_train_step_returns(case, demos):
+def test_initial_state_has_the_types_the_train_step_returns(case, request):
     # A leaf whose type changes across the first step (e.g. a weakly typed Python float in
     # the initial parameters) makes the train step and the evaluation compile twice.
-    args = CASES[case](demos)
+    args = CASES[case](request)
     algo, cfg = algos.get(args.algo), args.algo_config()
     env = make_env(args.env)
     state = algo.init(cfg, env, jax.random.PRNGKey(0))

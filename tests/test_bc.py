@@ -10,14 +10,6 @@ from robojax.train import TrainArgs, train
 pytestmark = pytest.mark.xdist_group("bc")
 
 
-@pytest.fixture(scope="module")
-def detour_demos(tmp_path_factory):
-    path = tmp_path_factory.mktemp("demos") / "detour.hdf5"
-    cli.main(["collect", "--env", "detour", "--episodes", "100", "--only-success", "--out",
-              str(path)])
-    return path
-
-
 def test_flow_policy_clones_the_bimodal_expert(detour_demos, tmp_path):
     run = tmp_path / "run"
     cli.main(["train", "--algo", "bc", "--policy", "flow", "--dataset", str(detour_demos),

@@ -215,15 +215,6 @@ def test_ild_bad_demos_are_clear_errors(reacher_demo, tmp_path):
         ild.load_expert(ild.ILDConfig(demo=path), env)
 
 
-@pytest.fixture(scope="module")
-def pendulum_demo(tmp_path_factory):
-    from robojax import cli
-
-    path = tmp_path_factory.mktemp("ild") / "pendulum.hdf5"
-    cli.main(["collect", "--env", "pendulum-swingup", "--episodes", "1", "--out", str(path)])
-    return path
-
-
 def test_ild_learns_to_swing_up_from_one_demo(pendulum_demo, tmp_path):
     from robojax import cli
     from robojax.io.metrics import read_metrics

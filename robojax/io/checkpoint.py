@@ -40,31 +40,26 @@ def _stored_leaves(tree: Any) -> dict[str, Any]:
     return {f"{i:05d}": x for i, x in enumerate(jax.tree.leaves(tree)) if np.size(x) > 0}
 
 
-def _save_args(state: Any) -> ocp.args.Composite:
-    return ocp.args.Composite(leaves=ocp.args.StandardSave(_stored_leaves(state)),
-                              tree=ocp.args.JsonSave({"leaves": _describe(state)}))
-
-
 def save(directory: str | Path, step: int, state: Any, max_to_keep: int | None = 3) -> Path:
     """Write `state` as checkpoint `step` under `directory` (temporary dir, then rename)."""
-    directory = Path(directory)
-    with _manager(directory, max_to_keep) as manager:
-        manager.save(step, force=True, args=_save_args(state))
-        manager.wait_until_finished()
-    return directory / str(step)
+    with Writer(directory, max_to_keep) as writer:
+        writer.write(step, state)
+    return Path(directory) / str(step)
 
 
 class Writer:
     """A run's checkpoints, written in the background: `write` returns once the state is
     copied to host memory (so the next train step may donate its buffers), and the files follow
-    on another thread (temporary dir, then rename, as `save`). Leaving the `with` block waits
-    for the last write."""
+    on another thread (temporary dir, then rename). Leaving the `with` block waits for the
+    last write."""
 
     def __init__(self, directory: str | Path, max_to_keep: int | None = 3):
         self._manager = _manager(Path(directory), max_to_keep, background=True)
 
     def write(self, step: int, state: Any) -> None:
-        self._manager.save(step, force=True, args=_save_args(state))
+        self._manager.save(step, force=True, args=ocp.args.Composite(
+            leaves=ocp.args.StandardSave(_stored_leaves(state)),
+            tree=ocp.args.JsonSave({"leaves": _describe(state)})))
 
     def __enter__(self) -> "Writer":
         return self
@@ -92,6 +87,11 @@ def _mismatch(saved: list[list], target: list[list]) -> str:
         if a != b:
             lines.append(f"  {name}: checkpoint {a}, current config {b}")
     return "\n".join(lines[:12]) + ("\n  ..." if len(lines) > 12 else "")
+
+
+def _as_array(x: Any) -> Any:
+    """A target leaf as an array: an abstract one (`jax.ShapeDtypeStruct`) becomes zeros."""
+    return jnp.zeros(x.shape, x.dtype) if isinstance(x, jax.ShapeDtypeStruct) else x
 
 
 def restore(directory: str | Path, target: Any, step: int | None = None) -> tuple[Any, int]:
@@ -127,7 +127,7 @@ def restore(directory: str | Path, target: Any, step: int | None = None) -> tupl
             except Exception as err:
                 log.warning("skipping unreadable checkpoint %s: %s", candidate, err)
                 continue
-            flat = [leaves.get(f"{i:05d}", jnp.zeros(x.shape, x.dtype))
+            flat = [leaves.get(f"{i:05d}", _as_array(x))
                     for i, x in enumerate(jax.tree.leaves(target))]
             return jax.tree.unflatten(jax.tree.structure(target), flat), candidate
     raise FileNotFoundError(f"no readable checkpoint in {directory}.")
