@@ -1,8 +1,9 @@
 """The built-in task suite and the registry: `robojax.envs.make(name, **overrides)`."""
 
+import ast
 import dataclasses
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from robojax.core.env import Env
@@ -65,10 +66,51 @@ def get_config(name: str, **overrides) -> Any:
 
 
 def make(name: str, **config_overrides) -> Env:
-    """Build the registered env `name`, with fields of its default config overridden."""
+    """Build the env `name` with fields of its default config overridden: a registered env,
+    `playground:<Name>` (a MuJoCo Playground env) or `brax:<name>` (a Brax env), the foreign
+    ones through `robojax.core.adapters`."""
+    if name.startswith(("playground:", "brax:")):
+        return _make_foreign(name, **config_overrides)
     env = _entry(name).env_class(get_config(name, **config_overrides))
     env.registry_name = name  # what demonstrations and checkpoints record as the env
     return env
+
+
+def _make_foreign(name: str, **overrides) -> Env:
+    from robojax.core.adapters import BraxEnvAdapter, PlaygroundEnvAdapter
+
+    prefix, foreign_name = name.split(":", 1)
+    episode_length = overrides.pop("episode_length", 1000)
+    if prefix == "playground":
+        try:
+            from mujoco_playground import registry
+        except ImportError as err:
+            raise ImportError("playground envs need MuJoCo Playground: "
+                              "pip install 'robojax[playground]'") from err
+        # The JAX implementation; Playground's default (Warp) needs a GPU to be fast.
+        overrides.setdefault("impl", "jax")
+        env = registry.load(foreign_name, config_overrides=overrides)
+        return PlaygroundEnvAdapter(env, episode_length)
+    import brax.envs
+
+    overrides.setdefault("backend", "mjx")
+    return BraxEnvAdapter(brax.envs.get_environment(foreign_name, **overrides), episode_length)
+
+
+def parse_overrides(items: Sequence[str]) -> dict:
+    """`("observation=keypoints", "episode_length=200")` -> a dict of env-config overrides;
+    values are read as Python literals (numbers, booleans, tuples, dicts), else kept as text."""
+    overrides = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"env config override {item!r} is not KEY=VALUE, e.g. "
+                             "--env-config observation=keypoints episode_length=200.")
+        try:
+            overrides[key.strip()] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            overrides[key.strip()] = text
+    return overrides
 
 
 def solver(name: str) -> Callable:
@@ -97,4 +139,4 @@ def _register_builtins() -> None:
 
 _register_builtins()
 
-__all__ = ["get_config", "list", "make", "names", "register", "solver"]
+__all__ = ["get_config", "list", "make", "names", "parse_overrides", "register", "solver"]

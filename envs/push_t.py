@@ -14,7 +14,7 @@ import numpy as np
 from mujoco import mjx
 
 from robojax.core.mjx_env import EnvConfig, MjxEnv
-from robojax.data.augment import Reflection
+from robojax.core.reflection import Reflection
 
 # The T in its body frame (origin at the centroid): a bar over a stem, (centre, half-size).
 BAR = ((0.0, 0.03), (0.07, 0.0175))

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from robojax.rollout import Controller
+from robojax.core.controller import Controller
 
 
 @dataclasses.dataclass(frozen=True)

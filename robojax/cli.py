@@ -1,12 +1,13 @@
 """The `robojax` command: train, eval, collect, envs."""
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import tyro
 
-from robojax.core.adapters import parse_overrides
-from robojax.train import TrainArgs, train
+from robojax.envs import parse_overrides
+from robojax.runs import TrainArgs, renamed_flags
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,22 +85,45 @@ def _envs() -> None:
     console.print(table)
 
 
+def _collect(args: CollectArgs) -> None:
+    from robojax.data.collect import collect_to_file
+    from robojax.runs import run_controller
+
+    source = args.source if args.source == "solver" else run_controller(args.source, args.env)
+    collect_to_file(args.env, source, args.episodes, args.out, source_name=args.source,
+                    only_success=args.only_success, seed=args.seed,
+                    action_noise=args.action_noise, env_config=parse_overrides(args.env_config))
+
+
+def _rename_old_flags(argv: list[str]) -> list[str]:
+    """Flags renamed since earlier versions keep working, with a note naming the new one."""
+    from robojax.io.progress import console
+
+    renamed, out = renamed_flags(), []
+    for arg in argv:
+        flag, sep, value = arg.partition("=")
+        new = renamed.get(flag.replace("_", "-"))
+        if new is not None:
+            console.print(f"[yellow]note:[/] {flag} is now {new}")
+            arg = new + sep + value
+        out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = _rename_old_flags(sys.argv[1:] if argv is None else list(argv))
     args = tyro.extras.subcommand_cli_from_dict(
         {"train": TrainArgs, "eval": EvalArgs, "collect": CollectArgs, "envs": EnvsArgs},
         prog="robojax",
         description="robojax: parallel MJX training, evaluation and export.", args=argv)
     if isinstance(args, TrainArgs):
+        from robojax.train import train
+
         train(args)
     elif isinstance(args, EvalArgs):
         _eval(args)
     elif isinstance(args, CollectArgs):
-        from robojax.data.collect import collect_to_file
-
-        collect_to_file(args.env, args.source, args.episodes, args.out,
-                        only_success=args.only_success, seed=args.seed,
-                        action_noise=args.action_noise,
-                        env_config=parse_overrides(args.env_config))
+        _collect(args)
     else:
         _envs()
 

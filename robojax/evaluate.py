@@ -7,57 +7,16 @@ from pathlib import Path
 
 import jax
 
-from robojax import algos
-from robojax.core.adapters import make_env
-from robojax.io import checkpoint
+from robojax.algos import acting
+from robojax.io import run as run_dir_io
 from robojax.io.progress import console
-
-
-def load_run(run_dir: str | Path, seed_index: int = 0, env_config: dict | None = None):
-    """(args, algo module, algo config, env, restored train state, checkpoint iteration) of a
-    run; of a run trained with `--num-seeds N`, the state of seed `seed_index` (0..N-1).
-    `env_config` overrides the run's env config (after its `--eval-env-config`), e.g. to
-    evaluate with the task's own reward a policy trained with shaping terms."""
-    args, algo, cfg, env, states, step = _restore(run_dir, env_config)
-    return args, algo, cfg, env, _seed_state(run_dir, args, states, seed_index), step
-
-
-def _restore(run_dir: str | Path, env_config: dict | None):
-    """Like `load_run`, with the train states of all seeds (stacked when there are several)."""
-    from robojax.train import args_from_json, eval_overrides
-
-    run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    if not config_path.exists():
-        raise FileNotFoundError(f"{run_dir} has no config.json; pass a directory written by "
-                                "`robojax train`.")
-    args = args_from_json(json.loads(config_path.read_text()))
-    algo = algos.get(args.algo)
-    cfg = args.algo_config()
-    env = make_env(args.env, **eval_overrides(args, env_config))
-    # Only the state's shapes: restoring needs no initial values (nor their compiles).
-    target = jax.eval_shape(functools.partial(algo.init, cfg, env), jax.random.PRNGKey(0))
-    if args.num_seeds > 1:
-        target = jax.tree.map(lambda x: jax.ShapeDtypeStruct((args.num_seeds, *x.shape),
-                                                             x.dtype), target)
-    states, step = checkpoint.restore(run_dir / "checkpoints", target)
-    return args, algo, cfg, env, states, step
-
-
-def _seed_state(run_dir, args, states, seed_index: int):
-    """Seed `seed_index`'s train state of a run's restored `states`; an index past the run's
-    seeds is a named error."""
-    if not 0 <= seed_index < args.num_seeds:
-        raise ValueError(f"seed index {seed_index} is out of range: {run_dir} trained "
-                         f"{args.num_seeds} seed(s); pass 0..{args.num_seeds - 1}.")
-    return states if args.num_seeds == 1 else jax.tree.map(lambda x: x[seed_index], states)
+from robojax.runs import load_run, restore_run
 
 
 def _evaluate(algo, cfg, env, state, num_episodes: int, seed: int,
               overrides: dict) -> dict[str, float]:
-    size_field = "num_eval_envs" if hasattr(cfg, "num_eval_envs") else "num_envs"
-    cfg = dataclasses.replace(cfg, **{size_field: num_episodes, **overrides})
-    metrics = jax.jit(functools.partial(algo.evaluate, cfg, algo.make_eval_env(cfg, env)))(
+    cfg = dataclasses.replace(cfg, num_eval_envs=num_episodes, **overrides)
+    metrics = jax.jit(functools.partial(algo.evaluate, cfg, acting.make_eval_env(cfg, env)))(
         state, jax.random.PRNGKey(seed))
     return {k: float(v) for k, v in metrics.items()}
 
@@ -80,9 +39,9 @@ def evaluate_run(run_dir: str | Path, *, num_episodes: int = 256, video: bool = 
     `env_config` overrides the run's env config (recorded in eval.json). Of a run trained with
     `--num-seeds N`, every seed is evaluated: eval.json holds the mean over seeds and, under
     "seeds", each seed's metrics; `seed_index` evaluates that one seed only."""
-    args, algo, cfg, env, states, step = _restore(run_dir, env_config)
+    args, algo, cfg, env, states, step = restore_run(run_dir, env_config)
     indices = list(range(args.num_seeds)) if seed_index is None else [seed_index]
-    seed_states = [_seed_state(run_dir, args, states, i) for i in indices]
+    seed_states = [run_dir_io.seed_state(states, args.num_seeds, i, run_dir) for i in indices]
     per_seed = [_evaluate(algo, cfg, env, state, num_episodes, seed, {})
                 for state in seed_states]
     result = {k: sum(r[k] for r in per_seed) / len(per_seed) for k in per_seed[0]}

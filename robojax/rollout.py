@@ -1,37 +1,18 @@
-"""Roll a controller out in a batch of envs (compiled) and render it to a video.
-
-A `Controller` is what acts in a rollout: `init(state) -> carry` and
-`step(carry, state, key) -> (action, carry)` over a batched env state. The carry holds what a
-policy remembers between steps (an observation history, the rest of an action chunk); plain
-`act(obs) -> action` functions become controllers with `stateless`.
-"""
+"""Roll a controller (`robojax.core.controller`) out in a batch of envs, compiled, and render
+it to a video."""
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from robojax.core.controller import Controller, as_controller
 from robojax.core.env import Env
 from robojax.core.wrappers import EpisodeWrapper, VmapWrapper
 from robojax.io.progress import console
 from robojax.io.video import RenderUnavailable, write_video
-
-
-class Controller(NamedTuple):
-    init: Callable[[Any], Any]
-    step: Callable[[Any, Any, jax.Array], tuple[jax.Array, Any]]
-
-
-def stateless(act: Callable[[jax.Array], jax.Array]) -> Controller:
-    """A controller from `act(obs) -> action` (batched obs in, batched actions out)."""
-    return Controller(init=lambda state: (), step=lambda carry, state, key: (act(state.obs), carry))
-
-
-def as_controller(policy: Controller | Callable) -> Controller:
-    return policy if isinstance(policy, Controller) else stateless(policy)
 
 
 def run_controller(batched: Env, policy: Controller | Callable, first, key: jax.Array,

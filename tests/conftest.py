@@ -43,8 +43,8 @@ def _kill_and_resume(command, tmp_path, *, after_kill=None):
     import sys
     import time
 
-    from robojax.evaluate import load_run
     from robojax.io import checkpoint
+    from robojax.runs import load_run
 
     env_vars = {**os.environ, "JAX_PLATFORMS": "cpu"}
     full, killed = tmp_path / "full", tmp_path / "killed"

@@ -5,20 +5,21 @@ import functools
 import jax
 import numpy as np
 import pytest
+from robojax.envs import make as make_env
 
-from robojax.algos import ppo
-from robojax.core.adapters import make_env
+from robojax.algos import acting, ppo
 
-TINY = ppo.PPOConfig(num_envs=16, unroll_length=8, num_minibatches=2, num_epochs=1,
+TINY = ppo.PPOConfig(num_envs=16, rollout_length=8, num_minibatches=2, num_epochs=1,
                      num_eval_envs=2, episode_length=20)
 
 
 def _train_two_iterations(env):
-    state = ppo.init(TINY, env, jax.random.PRNGKey(0))
-    step = jax.jit(functools.partial(ppo.train_iteration, TINY, ppo.make_train_env(TINY, env)))
+    train_env = ppo.make_train_input(TINY, env)
+    state = ppo.init(TINY, env, train_env, jax.random.PRNGKey(0))
+    step = jax.jit(functools.partial(ppo.train_iteration, TINY, train_env))
     for _ in range(2):
         state, metrics = step(state)
-    evaluate = jax.jit(functools.partial(ppo.evaluate, TINY, ppo.make_eval_env(TINY, env)))
+    evaluate = jax.jit(functools.partial(ppo.evaluate, TINY, acting.make_eval_env(TINY, env)))
     result = evaluate(state, jax.random.PRNGKey(1))
     assert int(state.iteration) == 2
     assert np.isfinite(float(metrics["loss/value"]))

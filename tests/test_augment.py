@@ -47,13 +47,14 @@ def test_bc_mirror_trains_on_symmetric_statistics_and_needs_a_symmetric_env(tmp_
                               diffusion=DiffusionPolicy(DenoiserConfig(network="mlp",
                                                                        mlp_hidden=(32,))))
     env = envs.make("push-t")
-    state = bc.init(cfg, env, key)
+    data = bc.make_train_input(cfg, env)
+    state = bc.init(cfg, env, data, key)
     mirror = env.reflection()
     # Normalization statistics of the demos and their images: the reflection fixes the mean.
     np.testing.assert_allclose(reflect_obs(mirror, state.obs_mean), state.obs_mean, atol=1e-6)
-    plain = bc.init(dataclasses.replace(cfg, mirror=False), env, key)
+    no_mirror = dataclasses.replace(cfg, mirror=False)
+    plain = bc.init(no_mirror, env, bc.make_train_input(no_mirror, env), key)
     assert not np.allclose(reflect_obs(mirror, plain.obs_mean), plain.obs_mean, atol=1e-3)
-    data = bc.make_train_input(cfg, env)
     new_state, info = jax.jit(lambda s: bc.grad_step(cfg, data, s))(state)
     assert np.isfinite(float(info["train/loss"])) and int(new_state.step) == 1
     with pytest.raises(ValueError, match=r"Envs with one: \['push-t'\]"):

@@ -11,12 +11,13 @@ from robojax import envs
 from robojax.algos import ppo
 from robojax.io import checkpoint
 
-SMALL = dict(num_envs=8, unroll_length=4, num_minibatches=2)
+SMALL = dict(num_envs=8, rollout_length=4, num_minibatches=2)
 
 
 def test_round_trip_skips_torn_checkpoint_and_refuses_other_configs(tmp_path):
     env = envs.make("point-mass")
-    state = ppo.init(ppo.PPOConfig(**SMALL), env, jax.random.PRNGKey(0))
+    cfg = ppo.PPOConfig(**SMALL)
+    state = ppo.init(cfg, env, ppo.make_train_input(cfg, env), jax.random.PRNGKey(0))
     checkpoint.save(tmp_path, 3, state)
     (tmp_path / "7").mkdir()  # a newer step a kill left without its files
     (tmp_path / "7" / "leaves").mkdir()
@@ -24,8 +25,8 @@ def test_round_trip_skips_torn_checkpoint_and_refuses_other_configs(tmp_path):
     restored, step = checkpoint.restore(tmp_path, state)
     assert step == 3 and checkpoint.tree_equal(restored, state)
 
-    other = ppo.init(ppo.PPOConfig(**SMALL, policy_hidden_sizes=(32,)), env,
-                     jax.random.PRNGKey(0))
+    narrow = ppo.PPOConfig(**SMALL, policy_hidden_sizes=(32,))
+    other = ppo.init(narrow, env, ppo.make_train_input(narrow, env), jax.random.PRNGKey(0))
     with pytest.raises(checkpoint.IncompatibleCheckpointError, match=r"Dense_0.*\(5|64"):
         checkpoint.restore(tmp_path, other)
 

@@ -50,9 +50,9 @@ def test_num_seeds_trains_seeds_in_one_program(tmp_path):
     rows = read_metrics(run / "metrics.csv")
     assert rows[-1]["env_steps"] >= 8192
     # The env config overrides travel with the run, so evaluation rebuilds the same env.
-    from robojax.evaluate import load_run
+    from robojax.runs import load_run
 
-    assert load_run(run)[3].config.reward_scales["control"] == 0.5
+    assert load_run(run).env.config.reward_scales["control"] == 0.5
     # Each seed's policy evaluates on its own; an index past the seeds is named.
     from robojax.evaluate import evaluate_checkpoint
 
@@ -89,8 +89,9 @@ def test_bad_names_are_clear_errors(tmp_path):
 
 
 def test_env_config_overrides_reach_the_env_and_bad_ones_are_named(tmp_path):
+    from robojax.envs import parse_overrides
+
     from robojax import data
-    from robojax.core.adapters import parse_overrides
     from robojax.train import TrainArgs, train
 
     assert parse_overrides(["observation=keypoints", "episode_length=200", "x=(1, 2)"]) == {

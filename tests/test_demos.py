@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from robojax import data, envs
+from robojax.core.controller import Controller
 from robojax.data.collect import collect, record
-from robojax.rollout import Controller
 
 
 def _episodes():

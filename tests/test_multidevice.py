@@ -9,12 +9,13 @@ import functools, jax, numpy as np
 from robojax import envs
 from robojax.algos import ppo
 assert len(jax.devices()) == 2, jax.devices()
-cfg = ppo.PPOConfig(num_envs=32, unroll_length=8, num_minibatches=4, num_epochs=1)
+cfg = ppo.PPOConfig(num_envs=32, rollout_length=8, num_minibatches=4, num_epochs=1)
 env = envs.make("cartpole-balance")
-state = ppo.init(cfg, env, jax.random.PRNGKey(0))
+train_env = ppo.make_train_input(cfg, env)
+state = ppo.init(cfg, env, train_env, jax.random.PRNGKey(0))
 devices = {d for d in state.env_state.obs.sharding.device_set}
 assert len(devices) == 2, devices
-step = jax.jit(functools.partial(ppo.train_iteration, cfg, ppo.make_train_env(cfg, env)))
+step = jax.jit(functools.partial(ppo.train_iteration, cfg, train_env))
 for _ in range(3):
     state, metrics = step(state)
 assert len(state.env_state.obs.sharding.device_set) == 2

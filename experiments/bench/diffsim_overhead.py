@@ -16,13 +16,13 @@ import jax
 import jax.numpy as jnp
 from mujoco import mjx
 
-from robojax import envs
-from robojax.algos import diffsim
+from robojax import diffsim, envs
+from robojax.core.differentiable import differentiable, fixed_step_linesearch
 from robojax.core.wrappers import VmapWrapper
 
 
 def robojax_loss(env, batch: int, horizon: int, cfg: diffsim.GradientConfig):
-    batched = VmapWrapper(diffsim.differentiable(env), batch)
+    batched = VmapWrapper(differentiable(env), batch)
     first = jax.jit(batched.reset)(jax.random.PRNGKey(0))
 
     def loss(w):
@@ -35,7 +35,7 @@ def robojax_loss(env, batch: int, horizon: int, cfg: diffsim.GradientConfig):
 
 def raw_loss(env, batch: int, horizon: int):
     """The reference: vmap(mjx.step) in a lax.scan, observations computed by the task."""
-    twin = diffsim.differentiable(env)
+    twin = differentiable(env)
     model = twin.mjx_model
     first = jax.jit(VmapWrapper(twin, batch).reset)(jax.random.PRNGKey(0))
     low, high = twin._ctrl_low, twin._ctrl_high
@@ -49,7 +49,7 @@ def raw_loss(env, batch: int, horizon: int):
                 data = jax.vmap(lambda d, c: mjx.step(model, d.replace(ctrl=c)))(data, ctrl)
             return data, observe(data)
 
-        with diffsim._differentiable_solver():
+        with fixed_step_linesearch():
             _, obs = jax.lax.scan(step, first.data, None, length=horizon)
         return jnp.mean(obs**2)
 

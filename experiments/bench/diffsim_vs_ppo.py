@@ -26,10 +26,12 @@ import json
 import sys
 from pathlib import Path
 
+from robojax.envs import make as make_env
+
 from robojax.algos import apg, ild, ppo, shac
-from robojax.core.adapters import make_env
 from robojax.data.collect import collect, collect_to_file
 from robojax.io.metrics import read_metrics
+from robojax.runs import run_controller
 from robojax.train import TrainArgs, train_or_resume
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "diffsim"))
@@ -135,9 +137,10 @@ def main() -> None:
                              "trained hopper policy: see experiments/diffsim/ild_table.py).")
             source, config = str(args.hopper_expert), {"episode_length": HOPPER_STEPS}
         demo = args.out / env / "demo.hdf5"
+        policy = source if source == "solver" else run_controller(source, env)
         if not demo.exists():
-            collect_to_file(env, source, 1, demo)
-        many, _ = collect(env, source, 256, seed=1, env_config=config)
+            collect_to_file(env, policy, 1, demo, source_name=source)
+        many, _ = collect(env, policy, 256, seed=1, env_config=config)
         expert = float(many.returns().mean())
         for algo in args.algos:
             seeds = f"x{args.num_seeds}" if args.num_seeds > 1 else ""

@@ -73,16 +73,18 @@ def brax_epoch_figures(result: dict, steps_per_epoch: int) -> tuple[float, float
 def robojax_throughput(shared: dict) -> tuple[float, float]:
     """(steady steps/s, compile s) of robojax PPO with `shared` settings, epochs as Brax runs."""
     import jax
+    from robojax.envs import make as make_env
 
     from robojax.algos import ppo
-    from robojax.core.adapters import make_env
 
-    cfg = ppo.PPOConfig(**shared, policy_hidden_sizes=tuple(NETWORK["policy_hidden_layer_sizes"]),
+    cfg = ppo.PPOConfig(**{k: v for k, v in shared.items() if k != "unroll_length"},
+                        rollout_length=shared["unroll_length"],
+                        policy_hidden_sizes=tuple(NETWORK["policy_hidden_layer_sizes"]),
                         value_hidden_sizes=tuple(NETWORK["value_hidden_layer_sizes"]),
                         activation=NETWORK["activation"], episode_length=1000)
     env = make_env("playground:CartpoleBalance")
-    train_env = ppo.make_train_env(cfg, env)
-    state = ppo.init(cfg, env, jax.random.PRNGKey(0))
+    train_env = ppo.make_train_input(cfg, env)
+    state = ppo.init(cfg, env, train_env, jax.random.PRNGKey(0))
 
     @functools.partial(jax.jit, donate_argnums=0)
     def epoch(state):

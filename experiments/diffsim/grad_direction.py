@@ -17,8 +17,8 @@ from pathlib import Path
 import jax
 import optax
 
-from robojax import envs
-from robojax.algos import diffsim, ild
+from robojax import diffsim, envs
+from robojax.algos import ild
 
 
 def main() -> None:
@@ -39,12 +39,12 @@ def main() -> None:
     gradients = diffsim.GradientConfig(truncation_length=args.truncation_length,
                                        contact_grad_scale=args.contact_grad_scale,
                                        step_grad_clip=clip)
-    cfg = ild.ILDConfig(demo=args.demo, horizon=args.horizon, episode_length=args.horizon,
+    cfg = ild.ILDConfig(demo=args.demo, demo_length=args.horizon, episode_length=args.horizon,
                         rollout_length=args.rollout_length, num_envs=args.num_envs,
                         gradients=gradients)
     env = envs.make(args.env)
-    state = ild.init(cfg, env, jax.random.PRNGKey(args.seed))
     train_env, expert = ild.make_train_input(cfg, env)
+    state = ild.init(cfg, env, (train_env, expert), jax.random.PRNGKey(args.seed))
     key = jax.random.PRNGKey(args.seed + 1)
 
     def loss(params):

@@ -24,10 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from robojax.algos import bc, diffsim, ild, ppo
+from robojax import diffsim
+from robojax.algos import bc, ild, ppo
 from robojax.data import demos as demo_data
 from robojax.data.collect import collect, collect_to_file
 from robojax.evaluate import evaluate_checkpoint
+from robojax.runs import run_controller
 from robojax.train import TrainArgs, train_or_resume
 
 
@@ -75,17 +77,22 @@ def final_return(run_dir: Path, episodes: int, seed: int) -> float:
     return metrics["eval/episode_reward"]
 
 
+def _policy(source: str, env: str):
+    """The scripted expert ("solver") or a trained run's policy."""
+    return source if source == "solver" else run_controller(source, env)
+
+
 def run_task(task: Task, source: str, args) -> dict:
     out = args.out / task.env
     demo = out / "demo.hdf5"
     if not demo.exists():
-        collect_to_file(task.env, source, 1, demo)
+        collect_to_file(task.env, _policy(source, task.env), 1, demo, source_name=source)
     episode = demo_data.load(demo).episode(0)
     if len(episode["actions"]) < task.episode_length:
         raise SystemExit(f"the {task.env} demonstration ended after {len(episode['actions'])} "
                          f"steps, before the {task.episode_length} evaluated; record another.")
     expert = float(episode["rewards"][: task.episode_length].sum())
-    many, _ = collect(task.env, source, args.episodes, seed=1)
+    many, _ = collect(task.env, _policy(source, task.env), args.episodes, seed=1)
     expert_mean = float(np.mean([many.episode(i)["rewards"][: task.episode_length].sum()
                                  for i in range(many.num_episodes)]))
     row = {"demo": expert, "expert": expert_mean, "ild": [], "bc": [], "ild_s": []}

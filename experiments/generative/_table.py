@@ -14,9 +14,9 @@ import re
 from pathlib import Path
 
 import numpy as np
+from robojax.envs import parse_overrides
 
 from robojax.algos import bc
-from robojax.core.adapters import parse_overrides
 from robojax.data.collect import collect_to_file
 from robojax.evaluate import evaluate_checkpoint
 from robojax.io import checkpoint

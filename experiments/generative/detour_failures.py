@@ -16,8 +16,8 @@ import dataclasses
 import jax
 import numpy as np
 
-from robojax.evaluate import load_run
 from robojax.rollout import rollout_states
+from robojax.runs import load_run
 
 
 def rollout(run_dir: str, seed_index: int, steps: int | None, episodes: int, seed: int,

@@ -1,12 +1,22 @@
-"""Training algorithms: each module exposes a frozen config and pure init/iteration/eval steps."""
+"""Training algorithms, registered by name. Each is one module meeting the contract in
+`robojax.algos.base`; adding one is a new module plus one line in `_ALGOS`, and `robojax
+train --algo NAME` with its `--NAME.<field>` flags picks it up."""
 
 import difflib
+import importlib
 from types import ModuleType
 
-_ALGOS = ("ppo", "bc", "apg", "shac", "ild")
+_ALGOS = {
+    "ppo": "robojax.algos.ppo",
+    "bc": "robojax.algos.bc",
+    "apg": "robojax.algos.apg",
+    "shac": "robojax.algos.shac",
+    "ild": "robojax.algos.ild",
+}
 
 
 def names() -> list[str]:
+    """Registered algorithm names, in registration order."""
     return list(_ALGOS)
 
 
@@ -16,6 +26,11 @@ def get(name: str) -> ModuleType:
         close = difflib.get_close_matches(name, _ALGOS, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise KeyError(f"unknown algorithm {name!r}.{hint} Available: {', '.join(_ALGOS)}.")
-    import importlib
+    return importlib.import_module(_ALGOS[name])
 
-    return importlib.import_module(f"robojax.algos.{name}")
+
+def register(name: str, module: str) -> None:
+    """Add an algorithm from outside the package: `module` is its import path."""
+    if name in _ALGOS:
+        raise ValueError(f"an algorithm named {name!r} is already registered; pick another.")
+    _ALGOS[name] = module

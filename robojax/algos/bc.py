@@ -3,13 +3,12 @@
 A compiled iteration is a `lax.scan` of gradient steps on windows sampled on device from the
 demonstrations (observation history -> action chunk); the policy's own `loss` says what is
 regressed (noise, velocity, energy, mean). EMA weights act in evaluation, which runs the chunked
-policy with a receding horizon in `num_envs` parallel envs inside one compiled rollout.
+policy with a receding horizon in `num_eval_envs` parallel envs inside one compiled rollout.
 """
 
 import dataclasses
-import functools
 from pathlib import Path
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -17,20 +16,25 @@ import optax
 from flax import struct
 
 from robojax import data as demo_data
+from robojax.algos.base import GRAD_STEPS, AlgoConfig
+from robojax.core.controller import Controller
 from robojax.core.env import Env
+from robojax.core.reflection import Reflection, check_reflection
 from robojax.core.types import ArraySpec
-from robojax.core.wrappers import EpisodeWrapper, VmapWrapper
-from robojax.data.augment import Reflection, check_reflection, reflect_half, reflect_obs
+from robojax.data.augment import reflect_half, reflect_obs
 from robojax.policies import DiffusionPolicy, EnergyPolicy, FlowPolicy, GaussianPolicy
 from robojax.policies.chunking import ChunkConfig, chunk_controller
-from robojax.rollout import Controller, evaluate_episodes
+from robojax.rollout import evaluate_episodes
 
-PROGRESS_UNIT = "grad_steps"
-PLOT_KEY = "eval/success_rate"
+PROGRESS_UNIT, TRAIN_KEY, PLOT_KEY = GRAD_STEPS, "train/loss", "eval/success_rate"
 
 
 @dataclasses.dataclass(frozen=True)
-class BCConfig:
+class BCConfig(AlgoConfig):
+    """Behaviour-cloning hyperparameters."""
+
+    RENAMED: ClassVar[dict[str, str]] = {"num_envs": "num_eval_envs"}
+
     policy: str = "diffusion"
     """Policy family: gaussian, diffusion, flow or energy."""
     dataset: Path | None = None
@@ -61,12 +65,8 @@ class BCConfig:
     """Largest EMA decay."""
     inference_steps: int | None = None
     """Sampling steps at evaluation (denoising, Euler, descent); None: the family's default."""
-    num_envs: int = 256
+    num_eval_envs: int = 256
     """Parallel evaluation episodes."""
-    num_evals: int = 10
-    """Evaluations over the run."""
-    episode_length: int | None = None
-    """Evaluation episode length; default: the env config's."""
     gaussian: GaussianPolicy = GaussianPolicy(hidden_sizes=(256, 256, 256), activation="relu")
     """Settings of the gaussian family (trained by MSE on the mean)."""
     diffusion: DiffusionPolicy = DiffusionPolicy()
@@ -77,6 +77,7 @@ class BCConfig:
     """Settings of the energy family."""
 
     def validate(self) -> None:
+        super().validate()
         self.chunks.validate()
         if self.dataset is None:
             raise ValueError("behaviour cloning needs demonstrations: pass --dataset FILE.hdf5 "
@@ -105,15 +106,11 @@ class TrainState:
     obs_std: jax.Array
     key: jax.Array
     step: jax.Array
-
-
-@functools.lru_cache(maxsize=4)
-def _load_demos(path: Path) -> demo_data.Demos:
-    return demo_data.load(path)
+    action_size: int = struct.field(pytree_node=False, default=0)
 
 
 def load_demos(cfg: BCConfig, env: Env) -> demo_data.Demos:
-    demos = _load_demos(Path(cfg.dataset))
+    demos = demo_data.load(Path(cfg.dataset))
     demo_data.check_fits(demos, env)
     return demos
 
@@ -158,29 +155,23 @@ def reflection(cfg: BCConfig, env: Env) -> Reflection | None:
 
 
 def make_train_input(cfg: BCConfig, env: Env) -> TrainInput:
+    """The demonstrations, read once and put on device, and the env's reflection."""
     mirror = reflection(cfg, env)  # a flag that cannot apply fails before the demos load
     return TrainInput(demo_data.to_device(load_demos(cfg, env)), mirror)
 
 
-def make_eval_env(cfg: BCConfig, env: Env) -> Env:
-    length = cfg.episode_length or getattr(getattr(env, "config", None), "episode_length", 1000)
-    return VmapWrapper(EpisodeWrapper(env, length), cfg.num_envs)
-
-
-def init(cfg: BCConfig, env: Env, key: jax.Array) -> TrainState:
+def init(cfg: BCConfig, env: Env, data: TrainInput, key: jax.Array) -> TrainState:
     """Policy parameters (and their EMA), optimizer, and the demos' observation statistics."""
     cfg.validate()
-    demos = load_demos(cfg, env)
     key_policy, key_train = jax.random.split(key)
     params = cfg.make_policy().init(key_policy, *specs(cfg, env))
-    obs = jnp.asarray(demos.obs)
-    mirror = reflection(cfg, env)
-    if mirror is not None:  # statistics of the data the policy trains on, images included
-        obs = jnp.concatenate([obs, reflect_obs(mirror, obs)])
+    obs = data.demos.obs
+    if data.reflection is not None:  # statistics of the data the policy trains on, images too
+        obs = jnp.concatenate([obs, reflect_obs(data.reflection, obs)])
     return TrainState(params=params, ema_params=jax.tree.map(jnp.copy, params),
                       opt_state=_optimizer(cfg).init(params),
                       obs_mean=obs.mean(0), obs_std=obs.std(0) + 1e-6, key=key_train,
-                      step=jnp.zeros((), jnp.int32))
+                      step=jnp.zeros((), jnp.int32), action_size=env.action_spec.size)
 
 
 def _policy_input(state: TrainState, history: jax.Array) -> jax.Array:
@@ -236,13 +227,11 @@ def plan_fn(cfg: BCConfig, state: TrainState, *, steps: int | None = None):
 
 
 def controller(cfg: BCConfig, state: TrainState, *, steps: int | None = None) -> Controller:
-    marker = state.params.get("chunk_shape", state.params.get("log_std"))
-    action_size = marker.shape[1]
-    return chunk_controller(cfg.chunks, action_size, plan_fn(cfg, state, steps=steps))
+    return chunk_controller(cfg.chunks, state.action_size, plan_fn(cfg, state, steps=steps))
 
 
 def evaluate(cfg: BCConfig, eval_env: Env, state: TrainState, key: jax.Array) -> dict:
-    """Success rate, return and reward terms over `num_envs` full episodes."""
+    """Success rate, return and reward terms over `num_eval_envs` full episodes."""
     key_reset, key_act = jax.random.split(key)
     return evaluate_episodes(eval_env, controller(cfg, state), key_reset, key_act,
                              track_success=True)

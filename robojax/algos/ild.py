@@ -2,21 +2,22 @@
 
 The policy is first cloned from the demonstration's actions for `bc_steps` gradient steps (as
 ILD does), then trained through the simulator. `num_envs` envs start from fresh random initial
-states and imitate the demonstration over `horizon` steps in consecutive differentiable segments
+states and imitate the demonstration over `demo_length` steps in consecutive differentiable segments
 of `rollout_length` steps, one gradient step per segment (the envs carry over between segments
-and restart when the horizon is covered, when they diverge, or, with `restart_distance`, when
+and restart when the demo span is covered, when they diverge, or, with `restart_distance`, when
 they stray from the demo). Each segment minimises ILD's dynamic per-state
 objective: a chamfer distance between the agent's and the expert's observation trajectories
 (each agent state to its nearest expert state at most `window` steps away in time, and each
 expert state of the segment to its nearest agent state), on observations normalised by the
 demo's statistics. The gradient flows through the physics into the policy; truncation windows,
-per-step gradient clipping and remat (`robojax.algos.diffsim`) keep it finite and memory flat.
+per-step gradient clipping and remat (`robojax.diffsim`) keep it finite and memory flat.
 No reward is used. With `bc_weight`, the cloning loss stays in the objective as an anchor.
 """
 
 import dataclasses
 import functools
 from pathlib import Path
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -25,23 +26,26 @@ import optax
 from flax import struct
 
 from robojax import data as demo_data
-from robojax.algos import diffsim
-from robojax.algos.apg import eval_episode_length, make_eval_env  # noqa: F401 - as APG
+from robojax import diffsim
+from robojax.algos import acting
+from robojax.algos.base import ENV_STEPS, RolloutConfig
+from robojax.core.differentiable import differentiable
 from robojax.core.env import Env
 from robojax.core.types import ArraySpec, State
 from robojax.core.wrappers import VmapWrapper, select_envs
 from robojax.policies.diffusion import DenoiserConfig
 from robojax.policies.flow import FlowPolicy
 from robojax.policies.gaussian import GaussianPolicy
-from robojax.rollout import Controller, evaluate_episodes, stateless
+from robojax.rollout import evaluate_episodes
 
-PROGRESS_UNIT = "env_steps"
-PLOT_KEY = "eval/episode_reward"
+PROGRESS_UNIT, TRAIN_KEY, PLOT_KEY = ENV_STEPS, "train/loss", "eval/episode_reward"
 
 
 @dataclasses.dataclass(frozen=True)
-class ILDConfig:
+class ILDConfig(RolloutConfig):
     """ILD hyperparameters."""
+
+    RENAMED: ClassVar[dict[str, str]] = {"horizon": "demo_length"}
 
     demo: Path | None = None
     """HDF5 demonstrations (robomimic layout); one episode of it is imitated."""
@@ -49,11 +53,9 @@ class ILDConfig:
     """Which episode of the file to imitate."""
     num_envs: int = 16
     """Rollouts per gradient step, each from its own random initial state."""
-    num_timesteps: int = 1_000_000
-    """Total env steps to train for."""
     rollout_length: int = 64
     """Steps of each differentiable segment: one gradient step each."""
-    horizon: int | None = None
+    demo_length: int | None = None
     """Steps of the demonstration imitated, in segments of rollout_length (envs reset after
     it); None: the demonstration up to the evaluated episode length, rounded down to a
     multiple of rollout_length."""
@@ -68,10 +70,10 @@ class ILDConfig:
     (0: pure ILD): an anchor that holds the policy to the demonstrated actions at the demo's
     own states while the objective through the simulator shapes it everywhere else."""
     restart_distance: float | None = None
-    """Restart an env mid-horizon (from a fresh initial state, at the demo's start) when its
+    """Restart an env mid-demo (from a fresh initial state, at the demo's start) when its
     states strayed from the demo by more than this on average (normalized RMS distance to the
     nearest demo state): a fallen agent far from an upright demo segment learns nothing from
-    it. None: only restart at the horizon."""
+    it. None: only restart at the end of the demo span."""
     window: int | None = None
     """Chamfer time window: a state is matched to the other trajectory's states at most this
     many steps away; None: rollout_length steps."""
@@ -92,20 +94,9 @@ class ILDConfig:
     """Settings of the flow actor (sampled with one Euler step, differentiable)."""
     gradients: diffsim.GradientConfig = diffsim.GradientConfig(step_grad_clip=1.0)
     """Truncation, contact scaling, per-step clipping and remat of the gradient."""
-    episode_length: int | None = None
-    """Evaluation episode length; None uses the env config's."""
-    num_evals: int = 10
-    """Evaluations over the run, plus one before training."""
-    num_eval_envs: int = 128
-    """Parallel evaluation episodes (deterministic policy)."""
-
-    def steps_per_iteration(self) -> int:
-        return self.num_envs * self.rollout_length
-
-    def num_iterations(self) -> int:
-        return max(1, -(-self.num_timesteps // self.steps_per_iteration()))
 
     def validate(self) -> None:
+        super().validate()
         self.gradients.validate()
         if self.demo is None:
             raise ValueError("ILD imitates one demonstration: pass --demo FILE.hdf5 (record one "
@@ -116,32 +107,32 @@ class ILDConfig:
             raise ValueError(f"bc_weight must be >= 0, got {self.bc_weight}.")
         if self.window is not None and self.window < 0:
             raise ValueError(f"window must be >= 0 or None, got {self.window}.")
-        if self.horizon is not None and (self.horizon < self.rollout_length
-                                         or self.horizon % self.rollout_length):
-            raise ValueError(f"horizon {self.horizon} must be a multiple of rollout_length "
-                             f"{self.rollout_length}.")
+        if self.demo_length is not None and (self.demo_length < self.rollout_length
+                                             or self.demo_length % self.rollout_length):
+            raise ValueError(f"demo_length {self.demo_length} must be a multiple of "
+                             f"rollout_length {self.rollout_length}.")
 
     def match_window(self) -> int:
         return self.rollout_length if self.window is None else self.window
 
 
 class Expert(struct.PyTreeNode):
-    """The demonstration as ILD uses it: its first `horizon` steps, edge-padded by the match
+    """The demonstration as ILD uses it: its first `demo_length` steps, edge-padded by the match
     window on both sides (so a segment's slice is static in size), and their statistics."""
 
-    obs: jax.Array  # (horizon + 2 * window, obs_dim)
-    actions: jax.Array  # (horizon + 2 * window, act_dim)
+    obs: jax.Array  # (demo_length + 2 * window, obs_dim)
+    actions: jax.Array  # (demo_length + 2 * window, act_dim)
     obs_mean: jax.Array
     obs_scale: jax.Array
-    episode_return: jax.Array  # over the demo's first `eval_episode_length` steps
+    episode_return: jax.Array  # over the demo's first `acting.episode_length` steps
     window: int = struct.field(pytree_node=False, default=0)
 
     @property
-    def horizon(self) -> int:
+    def demo_length(self) -> int:
         return self.obs.shape[0] - 2 * self.window
 
     def unpadded(self) -> tuple[jax.Array, jax.Array]:
-        end = self.window + self.horizon
+        end = self.window + self.demo_length
         return self.obs[self.window:end], self.actions[self.window:end]
 
     def segment(self, start: jax.Array, length: int) -> tuple[jax.Array, jax.Array]:
@@ -173,24 +164,24 @@ def load_expert(cfg: ILDConfig, env: Env) -> Expert:
                                       f"demo_episode {cfg.demo_episode} does not exist.")
     episode = demos.episode(cfg.demo_episode)
     length = len(episode["actions"])
-    if length < (cfg.horizon or cfg.rollout_length):
-        fix = (f"pass an --ild.horizon of at most {length}" if cfg.horizon else
+    if length < (cfg.demo_length or cfg.rollout_length):
+        fix = (f"pass an --ild.demo-length of at most {length}" if cfg.demo_length else
                f"pass --ild.rollout-length {length}")
         raise demo_data.DemoFileError(
             f"the demonstration has {length} steps, fewer than "
-            f"{'horizon' if cfg.horizon else 'rollout_length'} "
-            f"{cfg.horizon or cfg.rollout_length}; {fix} or record a longer one.")
+            f"{'demo_length' if cfg.demo_length else 'rollout_length'} "
+            f"{cfg.demo_length or cfg.rollout_length}; {fix} or record a longer one.")
     size = env.observation_spec.size
     if cfg.match_dims is not None and not all(0 <= d < size for d in cfg.match_dims):
         raise ValueError(f"match_dims {cfg.match_dims} must index the {size} observation "
                          f"entries of {demos.env_name!r} (0 to {size - 1}).")
-    scored = eval_episode_length(cfg, env)  # steps an evaluation episode scores
+    scored = acting.episode_length(cfg, env)  # steps an evaluation episode scores
     imitated = min(length, scored)
-    horizon = cfg.horizon or max(cfg.rollout_length,
+    demo_length = cfg.demo_length or max(cfg.rollout_length,
                                  imitated // cfg.rollout_length * cfg.rollout_length)
-    obs = np.asarray(episode["obs"][:horizon], np.float32)
+    obs = np.asarray(episode["obs"][:demo_length], np.float32)
     # What the env executed: sources such as a Gaussian PPO policy record unclipped samples.
-    actions = np.clip(np.asarray(episode["actions"][:horizon], np.float32), -1.0, 1.0)
+    actions = np.clip(np.asarray(episode["actions"][:demo_length], np.float32), -1.0, 1.0)
     std = obs.std(0)
     scale = np.maximum(std, 0.1 * std.mean() + 1e-6)  # dims the demo barely moves stay sane
     pad = lambda x: jnp.asarray(np.pad(x, ((cfg.match_window(),) * 2, (0, 0)), "edge"))  # noqa
@@ -264,7 +255,7 @@ def unsquashed_action(cfg: ILDConfig, params: dict, obs_mean: jax.Array,
 
 def make_train_input(cfg: ILDConfig, env: Env) -> tuple[Env, Expert]:
     """The batched, differentiable env and the expert trajectory."""
-    return VmapWrapper(diffsim.differentiable(env), cfg.num_envs), load_expert(cfg, env)
+    return VmapWrapper(differentiable(env), cfg.num_envs), load_expert(cfg, env)
 
 
 # The clone is fitted before the tanh, to tanh^-1 of the demonstrated actions held within
@@ -296,13 +287,14 @@ def clone_actions(cfg: ILDConfig, params: dict, expert: Expert) -> dict:
     return params
 
 
-def init(cfg: ILDConfig, env: Env, key: jax.Array) -> TrainState:
+def init(cfg: ILDConfig, env: Env, train_input: tuple[Env, Expert], key: jax.Array
+         ) -> TrainState:
     cfg.validate()
     key_policy, key_env, key_train = jax.random.split(key, 3)
     act_spec = env.action_spec if cfg.policy == "gaussian" else ArraySpec(
         (1, env.action_spec.size))
     params = make_policy(cfg).init(key_policy, env.observation_spec, act_spec)
-    train_env, expert = make_train_input(cfg, env)
+    train_env, expert = train_input
     params = jax.jit(functools.partial(clone_actions, cfg))(params, expert)
     return TrainState(params=params, opt_state=make_optimizer(cfg).init(params),
                       obs_mean=expert.obs_mean, obs_scale=expert.obs_scale,
@@ -341,7 +333,7 @@ def train_iteration(cfg: ILDConfig, train_input: tuple[Env, Expert], state: Trai
     finite = jnp.all(jnp.isfinite(final.obs), axis=-1)  # a diverged env restarts, alone
     lost = jnp.zeros_like(finite) if cfg.restart_distance is None else (
         ~(strayed <= cfg.restart_distance))
-    restart = (clock >= expert.horizon) | ~finite | lost
+    restart = (clock >= expert.demo_length) | ~finite | lost
     metrics = {"train/loss": loss, "train/clone_loss": cloning,
                "train/reward": steps.reward.mean(),
                "train/grad_norm": optax.global_norm(grads), "train/skipped_updates": skipped,
@@ -359,8 +351,7 @@ def act(cfg: ILDConfig, state: TrainState, obs: jax.Array) -> jax.Array:
     return policy_action(cfg, state.params, state.obs_mean, state.obs_scale, obs, None)
 
 
-def controller(cfg: ILDConfig, state: TrainState) -> Controller:
-    return stateless(functools.partial(act, cfg, state))
+controller = acting.deterministic_policy(act).controller
 
 
 def evaluate(cfg: ILDConfig, eval_env: Env, state: TrainState, key: jax.Array) -> dict:

@@ -5,34 +5,38 @@ Each stage is a module-level pure function so tests can import and check it alon
 """
 
 import dataclasses
-import functools
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
-from flax import struct
 
+from robojax.algos import acting
+from robojax.algos.base import ENV_STEPS, RolloutConfig, RolloutState
+from robojax.algos.returns import compute_gae
 from robojax.core import normalize
 from robojax.core.env import Env
 from robojax.core.sharding import shard_env_batch
 from robojax.core.types import State
-from robojax.core.wrappers import EpisodeWrapper, VmapWrapper, wrap_for_training
+from robojax.core.wrappers import wrap_for_training
 from robojax.policies.gaussian import GaussianPolicy
 from robojax.policies.networks import MLP
-from robojax.rollout import Controller, evaluate_episodes, stateless
+
+PROGRESS_UNIT, TRAIN_KEY, PLOT_KEY = ENV_STEPS, "train/reward", "eval/episode_reward"
 
 
 @dataclasses.dataclass(frozen=True)
-class PPOConfig:
+class PPOConfig(RolloutConfig):
     """PPO hyperparameters; the defaults solve cartpole-balance in about a minute on 2 CPU cores."""
+
+    RENAMED: ClassVar[dict[str, str]] = {"unroll_length": "rollout_length"}
 
     num_envs: int = 512
     """Envs stepped in parallel (sharded across devices when there are several)."""
     num_timesteps: int = 1_500_000
     """Total env steps to train for."""
-    unroll_length: int = 32
-    """Steps per env per iteration; the batch is num_envs * unroll_length transitions."""
+    rollout_length: int = 32
+    """Steps per env per iteration; the batch is num_envs * rollout_length transitions."""
     num_minibatches: int = 8
     """Minibatches per epoch."""
     num_epochs: int = 4
@@ -61,27 +65,16 @@ class PPOConfig:
     """Critic MLP widths."""
     activation: str = "tanh"
     """Hidden nonlinearity of both networks."""
-    episode_length: int | None = None
-    """Time limit in steps; None uses the env config's episode_length."""
     reset_refresh: int = 32
     """Steps between redraws of the fresh initial states that finished envs restart from; 0
     restarts each env from one initial state drawn at reset (as Brax's autoreset), which takes
     the reset out of the compiled step (less compile time, less start-state variety)."""
-    num_evals: int = 10
-    """Evaluations (and log points) over the run, plus one before training."""
-    num_eval_envs: int = 128
-    """Parallel episodes per evaluation (deterministic policy)."""
-
-    def steps_per_iteration(self) -> int:
-        return self.num_envs * self.unroll_length
-
-    def num_iterations(self) -> int:
-        return max(1, -(-self.num_timesteps // self.steps_per_iteration()))
 
     def validate(self) -> None:
+        super().validate()
         batch = self.steps_per_iteration()
         if batch % self.num_minibatches:
-            raise ValueError(f"num_envs * unroll_length = {batch} is not divisible by "
+            raise ValueError(f"num_envs * rollout_length = {batch} is not divisible by "
                              f"num_minibatches = {self.num_minibatches}; change one of them.")
 
 
@@ -96,14 +89,7 @@ class Transition(NamedTuple):
     nan_reset: jax.Array  # 1 where the NaN guard reset a diverged env on this step
 
 
-@struct.dataclass
-class TrainState:
-    params: dict
-    opt_state: optax.OptState
-    obs_stats: normalize.RunningStats
-    env_state: State
-    key: jax.Array
-    iteration: jax.Array
+TrainState = RolloutState
 
 
 def make_policy(cfg: PPOConfig) -> GaussianPolicy:
@@ -118,22 +104,13 @@ def make_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.learning_rate))
 
 
-def make_train_env(cfg: PPOConfig, env: Env) -> Env:
+def make_train_input(cfg: PPOConfig, env: Env) -> Env:
+    """What `train_iteration` consumes: the batched, autoresetting training env."""
     return wrap_for_training(env, cfg.num_envs, episode_length=cfg.episode_length,
                              reset_refresh=cfg.reset_refresh)
 
 
-def make_train_input(cfg: PPOConfig, env: Env) -> Env:
-    """What `train_iteration` consumes: the batched, autoresetting training env."""
-    return make_train_env(cfg, env)
-
-
-def make_eval_env(cfg: PPOConfig, env: Env) -> Env:
-    length = cfg.episode_length or getattr(getattr(env, "config", None), "episode_length", 1000)
-    return VmapWrapper(EpisodeWrapper(env, length), cfg.num_eval_envs)
-
-
-def init(cfg: PPOConfig, env: Env, key: jax.Array) -> TrainState:
+def init(cfg: PPOConfig, env: Env, train_env: Env, key: jax.Array) -> TrainState:
     """Networks, optimizer, normalizer and a reset batch of `cfg.num_envs` envs."""
     cfg.validate()
     key_policy, key_value, key_env, key_train = jax.random.split(key, 4)
@@ -142,7 +119,7 @@ def init(cfg: PPOConfig, env: Env, key: jax.Array) -> TrainState:
         "policy": make_policy(cfg).init(key_policy, obs_spec, act_spec),
         "value": value_network(cfg).init(key_value, jnp.zeros(obs_spec.shape)),
     }
-    env_state = shard_env_batch(jax.jit(make_train_env(cfg, env).reset)(key_env))
+    env_state = shard_env_batch(jax.jit(train_env.reset)(key_env))
     return TrainState(
         params=params, opt_state=make_optimizer(cfg).init(params),
         obs_stats=normalize.init(obs_spec.shape), env_state=env_state, key=key_train,
@@ -150,18 +127,14 @@ def init(cfg: PPOConfig, env: Env, key: jax.Array) -> TrainState:
     )
 
 
-def _norm(cfg: PPOConfig, stats: normalize.RunningStats, obs: jax.Array) -> jax.Array:
-    return normalize.normalize(stats, obs) if cfg.normalize_observations else obs
-
-
 def rollout(cfg: PPOConfig, env: Env, params: dict, obs_stats, env_state: State,
             key: jax.Array) -> tuple[State, Transition]:
-    """Step the batched `env` for `cfg.unroll_length` steps with the stochastic policy."""
+    """Step the batched `env` for `cfg.rollout_length` steps with the stochastic policy."""
     policy = make_policy(cfg)
 
     def one_step(env_state, key_step):
         obs = env_state.obs
-        policy_input = _norm(cfg, obs_stats, obs)
+        policy_input = normalize.observations(cfg, obs_stats, obs)
         action = policy.sample(params["policy"], policy_input, key_step)
         log_prob = policy.log_prob(params["policy"], policy_input, action)
         next_state = env.step(env_state, action)
@@ -170,31 +143,7 @@ def rollout(cfg: PPOConfig, env: Env, params: dict, obs_stats, env_state: State,
                                 next_state.truncated, next_state.extras["final_obs"], nan_reset)
         return next_state, transition
 
-    return jax.lax.scan(one_step, env_state, jax.random.split(key, cfg.unroll_length))
-
-
-def compute_gae(rewards: jax.Array, values: jax.Array, next_values: jax.Array,
-                done: jax.Array, truncated: jax.Array, discount: float,
-                gae_lambda: float) -> tuple[jax.Array, jax.Array]:
-    """Generalised advantage estimates and value targets over a (T, ...) trajectory.
-
-    `next_values[t]` is the value of the observation step t reached (before autoreset). A
-    terminated step bootstraps from zero; a truncated one from `next_values`; either way the
-    advantage does not leak across the episode boundary.
-    """
-    terminated = done & ~truncated
-    bootstrap = jnp.where(terminated, 0.0, next_values)  # where, not *, so NaN cannot leak
-    deltas = rewards + discount * bootstrap - values
-    not_done = 1.0 - done.astype(values.dtype)
-
-    def backward(advantage, inputs):
-        delta, continues = inputs
-        advantage = delta + discount * gae_lambda * continues * advantage
-        return advantage, advantage
-
-    _, advantages = jax.lax.scan(backward, jnp.zeros_like(values[0]), (deltas, not_done),
-                                 reverse=True)
-    return advantages, advantages + values
+    return jax.lax.scan(one_step, env_state, jax.random.split(key, cfg.rollout_length))
 
 
 def loss_fn(params: dict, cfg: PPOConfig, batch: dict) -> tuple[jax.Array, dict]:
@@ -250,8 +199,8 @@ def train_iteration(cfg: PPOConfig, env: Env, state: TrainState) -> tuple[TrainS
     obs_stats = state.obs_stats
     if cfg.normalize_observations:
         obs_stats = normalize.update(obs_stats, traj.obs)
-    obs = _norm(cfg, obs_stats, traj.obs)
-    next_obs = _norm(cfg, obs_stats, traj.next_obs)
+    obs = normalize.observations(cfg, obs_stats, traj.obs)
+    next_obs = normalize.observations(cfg, obs_stats, traj.next_obs)
     value_apply = value_network(cfg).apply
     values = value_apply(state.params["value"], obs)[..., 0]
     next_values = value_apply(state.params["value"], next_obs)[..., 0]
@@ -273,24 +222,11 @@ def train_iteration(cfg: PPOConfig, env: Env, state: TrainState) -> tuple[TrainS
     return new_state, metrics
 
 
-def evaluate(cfg: PPOConfig, eval_env: Env, state: TrainState, key: jax.Array) -> dict:
-    """Mean return (and reward terms) of `cfg.num_eval_envs` full episodes, deterministic policy."""
-    # The policy is deterministic, so the per-step keys are unused.
-    return evaluate_episodes(eval_env, controller(cfg, state), key, key)
-
-
-PROGRESS_UNIT = "env_steps"
-PLOT_KEY = "eval/episode_reward"
-
-
-def controller(cfg: PPOConfig, state: TrainState) -> Controller:
-    """The deterministic policy as a rollout controller (videos, demo collection)."""
-    return stateless(functools.partial(act, cfg, state))
-
-
 def act(cfg: PPOConfig, state: TrainState, obs: jax.Array) -> jax.Array:
     """Deterministic action of the trained policy (what eval and export run)."""
-    return make_policy(cfg).mode(state.params["policy"], _norm(cfg, state.obs_stats, obs))
+    obs = normalize.observations(cfg, state.obs_stats, obs)
+    return make_policy(cfg).mode(state.params["policy"], obs)
 
 
+controller, evaluate = acting.deterministic_policy(act)
 Config = PPOConfig

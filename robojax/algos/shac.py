@@ -2,51 +2,46 @@
 learned value closing each window, which keeps gradients stable on long tasks.
 
 Per iteration, one compiled call:
-1. actor: roll the stochastic policy out `horizon` steps through the differentiable simulator;
-   the objective is the discounted reward of each episode segment in the window plus the target
-   critic's discounted value where the window (or a truncated episode) ends; one guarded Adam
-   step on its gradient;
+1. actor: roll the stochastic policy out `rollout_length` steps through the differentiable
+   simulator; the objective is the discounted reward of each episode segment in the window
+   plus the target critic's discounted value where the window (or a truncated episode) ends;
+   one guarded Adam step on its gradient;
 2. critic: TD(lambda) targets from the same window (no gradient), `critic_epochs` passes of
    `critic_minibatches` regression steps, then a soft update of the target critic.
 """
 
 import dataclasses
+import functools
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
-from robojax.algos import diffsim
-from robojax.algos.apg import (  # noqa: F401 - the actor, envs and evaluation are APG's
-    act,
-    controller,
-    evaluate,
-    make_eval_env,
-    make_policy,
-    make_train_input,
-    normalized,
-)
-from robojax.algos.ppo import compute_gae
+from robojax import diffsim
+from robojax.algos import squashed_actor
+from robojax.algos.base import ENV_STEPS
+from robojax.algos.returns import compute_gae
 from robojax.core import normalize
 from robojax.core.env import Env
 from robojax.core.types import State
 from robojax.policies.networks import MLP
 
-PROGRESS_UNIT = "env_steps"
-PLOT_KEY = "eval/episode_reward"
+PROGRESS_UNIT, TRAIN_KEY, PLOT_KEY = ENV_STEPS, "train/reward", "eval/episode_reward"
+make_train_input, controller, evaluate = (squashed_actor.make_train_input,
+                                          squashed_actor.controller, squashed_actor.evaluate)
+make_policy = squashed_actor.make_policy
 
 
 @dataclasses.dataclass(frozen=True)
-class SHACConfig:
+class SHACConfig(squashed_actor.SquashedActorConfig):
     """SHAC hyperparameters (defaults after Xu et al. 2022's cartpole settings)."""
 
-    num_envs: int = 64
-    """Envs rolled out (and differentiated through) in parallel."""
-    num_timesteps: int = 1_000_000
-    """Total env steps to train for."""
-    horizon: int = 32
-    """Steps per differentiable window."""
+    RENAMED: ClassVar[dict[str, str]] = {"horizon": "rollout_length"}
+
+    rollout_length: int = 32
+    """Steps per differentiable window, closed by the target critic's value."""
     actor_learning_rate: float = 2e-3
     """Actor Adam step size (decays linearly to zero)."""
     critic_learning_rate: float = 2e-3
@@ -61,45 +56,13 @@ class SHACConfig:
     """Critic minibatches per pass."""
     target_tau: float = 0.2
     """Target critic update: target <- tau * target + (1 - tau) * critic."""
-    max_grad_norm: float = 1.0
-    """Global gradient-norm clipping (actor and critic)."""
-    reward_scaling: float = 1.0
-    """Rewards are multiplied by this before learning."""
-    normalize_observations: bool = True
-    """Normalize actor and critic inputs with running statistics."""
-    policy_hidden_sizes: tuple[int, ...] = (64, 64)
-    """Actor MLP widths."""
     value_hidden_sizes: tuple[int, ...] = (64, 64)
     """Critic MLP widths."""
-    activation: str = "elu"
-    """Hidden nonlinearity of both networks."""
-    init_log_std: float = -1.0
-    """Initial log std of the exploration noise (before the tanh squash)."""
-    saturation_cost: float = 0.1
-    """Weight of the penalty on the policy mean's pre-tanh magnitude beyond `saturation_bound`
-    (where tanh passes almost no gradient); 0 turns it off."""
-    saturation_bound: float = 3.0
-    """Pre-tanh magnitude the penalty starts at (tanh(3) = 0.995 of the action range)."""
-    gradients: diffsim.GradientConfig = diffsim.GradientConfig()
-    """Truncation, contact scaling, clipping and remat of the gradient through the physics."""
-    episode_length: int | None = None
-    """Time limit in steps; None uses the env config's."""
-    num_evals: int = 10
-    """Evaluations over the run, plus one before training."""
-    num_eval_envs: int = 128
-    """Parallel episodes per evaluation (deterministic policy)."""
-
-    def steps_per_iteration(self) -> int:
-        return self.num_envs * self.horizon
-
-    def num_iterations(self) -> int:
-        return max(1, -(-self.num_timesteps // self.steps_per_iteration()))
 
     def validate(self) -> None:
-        self.gradients.validate()
-        diffsim.validate_saturation(self.saturation_cost, self.saturation_bound)
+        super().validate()
         if self.steps_per_iteration() % self.critic_minibatches:
-            raise ValueError(f"num_envs * horizon = {self.steps_per_iteration()} is not "
+            raise ValueError(f"num_envs * rollout_length = {self.steps_per_iteration()} is not "
                              f"divisible by critic_minibatches = {self.critic_minibatches}.")
 
 
@@ -133,14 +96,14 @@ def critic_optimizer(cfg: SHACConfig):
     return _optimizer(cfg, cfg.critic_learning_rate, cfg.critic_epochs * cfg.critic_minibatches)
 
 
-def init(cfg: SHACConfig, env: Env, key: jax.Array) -> TrainState:
+def init(cfg: SHACConfig, env: Env, train_env: Env, key: jax.Array) -> TrainState:
     cfg.validate()
     key_policy, key_value, key_env, key_train = jax.random.split(key, 4)
     obs_spec = env.observation_spec
     value = value_network(cfg).init(key_value, jnp.zeros(obs_spec.shape))
     params = {"policy": make_policy(cfg).init(key_policy, obs_spec, env.action_spec),
               "value": value}
-    env_state = jax.jit(make_train_input(cfg, env).reset)(key_env)
+    env_state = jax.jit(train_env.reset)(key_env)
     return TrainState(
         params=params, target_value=jax.tree.map(jnp.copy, value),
         actor_opt_state=actor_optimizer(cfg).init(params["policy"]),
@@ -174,20 +137,20 @@ def actor_loss(policy_params: dict, cfg: SHACConfig, env: Env, state: TrainState
     """Minus the mean per-step window objective, plus the saturation penalty; aux: the final
     env state, the window's steps and the fraction of saturated action entries."""
     policy, value_apply = make_policy(cfg), value_network(cfg).apply
-    obs_stats = state.obs_stats
+    norm = functools.partial(normalize.observations, cfg, state.obs_stats)
 
     def sample(obs, key_step):
-        return diffsim.squashed_action(policy, policy_params, normalized(cfg, obs_stats, obs),
-                                       key_step)
+        return diffsim.squashed_action(policy, policy_params, norm(obs), key_step)
 
     env_state = jax.lax.stop_gradient(state.env_state)
-    final, steps = diffsim.rollout(cfg.gradients, env, sample, env_state, key, cfg.horizon)
-    next_values = value_apply(state.target_value, normalized(cfg, obs_stats, steps.final_obs))
+    final, steps = diffsim.rollout(cfg.gradients, env, sample, env_state, key,
+                                   cfg.rollout_length)
+    next_values = value_apply(state.target_value, norm(steps.final_obs))
     objective = window_objective(steps.reward * cfg.reward_scaling, next_values[..., 0],
                                  steps.done, steps.truncated, cfg.discount)
-    penalty, saturated = diffsim.saturation_penalty(
-        policy, policy_params, normalized(cfg, obs_stats, steps.obs), cfg.saturation_bound)
-    loss = -objective.mean() / cfg.horizon + cfg.saturation_cost * penalty
+    penalty, saturated = diffsim.saturation_penalty(policy, policy_params, norm(steps.obs),
+                                                    cfg.saturation_bound)
+    loss = -objective.mean() / cfg.rollout_length + cfg.saturation_cost * penalty
     return loss, (final, steps, saturated)
 
 
@@ -225,11 +188,11 @@ def train_iteration(cfg: SHACConfig, env: Env, state: TrainState) -> tuple[Train
     steps = jax.lax.stop_gradient(steps)
     obs_stats = normalize.update(state.obs_stats, steps.obs) if cfg.normalize_observations \
         else state.obs_stats
-    obs = normalized(cfg, obs_stats, steps.obs)
+    norm = functools.partial(normalize.observations, cfg, obs_stats)
+    obs = norm(steps.obs)
     value_apply = value_network(cfg).apply
     values = value_apply(state.target_value, obs)[..., 0]
-    next_values = value_apply(state.target_value,
-                              normalized(cfg, obs_stats, steps.final_obs))[..., 0]
+    next_values = value_apply(state.target_value, norm(steps.final_obs))[..., 0]
     _, targets = compute_gae(steps.reward * cfg.reward_scaling, values, next_values, steps.done,
                              steps.truncated, cfg.discount, cfg.td_lambda)
     flat = lambda x: x.reshape((-1, *x.shape[2:]))  # noqa: E731

@@ -2,10 +2,11 @@
 
 - `BraxEnvAdapter`: any `brax.envs.Env` (e.g. `brax.envs.get_environment("inverted_pendulum")`).
 - `PlaygroundEnvAdapter`: any MuJoCo Playground `MjxEnv` (e.g. `CartpoleBalance`).
-- `make_env("playground:CartpoleBalance")`, `make_env("brax:hopper")` or a registered name.
+
+`robojax.envs.make("playground:CartpoleBalance")` and `robojax.envs.make("brax:hopper")` build
+them by name.
 """
 
-import ast
 from typing import Any
 
 import jax
@@ -123,44 +124,3 @@ def adapt(env: Any, episode_length: int | None = None) -> Env:
         return BraxEnvAdapter(env, episode_length or 1000)
     raise TypeError(f"cannot adapt {type(env).__name__} from {module}: pass a robojax Env, a "
                     "brax.envs.Env or a mujoco_playground MjxEnv.")
-
-
-def parse_overrides(items: tuple[str, ...] | list[str]) -> dict:
-    """`("observation=keypoints", "episode_length=200")` -> a dict of env-config overrides;
-    values are read as Python literals (numbers, booleans, tuples, dicts), else kept as text."""
-    overrides = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"env config override {item!r} is not KEY=VALUE, e.g. "
-                             "--env-config observation=keypoints episode_length=200.")
-        try:
-            overrides[key.strip()] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            overrides[key.strip()] = text
-    return overrides
-
-
-def make_env(name: str, **overrides) -> Env:
-    """A registered robojax env, `playground:<Name>` or `brax:<name>`."""
-    if name.startswith("playground:"):
-        try:
-            from mujoco_playground import registry
-        except ImportError as err:
-            raise ImportError("playground envs need MuJoCo Playground: "
-                              "pip install 'robojax[playground]'") from err
-        # The JAX implementation; Playground's default (Warp) needs a GPU to be fast.
-        overrides.setdefault("impl", "jax")
-        episode_length = overrides.pop("episode_length", 1000)
-        env = registry.load(name.split(":", 1)[1], config_overrides=overrides)
-        return PlaygroundEnvAdapter(env, episode_length)
-    if name.startswith("brax:"):
-        import brax.envs
-
-        episode_length = overrides.pop("episode_length", 1000)
-        overrides.setdefault("backend", "mjx")
-        return BraxEnvAdapter(brax.envs.get_environment(name.split(":", 1)[1], **overrides),
-                              episode_length)
-    from robojax import envs
-
-    return envs.make(name, **overrides)

@@ -11,6 +11,7 @@ import mujoco
 import numpy as np
 from mujoco import mjx
 
+from robojax.core.differentiable import fixed_step_linesearch, guard_reverse_mode
 from robojax.core.env import Env
 from robojax.core.mjcf import load_mj_model
 from robojax.core.types import ArraySpec, State
@@ -34,7 +35,11 @@ class MjxEnv(Env):
     """An MJX task: subclasses define `init_state`, `observe`, `reward_terms`, `terminated`.
 
     Actions are in [-1, 1] per actuator and scaled to the actuators' control ranges.
+    `robojax.core.differentiable.differentiable(env)` gives a copy that `jax.grad` passes.
     """
+
+    differentiable: bool = False
+    """Whether steps pass reverse-mode gradients (set by `differentiable(env)`)."""
 
     def __init__(self, xml: str | Path, config: EnvConfig, assets: dict[str, bytes] | None = None):
         self.config = config
@@ -133,6 +138,14 @@ class MjxEnv(Env):
 
     def physics_step(self, data: mjx.Data, ctrl: jax.Array) -> mjx.Data:
         """Hold `ctrl` for `n_substeps` physics steps."""
+        if self.differentiable:
+            with fixed_step_linesearch():
+                return self._substeps(data, ctrl)
+        if self._mj_model.opt.iterations > 1:  # a while_loop: name the switch in reverse mode
+            return guard_reverse_mode(self._substeps, self.name)(data, ctrl)
+        return self._substeps(data, ctrl)
+
+    def _substeps(self, data: mjx.Data, ctrl: jax.Array) -> mjx.Data:
         data = data.replace(ctrl=ctrl)
         if self.config.n_substeps == 1:
             return mjx.step(self.mjx_model, data)

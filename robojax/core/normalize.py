@@ -40,3 +40,9 @@ def std(stats: RunningStats, eps: float = 1e-6) -> jax.Array:
 def normalize(stats: RunningStats, x: jax.Array, clip: float = 10.0) -> jax.Array:
     """(x - mean) / std, clipped to ±`clip`; the identity before any update."""
     return jnp.clip((x - stats.mean) / std(stats), -clip, clip)
+
+
+def observations(cfg, stats: RunningStats, obs: jax.Array) -> jax.Array:
+    """`normalize(stats, obs)` when the learner's `cfg.normalize_observations` is on, else
+    `obs` unchanged."""
+    return normalize(stats, obs) if cfg.normalize_observations else obs

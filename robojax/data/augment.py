@@ -1,38 +1,14 @@
-"""Data augmentation by a task's mirror symmetry.
+"""Data augmentation by a task's mirror symmetry (`robojax.core.reflection.Reflection`).
 
-Many tasks look the same in a mirror: reflect the scene across a line (or plane) that maps the
-goal onto itself, and every demonstrated trajectory becomes another valid one. A task declares
-such a symmetry as a `Reflection`, two linear maps (observation and action) that are their own
-inverses; behaviour cloning then reflects half of each batch, which doubles the states its
-demonstrations cover without recording more of them.
+Every demonstrated trajectory's mirror image is another valid one; behaviour cloning reflects
+half of each batch, which doubles the states its demonstrations cover without recording more.
 """
-
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-class Reflection(NamedTuple):
-    """Linear maps `obs -> obs @ obs_map.T`, `action -> action @ action_map.T` that take a
-    state-action pair of a task to its mirror image (each map its own inverse)."""
-
-    obs_map: np.ndarray
-    action_map: np.ndarray
-
-
-def check_reflection(reflection: Reflection, obs_size: int, action_size: int) -> None:
-    """Raise if the maps have the wrong shapes or are not their own inverses."""
-    for name, matrix, size in (("obs_map", reflection.obs_map, obs_size),
-                               ("action_map", reflection.action_map, action_size)):
-        matrix = np.asarray(matrix)
-        if matrix.shape != (size, size):
-            raise ValueError(f"reflection {name} must be ({size}, {size}) for this env, got "
-                             f"{matrix.shape}.")
-        if not np.allclose(matrix @ matrix, np.eye(size), atol=1e-6):
-            raise ValueError(f"reflection {name} is not its own inverse (a mirror applied "
-                             "twice must give back the original).")
+from robojax.core.reflection import Reflection, check_reflection  # noqa: F401 - re-exported
 
 
 def _apply(matrix: np.ndarray, x: jax.Array) -> jax.Array:

@@ -7,17 +7,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from robojax import envs
+from robojax.core.controller import Controller
 from robojax.core.env import Env, Wrapper
 from robojax.core.types import State
 from robojax.core.wrappers import EpisodeWrapper, VmapWrapper
 from robojax.data.demos import DemoFileError, Demos, from_episodes
-from robojax.rollout import Controller, run_controller
+from robojax.rollout import run_controller
 
 
 def solver_controller(env: Env, name: str) -> Controller:
     """The registered scripted expert of env `name`, acting in a batch of envs."""
-    from robojax import envs
-
     solve = envs.solver(name)
     return Controller(init=lambda state: (),
                       step=lambda carry, state, key: (jax.vmap(lambda s: solve(env, s))(state),
@@ -81,25 +81,18 @@ def split_episodes(steps: dict[str, np.ndarray], only_success: bool
     return episodes, np.array(successes)
 
 
-def collect(env_name: str, source: str, num_episodes: int, *, seed: int = 0,
+def collect(env_name: str, source: str | Controller, num_episodes: int, *, seed: int = 0,
             only_success: bool = False, action_noise: float = 0.0, batch_size: int = 1024,
             env_config: dict | None = None) -> tuple[Demos, dict]:
-    """`num_episodes` episodes of `source` ("solver" or a run directory) on `env_name` (its
-    config with `env_config` overrides), executed with `action_noise` (see `record`); and
-    their stats, with `success_rate` None where the env reports no success metric."""
-    from robojax.core.adapters import make_env
-
-    env = make_env(env_name, **(env_config or {}))
-    if source == "solver":
-        policy = solver_controller(env, env_name)
-    else:
-        from robojax.evaluate import load_run
-
-        args, algo, cfg, _, state, _ = load_run(source)
-        if args.env != env_name:
-            raise ValueError(f"the run in {source} was trained on {args.env!r}, not "
-                             f"{env_name!r}; pass --env {args.env}.")
-        policy = algo.controller(cfg, state)
+    """`num_episodes` episodes of `source` ("solver", the env's scripted expert, or any
+    controller, e.g. a trained run's: `robojax.runs.run_controller`) on `env_name` (its config
+    with `env_config` overrides), executed with `action_noise` (see `record`); and their
+    stats, with `success_rate` None where the env reports no success metric."""
+    env = envs.make(env_name, **(env_config or {}))
+    policy = solver_controller(env, env_name) if source == "solver" else source
+    if not isinstance(policy, Controller):
+        raise TypeError(f"source must be 'solver' or a Controller, got {source!r}; load a run's "
+                        "policy with robojax.runs.run_controller(RUN_DIR, ENV).")
     if action_noise < 0:
         raise ValueError(f"action_noise must be >= 0 (a std in normalized action units), got "
                          f"{action_noise}.")
@@ -117,7 +110,7 @@ def collect(env_name: str, source: str, num_episodes: int, *, seed: int = 0,
         episodes += kept
         successes.append(ok)
         if only_success and len(successes) * batch_size >= 20 * num_episodes and not episodes:
-            raise DemoFileError(f"{source} succeeded in none of {len(successes) * batch_size} "
+            raise DemoFileError(f"the source succeeded in none of {len(successes) * batch_size} "
                                 f"episodes on {env_name}; nothing to keep.")
     rate = float(np.concatenate(successes).mean()) if has_success else None
     config = getattr(env, "config", None)
@@ -127,15 +120,18 @@ def collect(env_name: str, source: str, num_episodes: int, *, seed: int = 0,
                    "steps": demos.num_steps, "mean_return": float(demos.returns().mean())}
 
 
-def collect_to_file(env_name: str, source: str, num_episodes: int, out: str | Path, **kwargs
-                    ) -> dict:
+def collect_to_file(env_name: str, source: str | Controller, num_episodes: int, out: str | Path,
+                    *, source_name: str | None = None, **kwargs) -> dict:
+    """`collect` and save the demos to `out` (HDF5); `source_name` names the source in the
+    summary line."""
     from robojax.data.demos import save
     from robojax.io.progress import console
 
     demos, stats = collect(env_name, source, num_episodes, **kwargs)
     save(out, demos)
     rate = stats["success_rate"]
+    name = source_name or (source if isinstance(source, str) else "the policy")
     console.print(f"{stats['episodes']} episodes ({stats['steps']:,} steps, mean return "
-                  f"{stats['mean_return']:.1f}) from {source} on {env_name} → {out}"
+                  f"{stats['mean_return']:.1f}) from {name} on {env_name} → {out}"
                   + (f"; source success rate {rate:.3f}" if rate is not None else ""))
     return stats

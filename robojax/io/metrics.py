@@ -16,14 +16,14 @@ class MetricsLogger:
     on resume, rows past the resumed step are dropped so the file reads as one clean run.
     """
 
-    def __init__(self, run_dir: str | Path, resume_env_steps: int | None = None,
+    def __init__(self, run_dir: str | Path, resume_step: int | None = None,
                  tensorboard: bool = True, step_key: str = "env_steps"):
         self.path = Path(run_dir) / "metrics.csv"
         self.step_key = step_key
         self.columns: list[str] | None = None
         self.last_wall_time = 0.0
-        if resume_env_steps is not None and self.path.exists():
-            rows = [r for r in read_metrics(self.path) if r[step_key] <= resume_env_steps]
+        if resume_step is not None and self.path.exists():
+            rows = [r for r in read_metrics(self.path) if r[step_key] <= resume_step]
             self._rewrite(rows)
             if rows:
                 self.last_wall_time = rows[-1]["wall_time_s"]

@@ -41,18 +41,18 @@ class TrainProgress:
         if self.enabled:
             self._progress.__exit__(*exc)
 
-    def update(self, steps: int, *, train_reward=None, eval_reward=None, status=None) -> None:
+    def update(self, steps: int, *, train_value=None, eval_value=None, status=None) -> None:
         now = time.perf_counter()
         if self._last is not None and steps > self._last[1]:
             self._fields["sps"] = f"{(steps - self._last[1]) / (now - self._last[0]):,.0f}"
         self._last = (now, steps)
-        if train_reward is not None:
-            self._fields["train"] = f"{train_reward:.3f}"
-        if eval_reward is not None:
-            self._fields["eval"] = f"{eval_reward:.4g}"
+        if train_value is not None:
+            self._fields["train"] = f"{train_value:.3f}"
+        if eval_value is not None:
+            self._fields["eval"] = f"{eval_value:.4g}"
         if status is not None:
             self._fields["status"] = status
         if self.enabled:
             self._progress.update(self._task, completed=steps, **self._fields)
-        elif eval_reward is not None:
-            console.print(f"{steps:>11,} {self.unit}  {self.eval_label} {eval_reward:.4g}")
+        elif eval_value is not None:
+            console.print(f"{steps:>11,} {self.unit}  {self.eval_label} {eval_value:.4g}")

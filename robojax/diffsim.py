@@ -1,5 +1,8 @@
 """Differentiable rollouts through MJX and the gradient hygiene that APG, SHAC and ILD share.
 
+Roll out in `robojax.core.differentiable.differentiable(env)`, a copy of the task that
+reverse-mode differentiation passes through.
+
 Analytic policy gradients push a loss through hundreds of physics steps, where contacts make
 gradients explode and long scans make memory grow with the horizon. The tools here:
 
@@ -11,8 +14,6 @@ gradients explode and long scans make memory grow with the horizon. The tools he
 - `guarded_update`: an optimizer step that is skipped, and counted, when a gradient is NaN/inf.
 """
 
-import contextlib
-import copy
 import dataclasses
 import functools
 import math
@@ -64,63 +65,6 @@ class Step(NamedTuple):
     done: jax.Array
     truncated: jax.Array
     final_obs: jax.Array  # observation the step reached, before any autoreset
-
-
-def differentiable(env: Env) -> Env:
-    """A copy of an MJX task whose constraint solver runs one fixed Newton iteration.
-
-    MJX iterates its solver in a `while_loop`, which reverse-mode differentiation cannot pass;
-    one iteration is a straight-line computation (and usually converged: Newton from the
-    warm start). Training rolls out in this copy; evaluation keeps the task's own solver.
-    """
-    from robojax.core.mjx_env import MjxEnv
-
-    if not isinstance(env, MjxEnv):
-        raise TypeError(f"differentiable-physics training needs a robojax MJX task, got "
-                        f"{type(env).__name__}; use a registered env (see `robojax envs`).")
-    if env.mj_model.opt.iterations == 1:
-        return env
-    twin = copy.copy(env)
-    model = env.mjx_model
-    twin._mjx_model = model.replace(opt=model.opt.replace(iterations=1))
-    return twin
-
-
-def _linesearch_fixed_step(original: Callable) -> Callable:
-    """MJX's solver line search with the step length held constant in the backward pass.
-
-    The search's bracketing (square roots at zero, Newton steps with zero curvature) has
-    NaN derivatives; the step it picks is a choice, not a function worth differentiating. The
-    forward values are the original's, bit for bit; gradients flow through the start point
-    and the search direction."""
-    from mujoco.mjx._src import support
-
-    def linesearch(m, d, ctx):
-        sg = jax.lax.stop_gradient
-        new = original(m, sg(d), sg(ctx))
-        delta = new.qacc - sg(ctx.qacc)
-        search = sg(ctx.search)
-        alpha = jnp.dot(delta, search) / jnp.maximum(jnp.dot(search, search), 1e-30)
-        mv = support.mul_m(m, d, ctx.search)
-        jv = d._impl.efc_J @ ctx.search
-        moved = lambda new_x, x, dx: new_x + (x - sg(x)) + alpha * (dx - sg(dx))  # noqa: E731
-        return new.replace(qacc=moved(new.qacc, ctx.qacc, ctx.search),
-                           Ma=moved(new.Ma, ctx.Ma, mv), Jaref=moved(new.Jaref, ctx.Jaref, jv))
-
-    return linesearch
-
-
-@contextlib.contextmanager
-def _differentiable_solver():
-    """While tracing inside this context, MJX's constraint solver differentiates cleanly."""
-    from mujoco.mjx._src import solver
-
-    original = solver._linesearch
-    solver._linesearch = _linesearch_fixed_step(original)
-    try:
-        yield
-    finally:
-        solver._linesearch = original
 
 
 def _is_float(x) -> bool:
@@ -242,8 +186,7 @@ def rollout(cfg: GradientConfig, env: Env, act: Callable[[jax.Array, jax.Array],
         return nxt, Step(state.obs, action, nxt.reward, nxt.done, nxt.truncated, final_obs)
 
     xs = (jnp.arange(length), jax.random.split(key, length))
-    with _differentiable_solver():
-        return scan(cfg, one_step, state, xs, length)
+    return scan(cfg, one_step, state, xs, length)
 
 
 def all_finite(tree) -> jax.Array:

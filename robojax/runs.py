@@ -1,0 +1,161 @@
+"""A training run's arguments and loading a finished run back.
+
+`TrainArgs` holds what `robojax train` takes: the shared flags of `RunArgs` plus one field per
+registered algorithm (`--ppo.*`, `--bc.*`, ...), generated from the registry. `load_run`
+rebuilds a run's algorithm, config and env from its directory and restores its checkpoint.
+"""
+
+import dataclasses
+import functools
+from pathlib import Path
+from typing import Annotated, Any, NamedTuple
+
+import jax
+import tyro
+
+from robojax import algos, envs
+from robojax.core.env import Env
+from robojax.io import run as run_dir_io
+
+
+@dataclasses.dataclass(frozen=True)
+class RunArgs:
+    """Train a policy; writes checkpoints, metrics.csv, TensorBoard events, a plot and a video."""
+
+    algo: str = "ppo"
+    """Training algorithm (see `robojax.algos.names()`): ppo, bc, apg, shac or ild."""
+    env: str = "cartpole-balance"
+    """A registered env (see `robojax envs`), `playground:<Name>` or `brax:<name>`."""
+    run_dir: Path | None = None
+    """Output directory; default runs/<env>-<algo>-<time>."""
+    resume: Path | None = None
+    """Continue the run in this directory from its latest checkpoint (other flags ignored)."""
+    seed: int = 0
+    """Seed of every random draw; same seed and machine give bitwise the same run."""
+    num_seeds: int = 1
+    """Train this many seeds at once, vmapped in one compiled program."""
+    num_envs: int | None = None
+    """Parallel training envs per seed (overrides the algorithm config)."""
+    num_timesteps: int | None = None
+    """Env steps per seed (overrides the algorithm config)."""
+    episode_length: int | None = None
+    """Time limit in control steps; default: the env config's."""
+    env_config: tuple[str, ...] = ()
+    """Overrides of the env's config as KEY=VALUE, e.g. `--env-config observation=keypoints`
+    (values read as Python literals; `robojax envs` lists the envs)."""
+    eval_env_config: tuple[str, ...] = ()
+    """Overrides applied on top of --env-config for the periodic evaluations (and `robojax
+    eval` of the run) only: train on a shaped reward, log the task's, e.g. `--env-config
+    "reward_scales={'energy': 1.0}" --eval-env-config "reward_scales={'energy': 0.0}"`."""
+    video: bool = True
+    """Render a rollout of the final policy to video.mp4."""
+    progress: bool = True
+    """Show a live progress bar."""
+    policy: str | None = None
+    """Policy family for learning from demonstrations: gaussian, diffusion, flow, energy."""
+    dataset: Path | None = None
+    """Demonstrations (HDF5, robomimic layout) for --algo bc."""
+    demo: Path | None = None
+    """The one demonstration (HDF5) that --algo ild imitates."""
+
+    def algo_config(self):
+        """The chosen algorithm's config with the shared flags applied."""
+        cfg = getattr(self, self.algo)
+        fields = {f.name for f in dataclasses.fields(cfg)}
+        given = (("num_envs", self.num_envs), ("num_timesteps", self.num_timesteps),
+                 ("episode_length", self.episode_length), ("policy", self.policy),
+                 ("dataset", self.dataset), ("demo", self.demo))
+        for name, value in given:
+            if value is not None and name not in fields:
+                raise ValueError(f"--{name.replace('_', '-')} does not apply to --algo "
+                                 f"{self.algo}; drop it.")
+        return dataclasses.replace(cfg, **{k: v for k, v in given if v is not None})
+
+    def env_overrides(self) -> dict:
+        """The env-config overrides training runs with (--env-config)."""
+        return envs.parse_overrides(self.env_config)
+
+    def eval_overrides(self, extra: dict | None = None) -> dict:
+        """The env-config overrides a run is evaluated with: --env-config, then
+        --eval-env-config, then `extra`, each key replacing the one before (a `reward_scales`
+        given later replaces the earlier one whole, then merges into the env's defaults)."""
+        return {**self.env_overrides(), **envs.parse_overrides(self.eval_env_config),
+                **(extra or {})}
+
+
+def _train_args_type(names: tuple[str, ...]) -> type:
+    """`RunArgs` plus a field per registered algorithm holding its config."""
+    fields = []
+    for name in names:
+        config = algos.get(name).Config
+        summary = (config.__doc__ or name).strip().splitlines()[0].rstrip(".")
+        help_text = f"{summary} (used with --algo {name})."
+        fields.append((name, Annotated[config, tyro.conf.arg(help=help_text)],
+                       dataclasses.field(default=config())))
+    train_args = dataclasses.make_dataclass("TrainArgs", fields, bases=(RunArgs,), frozen=True)
+    train_args.__module__ = __name__
+    return train_args
+
+
+TrainArgs = _train_args_type(tuple(algos.names()))
+"""What `robojax train` takes: `RunArgs` and each registered algorithm's config."""
+
+
+def renamed_flags() -> dict[str, str]:
+    """Flags of fields renamed since earlier versions (`Config.RENAMED`), old -> new."""
+    flags = {}
+    for name in algos.names():
+        for old, new in getattr(algos.get(name).Config, "RENAMED", {}).items():
+            flags[f"--{name}.{old.replace('_', '-')}"] = f"--{name}.{new.replace('_', '-')}"
+    return flags
+
+
+def read_args(run_dir: str | Path) -> Any:
+    """The `TrainArgs` a run directory was trained with."""
+    return run_dir_io.read_config(run_dir, TrainArgs)
+
+
+class Run(NamedTuple):
+    """A run loaded back: its arguments, algorithm module and config, the env it is
+    evaluated on, the restored train state (of one seed, or of all stacked) and the iteration
+    of the checkpoint."""
+
+    args: Any
+    algo: Any
+    cfg: Any
+    env: Env
+    state: Any
+    step: int
+
+
+def restore_run(run_dir: str | Path, env_config: dict | None = None) -> Run:
+    """Like `load_run`, with the train states of all seeds (stacked when there are several)."""
+    args = read_args(run_dir)
+    algo = algos.get(args.algo)
+    cfg = args.algo_config()
+    env = envs.make(args.env, **args.eval_overrides(env_config))
+    # Only the state's shapes: restoring needs no initial values (nor their compiles).
+    init = functools.partial(algo.init, cfg, env, algo.make_train_input(cfg, env))
+    abstract = jax.eval_shape(init, jax.random.PRNGKey(0))
+    states, step = run_dir_io.restore_states(run_dir, abstract, args.num_seeds)
+    return Run(args, algo, cfg, env, states, step)
+
+
+def load_run(run_dir: str | Path, seed_index: int = 0, env_config: dict | None = None) -> Run:
+    """A run with the state of its latest checkpoint; of a run trained with `--num-seeds N`,
+    the state of seed `seed_index` (0..N-1). `env_config` overrides the run's env config
+    (after its `--eval-env-config`), e.g. to evaluate with the task's own reward a policy
+    trained with shaping terms."""
+    run = restore_run(run_dir, env_config)
+    state = run_dir_io.seed_state(run.state, run.args.num_seeds, seed_index, run_dir)
+    return run._replace(state=state)
+
+
+def run_controller(run_dir: str | Path, env_name: str):
+    """The trained policy of the run in `run_dir` (its latest checkpoint, first seed) as a
+    controller, checked to be trained on `env_name`."""
+    args, algo, cfg, _, state, _ = load_run(run_dir)
+    if args.env != env_name:
+        raise ValueError(f"the run in {run_dir} was trained on {args.env!r}, not "
+                         f"{env_name!r}; pass --env {args.env}.")
+    return algo.controller(cfg, state)
