@@ -46,20 +46,3 @@ def test_unknown_foreign_object_is_refused():
 
     with pytest.raises(TypeError, match="cannot adapt"):
         adapt(object())
-
-
-def test_gymnasium_vector_view():
-    pytest.importorskip("gymnasium")
-    from robojax.core.gym import GymVectorEnv
-
-    env = GymVectorEnv(make_env("point-mass"), num_envs=3, episode_length=4)
-    obs, _ = env.reset(seed=1)
-    assert obs.shape == (3, 6) and env.action_space.shape == (3, 2)
-    for _ in range(4):
-        obs, reward, terminated, truncated, info = env.step(np.zeros((3, 2), np.float32))
-    assert reward.shape == (3,) and truncated.all() and not terminated.any()
-    assert info["final_obs"].shape == (3, 6)
-    with pytest.raises(ValueError, match="num_envs, action_size"):
-        env.step(np.zeros((2, 2)))
-    with pytest.raises(ValueError, match="NaN"):
-        env.step(np.full((3, 2), np.nan))
