@@ -1,6 +1,7 @@
 """Cartpole: a cart on a rail balancing a hinged pole (balance), or swinging it up (swingup)."""
 
 import dataclasses
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -9,35 +10,8 @@ from robojax.envs._rewards import balance, tolerance, upright_energy
 
 from robojax.core.mjx_env import EnvConfig, MjxEnv
 
-XML = """
-<mujoco model="cartpole">
-  <option timestep="0.01"/>
-  <visual><global offwidth="640" offheight="480"/></visual>
-  <default>
-    <geom contype="0" conaffinity="0"/>
-  </default>
-  <worldbody>
-    <light pos="0 -2 4" dir="0 0.4 -1"/>
-    <camera name="fixed" pos="0 -4 1" xyaxes="1 0 0 0 0 1"/>
-    <geom name="floor" type="plane" pos="0 0 -0.05" size="4 4 0.2" rgba="0.3 0.35 0.4 1"/>
-    <geom name="rail" type="capsule" fromto="-1.8 0.07 1 1.8 0.07 1" size="0.02"
-          rgba="0.6 0.6 0.6 1"/>
-    <body name="cart" pos="0 0 1">
-      <joint name="slider" type="slide" axis="1 0 0" limited="true" range="-1.8 1.8"
-             damping="5e-4" solreflimit="0.08 1"/>
-      <geom name="cart" type="box" size="0.2 0.15 0.1" mass="1" rgba="0.8 0.5 0.2 1"/>
-      <body name="pole">
-        <joint name="hinge" type="hinge" axis="0 1 0" damping="2e-6"/>
-        <geom name="pole" type="capsule" fromto="0 0 0 0 0 1" size="0.045" mass="0.1"
-              rgba="0.2 0.5 0.8 1"/>
-      </body>
-    </body>
-  </worldbody>
-  <actuator>
-    <motor name="slide" joint="slider" gear="10" ctrllimited="true" ctrlrange="-1 1"/>
-  </actuator>
-</mujoco>
-"""
+XML = Path(__file__).parent / "assets" / "cartpole.xml"
+"""The task's MJCF (shared pieces under assets/common/, included)."""
 
 
 POLE_INERTIA_RATIO = 0.068

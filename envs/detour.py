@@ -7,6 +7,7 @@ policy that averages the two modes drives straight into the wall.
 """
 
 import dataclasses
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -19,32 +20,8 @@ WALL_HALF = (0.1, 0.03)
 PUCK_RADIUS = 0.02
 START_Y, GOAL_Y = -0.25, 0.25
 
-XML = f"""
-<mujoco model="detour">
-  <option timestep="0.01"/>
-  <visual><global offwidth="640" offheight="480"/></visual>
-  <default><geom contype="0" conaffinity="0"/></default>
-  <worldbody>
-    <light pos="0 0 2"/>
-    <camera name="top" pos="0 0 1.1" xyaxes="1 0 0 0 1 0"/>
-    <geom name="floor" type="plane" size="0.35 0.35 0.1" rgba="0.3 0.35 0.4 1"/>
-    <geom name="wall" type="box" pos="0 0 0.02" size="{WALL_HALF[0]} {WALL_HALF[1]} 0.02"
-          rgba="0.7 0.3 0.3 1"/>
-    <body name="goal" mocap="true" pos="0 {GOAL_Y} 0.01">
-      <geom name="goal" type="cylinder" size="0.03 0.001" rgba="0.2 0.8 0.2 1"/>
-    </body>
-    <body name="puck" pos="0 0 0.02">
-      <joint name="x" type="slide" axis="1 0 0" limited="true" range="-0.33 0.33" damping="1"/>
-      <joint name="y" type="slide" axis="0 1 0" limited="true" range="-0.33 0.33" damping="1"/>
-      <geom name="puck" type="sphere" size="{PUCK_RADIUS}" mass="0.3" rgba="0.9 0.6 0.2 1"/>
-    </body>
-  </worldbody>
-  <actuator>
-    <motor name="x" joint="x" gear="1" ctrllimited="true" ctrlrange="-1 1"/>
-    <motor name="y" joint="y" gear="1" ctrllimited="true" ctrlrange="-1 1"/>
-  </actuator>
-</mujoco>
-"""
+XML = Path(__file__).parent / "assets" / "detour.xml"
+"""The task's MJCF (shared pieces under assets/common/, included)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Hopper: a planar one-legged robot must hop forward without falling (contacts with a floor)."""
 
 import dataclasses
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -8,46 +9,8 @@ from mujoco import mjx
 
 from robojax.core.mjx_env import EnvConfig, MjxEnv
 
-XML = """
-<mujoco model="hopper">
-  <option timestep="0.002" iterations="2" ls_iterations="6"/>
-  <visual><global offwidth="640" offheight="480"/></visual>
-  <default>
-    <joint limited="true" armature="1" damping="1"/>
-    <geom contype="1" conaffinity="0" condim="3" friction="0.9" rgba="0.8 0.6 0.4 1"/>
-    <motor ctrllimited="true" ctrlrange="-1 1" gear="200"/>
-  </default>
-  <worldbody>
-    <light pos="0 -2 4" dir="0 0.5 -1" directional="true"/>
-    <geom name="floor" type="plane" size="40 40 0.1" contype="0" conaffinity="1"
-          rgba="0.35 0.4 0.45 1"/>
-    <body name="torso" pos="0 0 1.25">
-      <camera name="track" mode="trackcom" pos="0 -3 -0.25" xyaxes="1 0 0 0 0 1"/>
-      <joint name="rootx" type="slide" axis="1 0 0" limited="false" armature="0" damping="0"/>
-      <joint name="rootz" type="slide" axis="0 0 1" limited="false" armature="0" damping="0"/>
-      <joint name="rooty" type="hinge" axis="0 1 0" limited="false" armature="0" damping="0"/>
-      <geom name="torso" type="capsule" fromto="0 0 0.2 0 0 -0.2" size="0.05"/>
-      <body name="thigh" pos="0 0 -0.2">
-        <joint name="thigh" type="hinge" axis="0 -1 0" range="-150 0"/>
-        <geom name="thigh" type="capsule" fromto="0 0 0 0 0 -0.45" size="0.05"/>
-        <body name="leg" pos="0 0 -0.45">
-          <joint name="leg" type="hinge" axis="0 -1 0" range="-150 0"/>
-          <geom name="leg" type="capsule" fromto="0 0 0 0 0 -0.5" size="0.04"/>
-          <body name="foot" pos="0 0 -0.5">
-            <joint name="foot" type="hinge" axis="0 -1 0" range="-45 45"/>
-            <geom name="foot" type="capsule" fromto="-0.13 0 0 0.26 0 0" size="0.06"/>
-          </body>
-        </body>
-      </body>
-    </body>
-  </worldbody>
-  <actuator>
-    <motor name="thigh" joint="thigh"/>
-    <motor name="leg" joint="leg"/>
-    <motor name="foot" joint="foot"/>
-  </actuator>
-</mujoco>
-"""
+XML = Path(__file__).parent / "assets" / "hopper.xml"
+"""The task's MJCF (shared pieces under assets/common/, included)."""
 
 
 @dataclasses.dataclass(frozen=True)

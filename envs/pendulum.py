@@ -1,6 +1,7 @@
 """Pendulum swing-up: a torque-limited pendulum must swing up and stay upright."""
 
 import dataclasses
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -9,27 +10,8 @@ from robojax.envs._rewards import balance, tolerance, upright_energy
 
 from robojax.core.mjx_env import EnvConfig, MjxEnv
 
-XML = """
-<mujoco model="pendulum">
-  <option timestep="0.02"/>
-  <visual><global offwidth="640" offheight="480"/></visual>
-  <default><geom contype="0" conaffinity="0"/></default>
-  <worldbody>
-    <light pos="0 -2 3" dir="0 0.5 -1"/>
-    <camera name="fixed" pos="0 -2.5 1" xyaxes="1 0 0 0 0 1"/>
-    <geom name="floor" type="plane" pos="0 0 -0.3" size="2 2 0.1" rgba="0.3 0.35 0.4 1"/>
-    <body name="pole" pos="0 0 1">
-      <joint name="hinge" type="hinge" axis="0 1 0" damping="0.1"/>
-      <geom name="pole" type="capsule" fromto="0 0 0 0 0 0.5" size="0.02" mass="0"
-            rgba="0.6 0.6 0.6 1"/>
-      <geom name="mass" type="sphere" pos="0 0 0.5" size="0.05" mass="1" rgba="0.8 0.3 0.2 1"/>
-    </body>
-  </worldbody>
-  <actuator>
-    <motor name="torque" joint="hinge" gear="1" ctrllimited="true" ctrlrange="-1 1"/>
-  </actuator>
-</mujoco>
-"""
+XML = Path(__file__).parent / "assets" / "pendulum.xml"
+"""The task's MJCF (shared pieces under assets/common/, included)."""
 
 
 INERTIA = 0.25

@@ -1,6 +1,7 @@
 """Point mass: a planar puck driven by two motors must reach a random target."""
 
 import dataclasses
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -9,30 +10,8 @@ from robojax.envs._rewards import tolerance
 
 from robojax.core.mjx_env import EnvConfig, MjxEnv
 
-XML = """
-<mujoco model="point_mass">
-  <option timestep="0.02"/>
-  <visual><global offwidth="640" offheight="480"/></visual>
-  <default><geom contype="0" conaffinity="0"/></default>
-  <worldbody>
-    <light pos="0 0 2"/>
-    <camera name="top" pos="0 0 1" xyaxes="1 0 0 0 1 0"/>
-    <geom name="floor" type="plane" size="0.35 0.35 0.1" rgba="0.3 0.35 0.4 1"/>
-    <body name="target" mocap="true" pos="0 0 0.01">
-      <geom name="target" type="cylinder" size="0.015 0.001" rgba="0.2 0.8 0.2 1"/>
-    </body>
-    <body name="pointmass" pos="0 0 0.01">
-      <joint name="root_x" type="slide" axis="1 0 0" limited="true" range="-0.3 0.3" damping="1"/>
-      <joint name="root_y" type="slide" axis="0 1 0" limited="true" range="-0.3 0.3" damping="1"/>
-      <geom name="pointmass" type="sphere" size="0.01" mass="0.3" rgba="0.8 0.5 0.2 1"/>
-    </body>
-  </worldbody>
-  <actuator>
-    <motor name="x" joint="root_x" gear="1" ctrllimited="true" ctrlrange="-1 1"/>
-    <motor name="y" joint="root_y" gear="1" ctrllimited="true" ctrlrange="-1 1"/>
-  </actuator>
-</mujoco>
-"""
+XML = Path(__file__).parent / "assets" / "point_mass.xml"
+"""The task's MJCF (shared pieces under assets/common/, included)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,6 +7,7 @@ equal-area cells inside the T, so it is exact to within a cell and cheap to comp
 """
 
 import dataclasses
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -25,46 +26,8 @@ TARGET = (0.0, 0.0, np.pi / 4)
 REACH = 0.3
 """The pusher's target positions span [-REACH, REACH] on each axis."""
 
-XML = f"""
-<mujoco model="push_t">
-  <option timestep="0.01" iterations="4" ls_iterations="6"/>
-  <visual><global offwidth="640" offheight="480"/></visual>
-  <default><geom contype="1" conaffinity="1" condim="3" friction="0.5"/></default>
-  <worldbody>
-    <light pos="0 0 2" diffuse="0.6 0.6 0.6"/>
-    <camera name="top" pos="0 0 0.8" xyaxes="1 0 0 0 1 0"/>
-    <geom name="table" type="plane" size="0.4 0.4 0.1" contype="0" conaffinity="0"
-          rgba="0.55 0.55 0.5 1"/>
-    <body name="target" mocap="true" pos="{TARGET[0]} {TARGET[1]} 0.001"
-          euler="0 0 {np.degrees(TARGET[2])}">
-      <geom type="box" pos="{BAR[0][0]} {BAR[0][1]} 0" size="{BAR[1][0]} {BAR[1][1]} 0.001"
-            contype="0" conaffinity="0" rgba="0.3 0.8 0.3 0.6"/>
-      <geom type="box" pos="{STEM[0][0]} {STEM[0][1]} 0" size="{STEM[1][0]} {STEM[1][1]} 0.001"
-            contype="0" conaffinity="0" rgba="0.3 0.8 0.3 0.6"/>
-    </body>
-    <body name="pusher" pos="0 0 0.02">
-      <joint name="pusher_x" type="slide" axis="1 0 0"/>
-      <joint name="pusher_y" type="slide" axis="0 1 0"/>
-      <geom name="pusher" type="sphere" size="{PUSHER_RADIUS}" mass="0.5" rgba="0.9 0.4 0.1 1"/>
-    </body>
-    <body name="block" pos="0 0 0.02">
-      <joint name="block_x" type="slide" axis="1 0 0" damping="4"/>
-      <joint name="block_y" type="slide" axis="0 1 0" damping="4"/>
-      <joint name="block_yaw" type="hinge" axis="0 0 1" damping="0.012"/>
-      <geom name="bar" type="box" pos="{BAR[0][0]} {BAR[0][1]} 0"
-            size="{BAR[1][0]} {BAR[1][1]} 0.02" mass="0.3" rgba="0.3 0.4 0.55 1"/>
-      <geom name="stem" type="box" pos="{STEM[0][0]} {STEM[0][1]} 0"
-            size="{STEM[1][0]} {STEM[1][1]} 0.02" mass="0.2" rgba="0.3 0.4 0.55 1"/>
-    </body>
-  </worldbody>
-  <actuator>
-    <position name="x" joint="pusher_x" kp="60" kv="11" ctrllimited="true"
-              ctrlrange="{-REACH} {REACH}"/>
-    <position name="y" joint="pusher_y" kp="60" kv="11" ctrllimited="true"
-              ctrlrange="{-REACH} {REACH}"/>
-  </actuator>
-</mujoco>
-"""
+XML = Path(__file__).parent / "assets" / "push_t.xml"
+"""The task's MJCF (shared pieces under assets/common/, included)."""
 
 
 def _cells(box, spacing: float = 0.0025) -> np.ndarray:

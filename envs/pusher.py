@@ -1,6 +1,7 @@
 """Pusher: a round pusher on a table must push a free-sliding block onto a goal (contact-rich)."""
 
 import dataclasses
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -9,42 +10,8 @@ from robojax.envs._rewards import tolerance
 
 from robojax.core.mjx_env import EnvConfig, MjxEnv
 
-XML = """
-<mujoco model="pusher">
-  <option timestep="0.01" iterations="4" ls_iterations="6"/>
-  <visual><global offwidth="640" offheight="480"/></visual>
-  <default>
-    <geom contype="1" conaffinity="1" condim="3" friction="0.6"/>
-  </default>
-  <worldbody>
-    <light pos="0 0 2"/>
-    <camera name="top" pos="0 0 1.3" xyaxes="1 0 0 0 1 0"/>
-    <geom name="table" type="plane" size="0.5 0.5 0.1" contype="0" conaffinity="0"
-          rgba="0.35 0.4 0.45 1"/>
-    <body name="goal" mocap="true" pos="0 0 0.001">
-      <geom name="goal" type="box" size="0.05 0.05 0.001" contype="0" conaffinity="0"
-            rgba="0.2 0.8 0.2 0.6"/>
-    </body>
-    <body name="pusher" pos="0 0 0.05">
-      <joint name="pusher_x" type="slide" axis="1 0 0" damping="10" limited="true"
-             range="-0.45 0.45"/>
-      <joint name="pusher_y" type="slide" axis="0 1 0" damping="10" limited="true"
-             range="-0.45 0.45"/>
-      <geom name="pusher" type="sphere" size="0.03" mass="1" rgba="0.8 0.5 0.2 1"/>
-    </body>
-    <body name="block" pos="0 0 0.05">
-      <joint name="block_x" type="slide" axis="1 0 0" damping="3"/>
-      <joint name="block_y" type="slide" axis="0 1 0" damping="3"/>
-      <joint name="block_rot" type="hinge" axis="0 0 1" damping="0.02"/>
-      <geom name="block" type="box" size="0.05 0.05 0.05" mass="0.5" rgba="0.2 0.5 0.8 1"/>
-    </body>
-  </worldbody>
-  <actuator>
-    <motor name="x" joint="pusher_x" gear="5" ctrllimited="true" ctrlrange="-1 1"/>
-    <motor name="y" joint="pusher_y" gear="5" ctrllimited="true" ctrlrange="-1 1"/>
-  </actuator>
-</mujoco>
-"""
+XML = Path(__file__).parent / "assets" / "pusher.xml"
+"""The task's MJCF (shared pieces under assets/common/, included)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Reacher: a planar two-link arm must bring its fingertip to a random target."""
 
 import dataclasses
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -9,38 +10,8 @@ from robojax.envs._rewards import tolerance
 
 from robojax.core.mjx_env import EnvConfig, MjxEnv
 
-XML = """
-<mujoco model="reacher">
-  <option timestep="0.02"/>
-  <visual><global offwidth="640" offheight="480"/></visual>
-  <default>
-    <geom contype="0" conaffinity="0"/>
-    <joint type="hinge" axis="0 0 1" damping="0.01"/>
-  </default>
-  <worldbody>
-    <light pos="0 0 1"/>
-    <camera name="top" pos="0 0 0.8" xyaxes="1 0 0 0 1 0"/>
-    <geom name="floor" type="plane" size="0.3 0.3 0.1" rgba="0.3 0.35 0.4 1"/>
-    <body name="target" mocap="true" pos="0 0 0.01">
-      <geom name="target" type="sphere" size="0.02" rgba="0.2 0.8 0.2 1"/>
-    </body>
-    <body name="arm" pos="0 0 0.01">
-      <joint name="shoulder"/>
-      <geom name="arm" type="capsule" fromto="0 0 0 0.12 0 0" size="0.01" rgba="0.8 0.5 0.2 1"/>
-      <body name="hand" pos="0.12 0 0">
-        <joint name="wrist" limited="true" range="-160 160"/>
-        <geom name="hand" type="capsule" fromto="0 0 0 0.1 0 0" size="0.01"
-              rgba="0.8 0.5 0.2 1"/>
-        <site name="finger" pos="0.1 0 0" size="0.01"/>
-      </body>
-    </body>
-  </worldbody>
-  <actuator>
-    <motor name="shoulder" joint="shoulder" gear="0.05" ctrllimited="true" ctrlrange="-1 1"/>
-    <motor name="wrist" joint="wrist" gear="0.05" ctrllimited="true" ctrlrange="-1 1"/>
-  </actuator>
-</mujoco>
-"""
+XML = Path(__file__).parent / "assets" / "reacher.xml"
+"""The task's MJCF (shared pieces under assets/common/, included)."""
 
 UPPER, LOWER = 0.12, 0.1
 
