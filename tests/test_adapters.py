@@ -3,6 +3,7 @@
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from robojax.envs import make as make_env
@@ -32,7 +33,14 @@ def test_playground_env_trains_unchanged():
     env = make_env("playground:CartpoleBalance")
     assert env.observation_spec.shape == (5,) and env.action_spec.shape == (1,)
     result = _train_two_iterations(env)
-    assert float(result["eval/episode_reward"]) > 0
+    # Cartpole's reward lies in [0, 1] per step: 20-step episodes score at most 20.
+    assert 0 < float(result["eval/episode_reward"]) <= TINY.episode_length
+    # The adapter passes the Playground env's own reward and observation through.
+    state = jax.jit(env.reset)(jax.random.PRNGKey(3))
+    action = jnp.full(env.action_spec.shape, 0.3)
+    ours, theirs = jax.jit(env.step)(state, action), jax.jit(env.foreign.step)(state.data, action)
+    assert float(ours.reward) == float(theirs.reward)
+    np.testing.assert_array_equal(ours.obs, theirs.obs)
 
 
 def test_brax_env_trains_unchanged():

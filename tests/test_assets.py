@@ -61,8 +61,8 @@ def test_a_built_wheel_ships_the_models_and_builds_every_task(tmp_path):
     assert (installed / "robojax" / "envs" / "assets" / "common" / "visual.xml").exists()
     # The unpacked wheel comes first on the path, ahead of the source tree.
     script = ("import robojax, robojax.envs as envs; "
-              "assert robojax.__file__.startswith(%r), robojax.__file__; "
-              "[envs.make(n) for n in envs.names()]; print('ok')" % str(installed))
+              f"assert robojax.__file__.startswith({str(installed)!r}), robojax.__file__; "
+              "[envs.make(n) for n in envs.names()]; print('ok')")
     out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True,
                          capture_output=True, text=True,
                          env={"PYTHONPATH": str(installed), "JAX_PLATFORMS": "cpu",

@@ -27,8 +27,20 @@ def test_unknown_override_names_the_fields():
         envs.make("reacher", episode_lenght=10)
 
 
-def test_list_and_names_agree():
-    assert envs.list() == envs.names() == sorted(envs.names())
+def test_registering_a_task_makes_it_buildable_by_name():
+    from robojax.envs import point_mass
+
+    assert {"cartpole-balance", "hopper", "push-t"} <= set(envs.list())
+    envs.register("point-mass-short", point_mass.PointMass,
+                  lambda: dataclasses.replace(point_mass.default_config(), episode_length=7))
+    try:
+        assert "point-mass-short" in envs.names() and envs.names() == sorted(envs.names())
+        env = envs.make("point-mass-short")
+        assert env.config.episode_length == 7 and env.registry_name == "point-mass-short"
+        with pytest.raises(ValueError, match="already registered"):
+            envs.register("point-mass-short", point_mass.PointMass, point_mass.default_config)
+    finally:
+        del envs._REGISTRY["point-mass-short"]
 
 
 def test_malformed_mjcf_names_the_line():
