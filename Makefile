@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: train test lint bench clean
+.PHONY: train test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ train: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=15 $(ARGS)
+
+# Everything but the learning runs, kill-and-resume runs, notebooks and stall checks.
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=15 -m "not slow" $(ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

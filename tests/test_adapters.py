@@ -28,6 +28,7 @@ def _train_two_iterations(env):
     return result
 
 
+@pytest.mark.slow
 def test_playground_env_trains_unchanged():
     pytest.importorskip("mujoco_playground")
     env = make_env("playground:CartpoleBalance")
@@ -43,6 +44,7 @@ def test_playground_env_trains_unchanged():
     np.testing.assert_array_equal(ours.obs, theirs.obs)
 
 
+@pytest.mark.slow
 def test_brax_env_trains_unchanged():
     env = make_env("brax:inverted_pendulum")
     assert env.action_spec.shape == (1,)

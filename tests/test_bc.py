@@ -10,6 +10,7 @@ from robojax.train import TrainArgs, train
 pytestmark = pytest.mark.xdist_group("bc")
 
 
+@pytest.mark.slow
 def test_flow_policy_clones_the_bimodal_expert(detour_demos, tmp_path):
     run = tmp_path / "run"
     cli.main(["train", "--algo", "bc", "--policy", "flow", "--dataset", str(detour_demos),

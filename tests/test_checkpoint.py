@@ -58,6 +58,7 @@ def _train_cmd(run_dir: Path, *extra: str) -> list[str]:
             "--no-progress", *extra]
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, kill_and_resume):
     def torn_save(run_dir):  # a kill during a save leaves a temporary directory: ignored
         (run_dir / "checkpoints" / "999.orbax-checkpoint-tmp-0").mkdir()

@@ -43,6 +43,7 @@ def test_train_writes_every_output_then_eval(tmp_path):
                                                           rel=1e-5)  # the run's eval config
 
 
+@pytest.mark.slow
 def test_num_seeds_trains_seeds_in_one_program(tmp_path):
     run = tmp_path / "seeds"
     main(["train", "--env", "point-mass", "--run-dir", str(run), "--num-seeds", "2",

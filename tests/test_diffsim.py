@@ -140,7 +140,7 @@ def test_solver_only_runs_on_mjx_tasks():
         differentiable(object())
 
 
-def _total_reward(env, state, action, length: int = 20):
+def _total_reward(env, state, action, length: int = 3):
     def step(state, _):
         state = env.step(state, action)
         return state, state.reward

@@ -86,6 +86,7 @@ LOSS_DROP = {"flow-sample": 0.8}
 
 @pytest.mark.parametrize("name", ["diffusion", "flow", "flow-sample", "energy",
                                   "energy-inferred"])
+@pytest.mark.slow
 def test_generative_family_learns_both_modes(name):
     _, _, losses = trained(name)
     assert losses[-100:].mean() < LOSS_DROP.get(name, 0.5) * losses[:20].mean()
@@ -176,6 +177,7 @@ def test_energy_inference_lowers_the_energy():
         assert covers_both_modes(np.asarray(x)), (inference, mode_fractions(np.asarray(x)))
 
 
+@pytest.mark.slow
 def test_inferred_counter_examples_are_where_inference_lands():
     policy, params, _ = trained("energy-inferred")
     obs, key = jnp.zeros((16, 3)), jax.random.PRNGKey(4)

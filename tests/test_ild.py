@@ -87,6 +87,7 @@ def test_ild_bad_demos_are_clear_errors(reacher_demo, tmp_path):
         ild.load_expert(ild.ILDConfig(demo=path), env)
 
 
+@pytest.mark.slow
 def test_ild_learns_to_swing_up_from_one_demo(pendulum_demo, tmp_path):
     from robojax import cli
     from robojax.io.metrics import read_metrics
@@ -104,6 +105,7 @@ def test_ild_learns_to_swing_up_from_one_demo(pendulum_demo, tmp_path):
     assert (run / "learning_curve.png").exists()
 
 
+@pytest.mark.slow
 def test_ild_resume_after_kill_matches_uninterrupted_run(pendulum_demo, tmp_path,
                                                          kill_and_resume):
     import sys
@@ -150,6 +152,7 @@ def test_ild_segments_carry_envs_over_the_demo_and_restart_diverged_ones(pendulu
     assert float(times(after)[0]) == 0.0 and int(after.clock[0]) == 0
 
 
+@pytest.mark.slow
 def test_ild_restarts_envs_that_strayed_from_the_demo(pendulum_demo):
     env = envs.make("pendulum-swingup")
     strict = ild.ILDConfig(demo=pendulum_demo, num_envs=8, rollout_length=16, demo_length=48,
@@ -168,6 +171,7 @@ def test_ild_restarts_envs_that_strayed_from_the_demo(pendulum_demo):
     np.testing.assert_array_equal(after.clock, 16)
 
 
+@pytest.mark.slow
 def test_ild_trains_a_one_step_flow_policy_through_the_simulator(pendulum_demo):
     env = envs.make("pendulum-swingup")
     cfg = ild.ILDConfig(demo=pendulum_demo, policy="flow", num_envs=16, rollout_length=32,
@@ -212,6 +216,7 @@ def test_ild_clones_executed_actions_inside_the_squash(tmp_path):
     assert float(jnp.abs(cloned[1::4]).min()) > 0.9
 
 
+@pytest.mark.slow
 def test_ild_bc_weight_anchors_the_policy_to_the_demonstrated_actions(pendulum_demo):
     env = envs.make("pendulum-swingup")
     base = ild.ILDConfig(demo=pendulum_demo, num_envs=4, rollout_length=16, demo_length=48,

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 SCRIPT = """
 import functools, jax, numpy as np
 from robojax import envs
@@ -24,6 +26,7 @@ print("OK")
 """
 
 
+@pytest.mark.slow
 def test_ppo_shards_envs_across_two_devices():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
            "JAX_PLATFORMS": "cpu"}

@@ -11,6 +11,7 @@ BUDGETS = {"generative_policies": "200", "differentiable_imitation": "10"}
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "experiments" / "notebooks").glob("*.ipynb"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path, monkeypatch, tmp_path):
     monkeypatch.setenv("ROBOJAX_NOTEBOOK_STEPS", BUDGETS.get(path.stem, "10"))

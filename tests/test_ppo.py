@@ -16,6 +16,7 @@ def test_config_validation_names_the_fix():
         ppo.init(cfg, envs.make("point-mass"), None, jax.random.PRNGKey(0))
 
 
+@pytest.mark.slow
 def test_ppo_learns_cartpole_balance():
     """Learning test: PPO's defaults reach eval reward >= 800 of 1000 within 800K steps."""
     cfg = ppo.PPOConfig(num_timesteps=800_000, num_eval_envs=64)

@@ -39,6 +39,7 @@ print("finished", bool(jax.numpy.isfinite(data.qpos).all()))
 
 @pytest.mark.skipif(cpu_runtime_flags(jaxlib.__version__, "") == "",
                     reason="the stall and its flag belong to jaxlib 0.10")
+@pytest.mark.slow
 def test_large_cpu_mjx_batch_does_not_stall():
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     result = subprocess.run([sys.executable, "-c", _STEPS_4096_HOPPERS], env=env,
