@@ -24,7 +24,8 @@ train: $(VENV)/.installed
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=15 $(ARGS)
 
-# Everything but the learning runs, kill-and-resume runs, notebooks and stall checks.
+# Everything but the tests marked slow (learning, kill-and-resume, notebook and stall runs,
+# long compiles): under 3 minutes on 2 cores.
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=15 -m "not slow" $(ARGS)
 

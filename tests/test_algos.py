@@ -29,7 +29,8 @@ def _aval(x) -> tuple:
     return x.shape, x.dtype, x.weak_type
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", [case if case in ("ppo", "bc-gaussian") else pytest.param(
+    case, marks=pytest.mark.slow) for case in sorted(CASES)])
 def test_initial_state_has_the_types_the_train_step_returns(case, request):
     # A leaf whose type changes across the first step (e.g. a weakly typed Python float in
     # the initial parameters) makes the train step and the evaluation compile twice.

@@ -24,6 +24,7 @@ def _run(cfg, env, iterations: int):
     return history, metrics
 
 
+@pytest.mark.slow
 def test_apg_iterations_update_the_policy_and_carry_the_envs_over():
     env = envs.make("cartpole-swingup")
     cfg = apg.APGConfig(num_envs=4, rollout_length=8)

@@ -12,6 +12,7 @@ TINY = ["--num-envs", "32", "--num-timesteps", "8192", "--ppo.unroll-length", "1
         "--episode-length", "60", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_train_writes_every_output_then_eval(tmp_path):
     run = tmp_path / "run"
     main(["train", "--env", "point-mass", "--run-dir", str(run), "--seed", "3", *TINY,

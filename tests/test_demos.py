@@ -98,6 +98,7 @@ def test_windows_pad_with_episode_edges():
     assert np.all((obs < 5).all(1) | (obs >= 5).all(1))
 
 
+@pytest.mark.slow
 def test_collect_from_solver_keeps_successful_episodes():
     demos, stats = collect("detour", "solver", 8, seed=1, only_success=True)
     assert demos.num_episodes == 8 and stats["success_rate"] > 0.9
@@ -113,6 +114,7 @@ def test_only_success_needs_a_success_metric():
     assert stats["success_rate"] is None  # not a rate of 0 where success is undefined
 
 
+@pytest.mark.slow
 def test_action_noise_moves_the_env_but_records_the_clean_actions():
     env = envs.make("point-mass")
     still = Controller(init=lambda state: (),

@@ -19,7 +19,8 @@ def test_suite_has_the_promised_tasks():
         assert name in NAMES
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [name if name == "cartpole-balance" else pytest.param(
+    name, marks=pytest.mark.slow) for name in NAMES])  # one in `make test-fast`
 def test_env_contract(name):
     env = envs.make(name)
     batched = VmapWrapper(env, 4)
@@ -54,9 +55,9 @@ def test_env_contract(name):
 
 
 @pytest.mark.parametrize("name,threshold", [
-    ("cartpole-balance", 950), ("cartpole-swingup", 700), ("pendulum-swingup", 600),
-    ("point-mass", 900), ("reacher", 900),
-])
+    ("cartpole-balance", 950), *(pytest.param(*case, marks=pytest.mark.slow) for case in (
+        ("cartpole-swingup", 700), ("pendulum-swingup", 600), ("point-mass", 900),
+        ("reacher", 900)))])
 def test_scripted_solvers_score_well(name, threshold):
     env = envs.make(name)
     solve = envs.solver(name)
@@ -121,6 +122,7 @@ def test_cartpole_random_start_spreads_a_share_of_the_starts():
         envs.make("cartpole-swingup", random_start=1.5)
 
 
+@pytest.mark.slow
 def test_pusher_solver_pushes_block_to_goal():
     env = envs.make("pusher")
     solve = envs.solver("pusher")
@@ -153,6 +155,7 @@ def test_push_t_coverage_is_the_overlap_with_the_target():
     assert float(coverage(target + 0.5, yaw)) == 0.0
 
 
+@pytest.mark.slow
 def test_push_t_expert_reaches_95_percent_coverage():
     from robojax.core.wrappers import EpisodeWrapper
     from robojax.data.collect import solver_controller
@@ -237,6 +240,7 @@ def test_render_without_backend_says_how_to_get_one_and_never_retries(monkeypatc
         env.render([state])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("observation", ["keypoints", "pose"])
 def test_push_t_reflection_maps_trajectories_to_trajectories(observation):
     """The mirror image of an expert trajectory, started from the mirrored state and driven by

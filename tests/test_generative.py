@@ -141,6 +141,7 @@ def test_ddim_with_all_steps_matches_ddpm_in_distribution():
     assert abs(np.median(upper(ddpm)) - np.median(upper(ddim))) < 0.05
 
 
+@pytest.mark.slow
 def test_flow_one_step_agrees_with_many_steps():
     # The velocity-predicting shortcut model: on this toy its single step lands on a mode (the
     # sample-predicting one still leaves ~20% of single steps between the modes here).
@@ -152,6 +153,7 @@ def test_flow_one_step_agrees_with_many_steps():
     assert np.abs(one - many).mean() < 0.1
 
 
+@pytest.mark.slow
 def test_energy_inference_lowers_the_energy():
     policy, params, _ = trained("energy")
     obs, key = jnp.zeros((256, 3)), jax.random.PRNGKey(3)
@@ -206,6 +208,7 @@ def test_latent_knots_score_and_return_piecewise_linear_chunks():
                                rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_energy_descent_stops_early_once_converged():
     policy, params, _ = trained("energy")
     loose = dataclasses.replace(policy, converged_tol=1e3)

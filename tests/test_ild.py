@@ -122,6 +122,7 @@ def test_ild_resume_after_kill_matches_uninterrupted_run(pendulum_demo, tmp_path
     assert tree_equal(full_state, resumed_state)  # bitwise
 
 
+@pytest.mark.slow
 def test_ild_segments_carry_envs_over_the_demo_and_restart_diverged_ones(pendulum_demo):
     env = envs.make("pendulum-swingup")
     cfg = ild.ILDConfig(demo=pendulum_demo, num_envs=4, rollout_length=16, demo_length=48,

@@ -31,6 +31,7 @@ def test_window_objective_matches_a_hand_worked_window():
     assert running == pytest.approx(1 + 0.5 * 2 + 0.25 * 3 + 0.125 * 30)
 
 
+@pytest.mark.slow
 def test_shac_iterations_update_actor_critic_and_target():
     env = envs.make("cartpole-swingup")
     cfg = shac.SHACConfig(num_envs=4, rollout_length=8, critic_epochs=2, critic_minibatches=2)

@@ -67,6 +67,7 @@ def test_termination_is_not_truncation():
     assert bool(state.done) and not bool(state.truncated) and bool(state.terminated)
 
 
+@pytest.mark.slow
 def test_wrong_action_shape_and_dtype_are_clear_errors(cartpole):
     single = cartpole
     state = single.reset(jax.random.PRNGKey(0))
@@ -81,6 +82,7 @@ def test_wrong_action_shape_and_dtype_are_clear_errors(cartpole):
         batched.step(batched.reset(jax.random.PRNGKey(0)), jnp.zeros((2, 1)))
 
 
+@pytest.mark.slow
 def test_nan_guard_resets_only_the_diverged_env(cartpole):
     env = envs.make("cartpole-balance")
     guarded = AutoResetWrapper(NanGuardWrapper(VmapWrapper(EpisodeWrapper(env, 1000), 4)))
@@ -109,6 +111,7 @@ def test_nan_guard_resets_only_the_diverged_env(cartpole):
     assert not np.all(np.isfinite(ref_obs[:, 1]))  # without the guard env 1 stays NaN
 
 
+@pytest.mark.slow
 def test_domain_randomization_changes_physics_per_env():
     env = envs.make("cartpole-balance")
     dr = DomainRandomizationWrapper(EpisodeWrapper(env, 1000), 3, randomize_physics,
