@@ -81,6 +81,17 @@ def test_num_seeds_trains_seeds_in_one_program(tmp_path):
         second["eval/episode_reward"], rel=1e-5)
     with pytest.raises(ValueError, match="trained 2 seed"):
         main(["eval", str(run), "--no-video", "--seed-index", "2"])
+    # `robojax collect --source RUN` records the run's policy on its env, and only on its env.
+    from robojax import data
+
+    demos = tmp_path / "from_run.hdf5"
+    main(["collect", "--env", "point-mass", "--source", str(run), "--episodes", "4", "--out",
+          str(demos)])
+    recorded = data.load(demos)
+    assert recorded.num_episodes == 4 and recorded.env_name == "point-mass"
+    with pytest.raises(ValueError, match="trained on 'point-mass', not 'reacher'"):
+        main(["collect", "--env", "reacher", "--source", str(run), "--episodes", "1", "--out",
+              str(tmp_path / "other.hdf5")])
 
 
 def test_bad_names_are_clear_errors(tmp_path):
