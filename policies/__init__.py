@@ -1,9 +1,10 @@
 """Policy families behind one interface: `init(key, obs_spec, act_spec) -> params`,
-`sample(params, obs, key, *, steps=None) -> action`, `loss(params, batch, key)`, `log_prob`."""
+`sample(params, obs, key, *, steps=None) -> action`, `loss(params, batch, key)`, `log_prob`.
+The generative families' params are a `ChunkParams`: their weights and the static chunk shape."""
 
 import difflib
 
-from robojax.policies.diffusion import DiffusionPolicy
+from robojax.policies.diffusion import ChunkParams, DiffusionPolicy
 from robojax.policies.energy import EnergyPolicy
 from robojax.policies.flow import FlowPolicy
 from robojax.policies.gaussian import GaussianPolicy
@@ -25,4 +26,5 @@ def make(name: str, **config):
     return _FAMILIES[name](**config)
 
 
-__all__ = ["DiffusionPolicy", "EnergyPolicy", "FlowPolicy", "GaussianPolicy", "make", "names"]
+__all__ = ["ChunkParams", "DiffusionPolicy", "EnergyPolicy", "FlowPolicy", "GaussianPolicy", "make",
+           "names"]

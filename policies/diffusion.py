@@ -10,9 +10,26 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 from robojax.policies.unet import ConditionalUnet1D, DenoiserMLP
 
 from robojax.core.types import ArraySpec
+
+
+@struct.dataclass
+class ChunkParams:
+    """A generative policy's parameters and the (horizon, action_dim) of the chunks it draws.
+
+    The chunk shape is static, part of the pytree's structure rather than an array, so jit,
+    gradients, optimizers and checkpoints see only `weights`; `sample` reads the shape from it.
+    """
+
+    weights: dict
+    chunk: tuple[int, int] = struct.field(pytree_node=False)
+
+
+def chunk_params(weights: dict, act_spec: ArraySpec) -> ChunkParams:
+    return ChunkParams(weights, tuple(int(d) for d in act_spec.shape))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,15 +109,15 @@ class DiffusionPolicy:
     def _alphas_cumprod(self) -> jax.Array:
         return jnp.asarray(cosine_alphas_cumprod(self.num_train_steps), jnp.float32)
 
-    def init(self, key: jax.Array, obs_spec: ArraySpec, act_spec: ArraySpec) -> dict:
+    def init(self, key: jax.Array, obs_spec: ArraySpec, act_spec: ArraySpec) -> ChunkParams:
         net = self.denoiser.init(key, obs_spec, act_spec, time_size=1)
-        return {"net": net, "chunk_shape": chunk_shape_marker(act_spec)}
+        return chunk_params({"net": net}, act_spec)
 
     def _predict(self, params, x, t, obs):
-        return self.denoiser.build().apply(params["net"], x, t[..., None].astype(jnp.float32),
-                                           obs)
+        times = t[..., None].astype(jnp.float32)
+        return self.denoiser.build().apply(params.weights["net"], x, times, obs)
 
-    def loss(self, params: dict, batch: dict, key: jax.Array) -> tuple[jax.Array, dict]:
+    def loss(self, params: ChunkParams, batch: dict, key: jax.Array) -> tuple[jax.Array, dict]:
         """Denoising loss on `batch["obs"]` (B, cond) and `batch["actions"]` (B, H, A)."""
         actions = batch["actions"]
         key_t, key_noise = jax.random.split(key)
@@ -119,8 +136,8 @@ class DiffusionPolicy:
         x0 = jnp.clip(out, -1.0, 1.0)
         return x0, (x - jnp.sqrt(ab) * x0) / jnp.sqrt(1 - ab)
 
-    def sample(self, params: dict, obs: jax.Array, key: jax.Array, *, steps: int | None = None,
-               sampler: str | None = None) -> jax.Array:
+    def sample(self, params: ChunkParams, obs: jax.Array, key: jax.Array, *,
+               steps: int | None = None, sampler: str | None = None) -> jax.Array:
         """Action chunks (..., H, A) for observations (..., cond) by `steps` denoising steps.
 
         `steps` is static: the reverse process is a `lax.scan` of that length over timesteps
@@ -130,7 +147,7 @@ class DiffusionPolicy:
         sampler = sampler or self.sampler
         if not 1 <= steps <= self.num_train_steps:
             raise ValueError(f"steps must be in [1, {self.num_train_steps}], got {steps}")
-        shape = obs.shape[:-1] + chunk_shape(params)
+        shape = obs.shape[:-1] + params.chunk
         ratio = self.num_train_steps // steps
         timesteps = jnp.arange(steps - 1, -1, -1) * ratio
         alphas = self._alphas_cumprod
@@ -154,14 +171,3 @@ class DiffusionPolicy:
         x = jax.random.normal(key_init, shape)
         x, _ = jax.lax.scan(denoise, x, (timesteps, jax.random.split(key_steps, steps)))
         return jnp.clip(x, -1.0, 1.0)
-
-
-def chunk_shape_marker(act_spec: ArraySpec) -> jax.Array:
-    """A zero-size array whose shape records the chunk shape inside the params (no data, no
-    gradient), so `sample` knows what to draw from the params alone."""
-    return jnp.zeros((*act_spec.shape, 0))
-
-
-def chunk_shape(params: dict) -> tuple[int, int]:
-    """(horizon, action_dim) recorded in the params by `init`."""
-    return tuple(int(d) for d in params["chunk_shape"].shape[:2])

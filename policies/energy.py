@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from robojax.policies.diffusion import chunk_shape, chunk_shape_marker
+from robojax.policies.diffusion import ChunkParams, chunk_params
 from robojax.policies.unet import mish
 
 from robojax.core.types import ArraySpec
@@ -124,21 +124,20 @@ class EnergyPolicy:
     def _net(self) -> EnergyMLP:
         return EnergyMLP(self.hidden_sizes)
 
-    def init(self, key: jax.Array, obs_spec: ArraySpec, act_spec: ArraySpec) -> dict:
+    def init(self, key: jax.Array, obs_spec: ArraySpec, act_spec: ArraySpec) -> ChunkParams:
         if len(act_spec.shape) != 2:
             raise ValueError(f"the energy policy scores action chunks: the action spec must be "
                              f"(horizon, action_dim), got {act_spec.shape}.")
         latent = self._latent_size(act_spec.shape[0]) * act_spec.shape[1]
         net = jax.jit(self._net().init)(key, jnp.zeros((1, obs_spec.size)),
                                         jnp.zeros((1, latent)))
-        return {"net": net, "log_step": jnp.log(jnp.float32(0.1)),
-                "chunk_shape": chunk_shape_marker(act_spec)}
+        return chunk_params({"net": net, "log_step": jnp.log(jnp.float32(0.1))}, act_spec)
 
     def _latent_size(self, horizon: int) -> int:
         return self.latent_knots or horizon
 
-    def _latent_shape(self, params: dict) -> tuple[int, int]:
-        horizon, action_dim = chunk_shape(params)
+    def _latent_shape(self, params: ChunkParams) -> tuple[int, int]:
+        horizon, action_dim = params.chunk
         return self._latent_size(horizon), action_dim
 
     def _encode(self, chunk: jax.Array) -> jax.Array:
@@ -151,24 +150,24 @@ class EnergyPolicy:
     def _decode(self, z: jax.Array, horizon: int) -> jax.Array:
         return _through_knots(z, horizon) if self.latent_knots else z
 
-    def energy(self, params: dict, obs: jax.Array, chunk: jax.Array) -> jax.Array:
+    def energy(self, params: ChunkParams, obs: jax.Array, chunk: jax.Array) -> jax.Array:
         """E(obs, chunk) for obs (..., cond) and chunks (..., H, A) -> (...)."""
         return self._energy(params, obs, self._encode(chunk))
 
-    def _energy(self, params: dict, obs: jax.Array, z: jax.Array) -> jax.Array:
+    def _energy(self, params: ChunkParams, obs: jax.Array, z: jax.Array) -> jax.Array:
         """E over latents (..., K, A) (the chunks themselves unless `latent_knots`)."""
         flat = z.reshape(*z.shape[:-2], -1)
-        return self._net().apply(params["net"], jnp.broadcast_to(
+        return self._net().apply(params.weights["net"], jnp.broadcast_to(
             obs, flat.shape[:-1] + obs.shape[-1:]), flat)
 
     def _grad_energy(self, params, obs, x):
         return jax.grad(lambda x: jnp.sum(self._energy(params, obs, x)))(x)
 
     def _descend(self, params, obs, x):
-        step = jnp.exp(params["log_step"])
+        step = jnp.exp(params.weights["log_step"])
         return jnp.clip(x - step * self._grad_energy(params, obs, x), -1.0, 1.0)
 
-    def loss(self, params: dict, batch: dict, key: jax.Array) -> tuple[jax.Array, dict]:
+    def loss(self, params: ChunkParams, batch: dict, key: jax.Array) -> tuple[jax.Array, dict]:
         """InfoNCE over counter-examples plus the refinement loss, on `batch["obs"]` (B, cond)
         and `batch["actions"]` (B, H, A)."""
         actions, obs = self._encode(batch["actions"]), batch["obs"]
@@ -194,10 +193,10 @@ class EnergyPolicy:
         refine = jnp.mean((x - actions) ** 2)
         info = {"energy/info_nce": info_nce, "energy/refine_mse": refine,
                 "energy/accuracy": jnp.mean(jnp.argmax(log_probs, axis=-1) == 0),
-                "energy/step_size": jnp.exp(params["log_step"])}
+                "energy/step_size": jnp.exp(params.weights["log_step"])}
         return info_nce + self.refine_weight * refine, info
 
-    def _inferred(self, params: dict, obs: jax.Array, key: jax.Array) -> jax.Array:
+    def _inferred(self, params: ChunkParams, obs: jax.Array, key: jax.Array) -> jax.Array:
         """(B, inferred_negatives, K, A) latents: the best random proposals after descent."""
         x, energies = self._proposals(params, obs, jax.random.fold_in(key, 1))
         _, index = jax.lax.top_k(-energies, self.inferred_negatives)
@@ -227,12 +226,12 @@ class EnergyPolicy:
         pick = lambda a: jnp.take_along_axis(a, index[..., None, None, None], axis=-3)[..., 0, :, :]
         return pick(x)
 
-    def sample_with_energy(self, params: dict, obs: jax.Array, key: jax.Array, *,
+    def sample_with_energy(self, params: ChunkParams, obs: jax.Array, key: jax.Array, *,
                            steps: int | None = None) -> tuple[jax.Array, jax.Array, jax.Array]:
         """(chunks (..., H, A), their energies (...), steps taken) with the configured
         inference; the energy is an uncertainty signal (high = unfamiliar)."""
         steps = self.inference_steps if steps is None else steps
-        horizon = chunk_shape(params)[0]
+        horizon = params.chunk[0]
         if self.inference == "dfo":
             x = self._dfo(params, obs, key, steps)
         elif self.inference == "langevin":
@@ -242,7 +241,7 @@ class EnergyPolicy:
             return self._decode(x, horizon), energy, taken
         return self._decode(x, horizon), self._energy(params, obs, x), jnp.asarray(steps)
 
-    def sample(self, params: dict, obs: jax.Array, key: jax.Array, *,
+    def sample(self, params: ChunkParams, obs: jax.Array, key: jax.Array, *,
                steps: int | None = None) -> jax.Array:
         """Action chunks (..., H, A) for observations (..., cond)."""
         return self.sample_with_energy(params, obs, key, steps=steps)[0]

@@ -12,7 +12,7 @@ import math
 
 import jax
 import jax.numpy as jnp
-from robojax.policies.diffusion import DenoiserConfig, chunk_shape, chunk_shape_marker
+from robojax.policies.diffusion import ChunkParams, DenoiserConfig, chunk_params
 
 from robojax.core.types import ArraySpec
 
@@ -45,17 +45,17 @@ class FlowPolicy:
             raise ValueError(f"prediction must be 'velocity' or 'sample', got "
                              f"{self.prediction!r}")
 
-    def init(self, key: jax.Array, obs_spec: ArraySpec, act_spec: ArraySpec) -> dict:
+    def init(self, key: jax.Array, obs_spec: ArraySpec, act_spec: ArraySpec) -> ChunkParams:
         net = self.denoiser.init(key, obs_spec, act_spec, time_size=2)  # time and step size
-        return {"net": net, "chunk_shape": chunk_shape_marker(act_spec)}
+        return chunk_params({"net": net}, act_spec)
 
     def _output(self, params, x, t, d, obs):
         if not self.shortcut:
             d = jnp.zeros_like(d)
         times = jnp.stack([t, d], axis=-1) * 1000.0  # the embedding's frequencies suit [0, 1000]
-        return self.denoiser.build().apply(params["net"], x, times, obs)
+        return self.denoiser.build().apply(params.weights["net"], x, times, obs)
 
-    def velocity(self, params: dict, x: jax.Array, t: jax.Array, d: jax.Array,
+    def velocity(self, params: ChunkParams, x: jax.Array, t: jax.Array, d: jax.Array,
                  obs: jax.Array) -> jax.Array:
         """Velocity at time t for a step of size d (d = 0: the instantaneous flow)."""
         out = self._output(params, x, t, d, obs)
@@ -73,7 +73,7 @@ class FlowPolicy:
             target = target_velocity
         return jnp.mean((out - target) ** 2)
 
-    def loss(self, params: dict, batch: dict, key: jax.Array) -> tuple[jax.Array, dict]:
+    def loss(self, params: ChunkParams, batch: dict, key: jax.Array) -> tuple[jax.Array, dict]:
         """Flow matching on `batch["obs"]` (B, cond), `batch["actions"]` (B, H, A), plus the
         shortcut self-consistency loss on a fraction of the batch."""
         actions, obs = batch["actions"], batch["obs"]
@@ -110,14 +110,14 @@ class FlowPolicy:
         target = jnp.clip((v1 + v2) / 2, -4.0, 4.0)
         return self._regression(params, x_t, t, d2, obs, target)
 
-    def sample(self, params: dict, obs: jax.Array, key: jax.Array, *,
+    def sample(self, params: ChunkParams, obs: jax.Array, key: jax.Array, *,
                steps: int | None = None, clip: bool = True) -> jax.Array:
         """Action chunks (..., H, A) for observations (..., cond) by `steps` Euler steps,
         clipped to [-1, 1] unless `clip` is False (clipping has no gradient outside)."""
         steps = steps or self.inference_steps
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
-        shape = obs.shape[:-1] + chunk_shape(params)
+        shape = obs.shape[:-1] + params.chunk
         dt = 1.0 / steps
         d = 0.0 if steps >= self.max_steps else dt
         batch = jnp.ones(shape[:-2])

@@ -124,7 +124,7 @@ def test_ddim_with_all_steps_matches_ddpm_in_distribution():
     # With the exact denoiser both samplers must return the data distribution itself.
     policy = policies.DiffusionPolicy(num_train_steps=50, prediction="epsilon")
     object.__setattr__(policy, "_predict", _two_point_denoiser(policy))
-    params = {"chunk_shape": jnp.zeros((4, 2, 0))}
+    params = policies.ChunkParams({}, chunk=(4, 2))
     for sampler in ("ddpm", "ddim"):
         chunks = np.asarray(policy.sample(params, jnp.zeros((2000, 3)), jax.random.PRNGKey(0),
                                           steps=50, sampler=sampler))
