@@ -23,10 +23,12 @@ class MLP(nn.Module):
     out_size: int
     activation: str = "tanh"
     out_scale: float = 1.0  # orthogonal-init gain of the output layer
+    layer_norm: bool = False  # LayerNorm after each hidden Dense (RLPD's critics)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         act = activation(self.activation)
         for size in self.hidden_sizes:
-            x = act(nn.Dense(size, kernel_init=nn.initializers.orthogonal(jnp.sqrt(2.0)))(x))
+            x = nn.Dense(size, kernel_init=nn.initializers.orthogonal(jnp.sqrt(2.0)))(x)
+            x = act(nn.LayerNorm()(x) if self.layer_norm else x)
         return nn.Dense(self.out_size, kernel_init=nn.initializers.orthogonal(self.out_scale))(x)

@@ -14,7 +14,7 @@ PACKAGES = {"robojax": ROOT / "robojax", "robojax.envs": ROOT / "envs",
 LOWER = ("robojax.core", "robojax.io", "robojax.envs", "robojax.policies")
 UPPER = ("robojax.algos", "robojax.train", "robojax.evaluate", "robojax.rollout",
          "robojax.runs", "robojax.cli")
-ALGORITHMS = {f"robojax.algos.{name}" for name in algos.names()}
+ALGORITHMS = {algos.module_path(name) for name in algos.names()}
 
 
 def _modules() -> dict[str, Path]:

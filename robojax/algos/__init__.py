@@ -1,6 +1,7 @@
 """Training algorithms, registered by name. Each is one module meeting the contract in
 `robojax.algos.base`; adding one is a new module plus one line in `_ALGOS`, and `robojax
-train --algo NAME` with its `--NAME.<field>` flags picks it up."""
+train --algo NAME` with its `--NAME.<field>` flags picks it up. An entry `module:ConfigClass`
+registers a preset: the module's algorithm with another config class (its defaults)."""
 
 import difflib
 import importlib
@@ -12,6 +13,8 @@ _ALGOS = {
     "apg": "robojax.algos.apg",
     "shac": "robojax.algos.shac",
     "ild": "robojax.algos.ild",
+    "sac": "robojax.algos.sac",
+    "rlpd": "robojax.algos.sac:RLPDConfig",
 }
 
 
@@ -20,13 +23,25 @@ def names() -> list[str]:
     return list(_ALGOS)
 
 
+def module_path(name: str) -> str:
+    """The import path of the module implementing algorithm `name`."""
+    return _ALGOS[name].partition(":")[0]
+
+
 def get(name: str) -> ModuleType:
     """The algorithm module `name` (e.g. `robojax.algos.ppo`)."""
     if name not in _ALGOS:
         close = difflib.get_close_matches(name, _ALGOS, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
         raise KeyError(f"unknown algorithm {name!r}.{hint} Available: {', '.join(_ALGOS)}.")
-    return importlib.import_module(_ALGOS[name])
+    path, _, config = _ALGOS[name].partition(":")
+    module = importlib.import_module(path)
+    if not config:
+        return module
+    preset = ModuleType(f"{path}:{config}", module.__doc__)
+    preset.__dict__.update({k: v for k, v in vars(module).items() if not k.startswith("__")})
+    preset.Config = getattr(module, config)
+    return preset
 
 
 def register(name: str, module: str) -> None:

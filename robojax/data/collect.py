@@ -42,7 +42,8 @@ class ActionNoiseWrapper(Wrapper):
 def record(env: Env, policy: Controller, key: jax.Array, num_episodes: int,
            episode_length: int, action_noise: float = 0.0) -> dict[str, np.ndarray]:
     """One episode in each of `num_episodes` envs, time-major arrays: obs seen before each
-    action, the action, reward, done, and the success metric (zeros when the env has none).
+    action, the action, reward, done, terminal, and the success metric (zeros when the env
+    has none).
 
     With `action_noise` > 0 the env steps with the source's action plus Gaussian noise of that
     std (`ActionNoiseWrapper`) while the clean action is recorded: the demonstrations then show
@@ -55,7 +56,8 @@ def record(env: Env, policy: Controller, key: jax.Array, num_episodes: int,
     def keep(state, action, next_state):
         success = next_state.metrics.get("reward/success", jnp.zeros_like(next_state.reward))
         return {"obs": state.obs, "actions": action, "rewards": next_state.reward,
-                "dones": next_state.done, "success": success}
+                "dones": next_state.done, "terminals": next_state.terminated,
+                "success": success}
 
     @jax.jit
     def run(key):
@@ -77,7 +79,7 @@ def split_episodes(steps: dict[str, np.ndarray], only_success: bool
         successes.append(success)
         if success or not only_success:
             episodes.append({k: steps[k][:length, i] for k in ("obs", "actions", "rewards",
-                                                              "dones")})
+                                                              "dones", "terminals")})
     return episodes, np.array(successes)
 
 

@@ -6,7 +6,9 @@
                                  a plain `obs` dataset is read as well)
         actions    (T, act_dim)
         rewards    (T,)
-        dones      (T,)
+        dones      (T,)         the episode ended here (for any reason)
+        terminals  (T,)         it ended in a terminal state, not by a time limit (optional:
+                                 read as all zeros when absent)
 
 `Demos` holds every episode concatenated in memory; `robojax.data.sampler` cuts training windows
 out of it on device.
@@ -33,6 +35,8 @@ class Demos:
     dones: np.ndarray
     starts: np.ndarray
     ends: np.ndarray
+    terminals: np.ndarray | None = None
+    """Where an episode ended in a terminal state (not a time limit); None: nowhere known."""
     env_name: str | None = None
     env_kwargs: dict = dataclasses.field(default_factory=dict)
 
@@ -47,7 +51,10 @@ class Demos:
     def episode(self, i: int) -> dict[str, np.ndarray]:
         s = slice(self.starts[i], self.ends[i])
         return {"obs": self.obs[s], "actions": self.actions[s], "rewards": self.rewards[s],
-                "dones": self.dones[s]}
+                "dones": self.dones[s], "terminals": self.terminal_flags()[s]}
+
+    def terminal_flags(self) -> np.ndarray:
+        return np.zeros(self.num_steps, bool) if self.terminals is None else self.terminals
 
     def returns(self) -> np.ndarray:
         return np.array([self.rewards[s:e].sum() for s, e in zip(self.starts, self.ends,
@@ -79,7 +86,8 @@ def check_fits(demos: Demos, env) -> None:
 
 def from_episodes(episodes: list[dict[str, np.ndarray]], env_name: str | None = None,
                   env_kwargs: dict | None = None) -> Demos:
-    """Build Demos from per-episode dicts of obs, actions, rewards, dones."""
+    """Build Demos from per-episode dicts of obs, actions, rewards, dones (and terminals,
+    all false where an episode has none)."""
     if not episodes:
         raise DemoFileError("no episodes to store (were all of them unsuccessful?)")
     lengths = np.array([len(ep["actions"]) for ep in episodes])
@@ -87,6 +95,8 @@ def from_episodes(episodes: list[dict[str, np.ndarray]], env_name: str | None = 
     cat = lambda k: np.concatenate([np.asarray(ep[k]) for ep in episodes]).astype(np.float32)
     return Demos(obs=cat("obs"), actions=cat("actions"), rewards=cat("rewards"),
                  dones=cat("dones").astype(bool), starts=ends - lengths, ends=ends,
+                 terminals=np.concatenate([np.asarray(ep.get("terminals", np.zeros(n)), bool)
+                                           for ep, n in zip(episodes, lengths, strict=True)]),
                  env_name=env_name, env_kwargs=dict(env_kwargs or {}))
 
 
@@ -106,7 +116,7 @@ def save(path: str | Path, demos: Demos) -> Path:
             group = data.create_group(f"demo_{i}")
             group.attrs["num_samples"] = len(ep["actions"])
             group.create_dataset("obs/state", data=ep["obs"])
-            for key in ("actions", "rewards", "dones"):
+            for key in ("actions", "rewards", "dones", "terminals"):
                 group.create_dataset(key, data=ep[key])
     return path
 
@@ -163,8 +173,13 @@ def _read_episode(path, name, group, obs_keys) -> dict[str, np.ndarray]:
         raise DemoFileError(f"{path}: data/{name} is empty (0 steps).")
     rewards = np.asarray(group["rewards"]) if "rewards" in group else np.zeros(length)
     dones = np.asarray(group["dones"]) if "dones" in group else np.eye(length)[-1]
-    for key, value in (("obs", obs), ("rewards", rewards), ("dones", dones)):
+    terminals = np.asarray(group["terminals"]) if "terminals" in group else dones
+    for key, value in (("obs", obs), ("rewards", rewards), ("dones", dones),
+                       ("terminals", terminals)):
         if len(value) != length:
             raise DemoFileError(f"{path}: data/{name} has {length} actions but {len(value)} "
                                 f"{key}; every array must have one row per step.")
-    return {"obs": obs, "actions": actions, "rewards": rewards, "dones": dones}
+    episode = {"obs": obs, "actions": actions, "rewards": rewards, "dones": dones}
+    if "terminals" in group:
+        episode["terminals"] = np.asarray(group["terminals"])
+    return episode

@@ -1,0 +1,421 @@
+"""Soft actor-critic over many parallel envs, as one compiled program; RLPD is its
+configuration with demonstrations (`RLPDConfig`, registered as `rlpd`).
+
+One `train_iteration` steps every env `rollout_length` times with the actor, adds the
+transitions to the device-resident replay buffer (`robojax.data.replay`), and runs
+`grad_updates_per_step * rollout_length` critic updates as a `lax.scan`, the actor and the
+temperature updated after every `critic_updates_per_actor` of them. Each batch draws from the
+online buffer and, when a dataset is given, from the demonstrations (`demo_fraction` of it:
+RLPD's symmetric sampling). The critic is an ensemble (`robojax.algos.critics`): its TD target
+is the minimum over `target_min_over` randomly chosen target critics (RLPD: 2 of 10), and it may
+be trained by squared error or as an HL-Gauss histogram.
+"""
+
+import dataclasses
+from pathlib import Path
+from typing import ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from robojax.algos import acting
+from robojax.algos.base import ENV_STEPS, RolloutConfig
+from robojax.algos.critics import Ensemble
+from robojax.core import normalize
+from robojax.core.env import Env
+from robojax.core.types import State
+from robojax.core.wrappers import wrap_for_training
+from robojax.data import demos as demo_files
+from robojax.data import replay
+from robojax.policies.tanh_gaussian import ActorParams, TanhGaussianPolicy
+
+PROGRESS_UNIT, TRAIN_KEY, PLOT_KEY = ENV_STEPS, "train/reward", "eval/episode_reward"
+
+
+@dataclasses.dataclass(frozen=True)
+class SACConfig(RolloutConfig):
+    """SAC hyperparameters; the defaults are Playground's Brax SAC settings (128 envs, batch
+    512, 8 gradient updates per step, learning rate 1e-3, discount 0.99)."""
+
+    RENAMED: ClassVar[dict[str, str]] = {}
+
+    num_envs: int = 128
+    """Envs stepped in parallel."""
+    num_timesteps: int = 500_000
+    """Total env steps to train for."""
+    rollout_length: int = 1
+    """Steps of every env per iteration, before the iteration's updates."""
+    batch_size: int = 512
+    """Transitions per gradient update."""
+    grad_updates_per_step: int = 8
+    """Critic updates per step of all envs: the update-to-data ratio is this over num_envs
+    (RLPD: 20 with one env)."""
+    critic_updates_per_actor: int = 1
+    """Critic updates between two actor and temperature updates (RLPD: every step's worth)."""
+    learning_starts: int = 8192
+    """Online transitions collected with uniform random actions before learning starts."""
+    buffer_capacity: int = 1_000_000
+    """Online replay buffer size in transitions (a ring: the oldest are overwritten)."""
+    learning_rate: float = 1e-3
+    """Adam step size of the actor, the critics and the temperature."""
+    discount: float = 0.99
+    """Reward discount factor gamma."""
+    tau: float = 0.005
+    """Polyak rate of the target critics."""
+    reward_scaling: float = 1.0
+    """Rewards are multiplied by this before learning."""
+    init_temperature: float = 1.0
+    """Initial entropy temperature alpha."""
+    target_entropy_per_dim: float = -1.0
+    """Target entropy per action dimension (SAC: -1; RLPD: -0.5)."""
+    backup_entropy: bool = True
+    """Subtract alpha * log pi at the next state in the TD target (soft Q-learning)."""
+    normalize_observations: bool = True
+    """Normalize the networks' inputs with running statistics of the online observations."""
+    policy_hidden_sizes: tuple[int, ...] = (256, 256)
+    """Actor MLP widths."""
+    critic: str = "mse"
+    """Critic head and loss: "mse" (squared TD error) or "hl_gauss" (cross-entropy to a
+    Gaussian-smoothed histogram over `hl_gauss_bins` bins)."""
+    num_critics: int = 2
+    """Critics in the ensemble (RLPD: 10)."""
+    target_min_over: int = 2
+    """The TD target takes the minimum over this many randomly drawn target critics."""
+    actor_q: str = "min"
+    """How the actor reduces the ensemble's values: "min" (SAC) or "mean" (RLPD)."""
+    critic_hidden_sizes: tuple[int, ...] = (256, 256)
+    """Critic MLP widths."""
+    critic_layer_norm: bool = False
+    """LayerNorm in the critics (RLPD: on)."""
+    activation: str = "relu"
+    """Hidden nonlinearity of actor and critics."""
+    hl_gauss_bins: int = 101
+    """HL-Gauss bins."""
+    hl_gauss_range: tuple[float, float] | None = None
+    """HL-Gauss value support; None: 0 to reward_scaling / (1 - discount), with a tenth of
+    that as margin on both sides (robojax rewards lie in [0, 1] per step)."""
+    hl_gauss_sigma: float = 0.75
+    """HL-Gauss smoothing std, in bin widths."""
+    dataset: Path | None = None
+    """HDF5 demonstrations (`robojax collect`) sampled beside the online buffer."""
+    demo_fraction: float = 0.5
+    """Share of every batch drawn from `dataset` when one is given."""
+
+    def critic_ensemble(self) -> Ensemble:
+        value_range = self.hl_gauss_range or (
+            _default_range(self) if self.critic == "hl_gauss" else (0.0, 1.0))
+        return Ensemble(self.critic, self.num_critics, self.critic_hidden_sizes,
+                        self.activation, self.critic_layer_norm, self.hl_gauss_bins,
+                        tuple(value_range), self.hl_gauss_sigma)
+
+    def updates_per_iteration(self) -> int:
+        return self.grad_updates_per_step * self.rollout_length
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("batch_size", "buffer_capacity"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.grad_updates_per_step < 1:
+            raise ValueError(f"grad_updates_per_step (the update-to-data ratio) must be >= 1, "
+                             f"got {self.grad_updates_per_step}; an off-policy learner that "
+                             "never updates learns nothing.")
+        if self.updates_per_iteration() % self.critic_updates_per_actor:
+            raise ValueError(f"grad_updates_per_step * rollout_length = "
+                             f"{self.updates_per_iteration()} is not a multiple of "
+                             f"critic_updates_per_actor = {self.critic_updates_per_actor}.")
+        if self.buffer_capacity < max(self.batch_size, self.steps_per_iteration()):
+            raise ValueError(f"buffer_capacity {self.buffer_capacity} is smaller than one batch "
+                             f"({self.batch_size}) or one iteration's transitions "
+                             f"({self.steps_per_iteration()}); raise it.")
+        if not 1 <= self.target_min_over <= self.num_critics:
+            raise ValueError(f"target_min_over must be in [1, num_critics = "
+                             f"{self.num_critics}], got {self.target_min_over}.")
+        if self.actor_q not in ("min", "mean"):
+            raise ValueError(f"actor_q must be 'min' or 'mean', got {self.actor_q!r}.")
+        if not 0.0 <= self.discount <= 1.0:
+            raise ValueError(f"discount must be in [0, 1], got {self.discount}.")
+        if not 0.0 <= self.demo_fraction < 1.0:
+            raise ValueError(f"demo_fraction must be in [0, 1), got {self.demo_fraction}.")
+        self.critic_ensemble().validate()
+
+
+@dataclasses.dataclass(frozen=True)
+class RLPDConfig(SACConfig):
+    """RLPD (Ball et al. 2023): SAC with demonstrations sampled 50/50 beside online data, a
+    LayerNorm ensemble of 10 critics whose target is the minimum of a random pair, 20 critic
+    updates per step and the actor's value as the ensemble mean."""
+
+    num_envs: int = 16
+    grad_updates_per_step: int = 20
+    critic_updates_per_actor: int = 20
+    batch_size: int = 256
+    learning_starts: int = 1024
+    learning_rate: float = 3e-4
+    num_critics: int = 10
+    target_min_over: int = 2
+    actor_q: str = "mean"
+    critic_layer_norm: bool = True
+    target_entropy_per_dim: float = -0.5
+
+
+def _default_range(cfg: SACConfig) -> tuple[float, float]:
+    if not cfg.discount < 1.0:
+        raise ValueError(f"the default HL-Gauss range assumes discount < 1, got "
+                         f"{cfg.discount}; set hl_gauss_range (low, high).")
+    top = cfg.reward_scaling / (1.0 - cfg.discount)
+    return -0.1 * top, 1.1 * top
+
+
+@struct.dataclass
+class Learner:
+    """Everything the gradient updates change."""
+
+    actor: ActorParams
+    critic: dict
+    target_critic: dict
+    log_alpha: jax.Array
+    actor_opt: optax.OptState
+    critic_opt: optax.OptState
+    alpha_opt: optax.OptState
+
+
+@struct.dataclass
+class TrainState:
+    learner: Learner
+    obs_stats: normalize.RunningStats
+    buffer: replay.Buffer  # online experience
+    env_state: State
+    key: jax.Array
+    iteration: jax.Array
+
+
+class TrainInput(NamedTuple):
+    env: Env  # batched, autoresetting
+    demos: replay.Buffer | None  # fixed: not checkpointed, read from `dataset` again on resume
+
+
+def make_actor(cfg: SACConfig) -> TanhGaussianPolicy:
+    return TanhGaussianPolicy(cfg.policy_hidden_sizes, cfg.activation)
+
+
+def _optimizer(cfg: SACConfig) -> optax.GradientTransformation:
+    return optax.adam(cfg.learning_rate)
+
+
+def load_demos(cfg: SACConfig, env: Env) -> replay.Buffer | None:
+    """The dataset's transitions as a full buffer; None without a dataset."""
+    if cfg.dataset is None:
+        return None
+    found = demo_files.load(cfg.dataset)
+    demo_files.check_fits(found, env)
+    data = replay.transitions_from_episodes(found.obs, found.actions, found.rewards,
+                                            found.terminal_flags(), found.starts, found.ends)
+    if len(data["reward"]) == 0:
+        raise demo_files.DemoFileError(f"{cfg.dataset} holds no complete transition (every "
+                                       "episode is one step long); record longer episodes.")
+    return replay.full(data)
+
+
+def make_train_input(cfg: SACConfig, env: Env) -> TrainInput:
+    """The batched, autoresetting training env and the demonstrations, loaded once."""
+    cfg.validate()
+    train_env = wrap_for_training(env, cfg.num_envs, episode_length=cfg.episode_length)
+    return TrainInput(train_env, load_demos(cfg, env))
+
+
+def _example_transition(env: Env) -> dict:
+    obs, act = jnp.zeros(env.observation_spec.shape), jnp.zeros(env.action_spec.shape)
+    return {"obs": obs, "action": act, "reward": jnp.zeros(()), "discount": jnp.zeros(()),
+            "next_obs": obs}
+
+
+def init(cfg: SACConfig, env: Env, train_input: TrainInput, key: jax.Array) -> TrainState:
+    """Actor, critic ensemble and its target, temperature, optimizers, an empty buffer and a
+    reset batch of envs."""
+    cfg.validate()
+    key_actor, key_critic, key_env, key_train = jax.random.split(key, 4)
+    obs_spec, act_spec = env.observation_spec, env.action_spec
+    actor = make_actor(cfg).init(key_actor, obs_spec, act_spec)
+    critic = cfg.critic_ensemble().init(key_critic, jnp.zeros(obs_spec.shape),
+                                        jnp.zeros(act_spec.shape))
+    log_alpha = jnp.log(jnp.float32(cfg.init_temperature))
+    optimizer = _optimizer(cfg)
+    learner = Learner(actor, critic, jax.tree.map(jnp.copy, critic), log_alpha,
+                      optimizer.init(actor), optimizer.init(critic), optimizer.init(log_alpha))
+    return TrainState(
+        learner=learner, obs_stats=normalize.init(obs_spec.shape),
+        buffer=replay.init(_example_transition(env), cfg.buffer_capacity),
+        env_state=jax.jit(train_input.env.reset)(key_env), key=key_train,
+        iteration=jnp.zeros((), jnp.int32))
+
+
+def collect(cfg: SACConfig, env: Env, state: TrainState, key: jax.Array
+            ) -> tuple[State, dict]:
+    """Step every env `rollout_length` times: uniform random actions until the buffer holds
+    `learning_starts` transitions, the stochastic actor after. Returns the transitions
+    flattened to (rollout_length * num_envs, ...)."""
+    actor = make_actor(cfg)
+    warming_up = state.buffer.size < cfg.learning_starts
+
+    def one_step(env_state, key_step):
+        obs = normalize.observations(cfg, state.obs_stats, env_state.obs)
+        key_actor, key_random = jax.random.split(key_step)
+        action = jnp.where(warming_up,
+                           jax.random.uniform(key_random, (cfg.num_envs, *env.action_spec.shape),
+                                              minval=-1.0, maxval=1.0),
+                           actor.sample(state.learner.actor, obs, key_actor))
+        next_state = env.step(env_state, action)
+        transition = {"obs": env_state.obs, "action": action, "reward": next_state.reward,
+                      "discount": 1.0 - next_state.terminated.astype(jnp.float32),
+                      "next_obs": next_state.extras["final_obs"]}
+        return next_state, transition
+
+    env_state, steps = jax.lax.scan(one_step, state.env_state,
+                                    jax.random.split(key, cfg.rollout_length))
+    return env_state, jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), steps)
+
+
+def td_target(cfg: SACConfig, learner: Learner, batch: dict, key: jax.Array) -> jax.Array:
+    """r + gamma * discount * (min over a random subset of target critics at (s', a')
+    - alpha * log pi(a' | s')), with a' drawn from the current actor."""
+    key_action, key_subset = jax.random.split(key)
+    next_action, next_log_prob = make_actor(cfg).sample_and_log_prob(
+        learner.actor, batch["next_obs"], key_action)
+    ensemble = cfg.critic_ensemble()
+    next_q = ensemble.values(learner.target_critic, batch["next_obs"], next_action)  # (E, B)
+    subset = jax.random.choice(key_subset, cfg.num_critics, (cfg.target_min_over,),
+                               replace=False)
+    next_v = jnp.min(next_q[subset], axis=0)
+    if cfg.backup_entropy:
+        next_v = next_v - jnp.exp(learner.log_alpha) * next_log_prob
+    target = batch["reward"] * cfg.reward_scaling + cfg.discount * batch["discount"] * next_v
+    return jax.lax.stop_gradient(target)
+
+
+def critic_update(cfg: SACConfig, learner: Learner, batch: dict, key: jax.Array
+                  ) -> tuple[Learner, dict]:
+    """One gradient step of the ensemble towards the TD target, then Polyak averaging."""
+    ensemble = cfg.critic_ensemble()
+    target = td_target(cfg, learner, batch, key)
+
+    def loss_fn(critic):
+        outputs = ensemble.outputs(critic, batch["obs"], batch["action"])
+        return ensemble.loss(outputs, target), ensemble.values_of(outputs)
+
+    (loss, q), grads = jax.value_and_grad(loss_fn, has_aux=True)(learner.critic)
+    updates, critic_opt = _optimizer(cfg).update(grads, learner.critic_opt, learner.critic)
+    critic = optax.apply_updates(learner.critic, updates)
+    target_critic = optax.incremental_update(critic, learner.target_critic, cfg.tau)
+    info = {"loss/critic": loss, "sac/q_mean": q.mean(),
+            "sac/td_error": jnp.mean(jnp.abs(q - target)), "sac/target_mean": target.mean()}
+    return learner.replace(critic=critic, target_critic=target_critic,
+                           critic_opt=critic_opt), info
+
+
+def actor_update(cfg: SACConfig, learner: Learner, obs: jax.Array, action_size: int,
+                 key: jax.Array) -> tuple[Learner, dict]:
+    """One step of the actor (maximize Q - alpha log pi) and of the temperature (towards the
+    target entropy)."""
+    actor, ensemble = make_actor(cfg), cfg.critic_ensemble()
+    alpha = jnp.exp(learner.log_alpha)
+
+    def loss_fn(params):
+        action, log_prob = actor.sample_and_log_prob(params, obs, key)
+        q = ensemble.values(learner.critic, obs, action)
+        q = jnp.min(q, axis=0) if cfg.actor_q == "min" else jnp.mean(q, axis=0)
+        return jnp.mean(alpha * log_prob - q), log_prob
+
+    (loss, log_prob), grads = jax.value_and_grad(loss_fn, has_aux=True)(learner.actor)
+    optimizer = _optimizer(cfg)
+    updates, actor_opt = optimizer.update(grads, learner.actor_opt, learner.actor)
+    entropy = -jax.lax.stop_gradient(log_prob).mean()
+    target_entropy = cfg.target_entropy_per_dim * action_size
+    alpha_grad = jax.grad(lambda la: la * (entropy - target_entropy))(learner.log_alpha)
+    alpha_updates, alpha_opt = optimizer.update(alpha_grad, learner.alpha_opt)
+    info = {"loss/actor": loss, "sac/entropy": entropy, "sac/temperature": alpha}
+    return learner.replace(actor=optax.apply_updates(learner.actor, updates), actor_opt=actor_opt,
+                           log_alpha=optax.apply_updates(learner.log_alpha, alpha_updates),
+                           alpha_opt=alpha_opt), info
+
+
+def sample_batch(cfg: SACConfig, train_input: TrainInput, state: TrainState,
+                 key: jax.Array) -> dict:
+    """A batch from the online buffer (and the demonstrations), observations normalized."""
+    if train_input.demos is None:
+        batch = replay.sample(state.buffer, key, cfg.batch_size)
+    else:
+        batch = replay.sample_mixed(
+            {"online": state.buffer, "demos": train_input.demos},
+            {"online": 1.0 - cfg.demo_fraction, "demos": cfg.demo_fraction}, key,
+            cfg.batch_size)
+    norm = lambda x: normalize.observations(cfg, state.obs_stats, x)
+    return {**batch, "obs": norm(batch["obs"]), "next_obs": norm(batch["next_obs"])}
+
+
+def update(cfg: SACConfig, train_input: TrainInput, state: TrainState, action_size: int,
+           key: jax.Array) -> tuple[Learner, dict]:
+    """The iteration's critic updates, in groups of `critic_updates_per_actor` each followed
+    by one actor and temperature update; metrics averaged."""
+
+    def critic_step(learner, key_step):
+        key_batch, key_target = jax.random.split(key_step)
+        batch = sample_batch(cfg, train_input, state, key_batch)
+        learner, info = critic_update(cfg, learner, batch, key_target)
+        return learner, (info, batch["obs"])
+
+    def group(learner, key_group):
+        key_critics, key_actor = jax.random.split(key_group)
+        learner, (info, obs) = jax.lax.scan(
+            critic_step, learner, jax.random.split(key_critics, cfg.critic_updates_per_actor))
+        learner, actor_info = actor_update(cfg, learner, obs[-1], action_size, key_actor)
+        return learner, {**jax.tree.map(jnp.mean, info), **actor_info}
+
+    groups = cfg.updates_per_iteration() // cfg.critic_updates_per_actor
+    learner, info = jax.lax.scan(group, state.learner, jax.random.split(key, groups))
+    return learner, jax.tree.map(jnp.mean, info)
+
+
+def _skipped_update(cfg: SACConfig, learner: Learner) -> dict:
+    zero = jnp.zeros(())
+    return {"loss/critic": zero, "sac/q_mean": zero, "sac/td_error": zero,
+            "sac/target_mean": zero, "loss/actor": zero, "sac/entropy": zero,
+            "sac/temperature": jnp.exp(learner.log_alpha)}
+
+
+def train_iteration(cfg: SACConfig, train_input: TrainInput, state: TrainState
+                    ) -> tuple[TrainState, dict]:
+    """Collect `rollout_length` steps of every env into the buffer, then update (once the
+    buffer holds `learning_starts` transitions)."""
+    key, key_collect, key_update = jax.random.split(state.key, 3)
+    env_state, transitions = collect(cfg, train_input.env, state, key_collect)
+    obs_stats = state.obs_stats
+    if cfg.normalize_observations:
+        obs_stats = normalize.update(obs_stats, transitions["obs"])
+    state = state.replace(obs_stats=obs_stats, env_state=env_state,
+                          buffer=replay.add(state.buffer, transitions))
+    action_size = transitions["action"].shape[-1]
+    learner, info = jax.lax.cond(
+        state.buffer.size >= cfg.learning_starts,
+        lambda: update(cfg, train_input, state, action_size, key_update),
+        lambda: (state.learner, _skipped_update(cfg, state.learner)))
+    metrics = {
+        **info,
+        "train/reward": transitions["reward"].mean(),
+        "buffer/fill": state.buffer.size / state.buffer.capacity,
+        "train/updates_per_transition": jnp.float32(
+            cfg.grad_updates_per_step / cfg.num_envs),
+    }
+    return state.replace(learner=learner, key=key, iteration=state.iteration + 1), metrics
+
+
+def act(cfg: SACConfig, state: TrainState, obs: jax.Array) -> jax.Array:
+    """tanh of the actor's mean: what eval and export run."""
+    obs = normalize.observations(cfg, state.obs_stats, obs)
+    return make_actor(cfg).mode(state.learner.actor, obs)
+
+
+controller, evaluate = acting.deterministic_policy(act)
+Config = SACConfig

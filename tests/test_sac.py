@@ -1,0 +1,184 @@
+import collections
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from robojax.envs import make as make_env
+
+from robojax import algos, cli
+from robojax.algos import critics, sac
+from robojax.data import demos as demo_files
+
+TINY = sac.SACConfig(num_envs=4, batch_size=8, learning_starts=8, buffer_capacity=64,
+                     grad_updates_per_step=2, policy_hidden_sizes=(8,),
+                     critic_hidden_sizes=(4,), num_eval_envs=2, episode_length=20)
+
+
+def _constant_critics(ensemble: critics.Ensemble, values: list[float]) -> dict:
+    """Ensemble parameters whose critic e outputs `values[e]` everywhere (zero weights, the
+    output bias set): Q values worked by hand."""
+    params = ensemble.init(jax.random.PRNGKey(0), jnp.zeros(3), jnp.zeros(1))
+    params = jax.tree.map(jnp.zeros_like, params)
+    dense = params["params"]["MLP_0"]
+    last = f"Dense_{len(ensemble.hidden_sizes)}"
+    dense[last]["bias"] = jnp.asarray(values, jnp.float32)[:, None]
+    return params
+
+
+def _learner(cfg: sac.SACConfig, target_values: list[float]) -> sac.Learner:
+    env = make_env("pendulum-swingup")
+    state = sac.init(cfg, env, sac.make_train_input(cfg, env), jax.random.PRNGKey(0))
+    return state.learner.replace(
+        target_critic=_constant_critics(cfg.critic_ensemble(), target_values),
+        log_alpha=jnp.log(jnp.float32(0.5)))
+
+
+def test_td_target_worked_by_hand_bootstraps_through_time_limits():
+    cfg = dataclasses.replace(TINY, num_critics=4, target_min_over=4, discount=0.9,
+                              reward_scaling=2.0, backup_entropy=False)
+    learner = _learner(cfg, [3.0, 1.0, 5.0, 2.0])
+    # Step 0 goes on, step 1 hit the time limit (bootstraps all the same), step 2 terminated.
+    batch = {"obs": jnp.zeros((3, 3)), "action": jnp.zeros((3, 1)),
+             "reward": jnp.array([1.0, 0.5, 0.25]), "discount": jnp.array([1.0, 1.0, 0.0]),
+             "next_obs": jnp.zeros((3, 3))}
+    target = sac.td_target(cfg, learner, batch, jax.random.PRNGKey(3))
+    # min over all four target critics = 1: 2 * r + 0.9 * discount * 1
+    np.testing.assert_allclose(target, [2.0 + 0.9, 1.0 + 0.9, 0.5], rtol=1e-6)
+
+
+def test_td_target_takes_the_minimum_of_a_random_pair():
+    cfg = dataclasses.replace(TINY, num_critics=4, target_min_over=2, discount=0.5,
+                              backup_entropy=False)
+    learner = _learner(cfg, [3.0, 1.0, 5.0, 2.0])
+    batch = {"obs": jnp.zeros((1, 3)), "action": jnp.zeros((1, 1)), "reward": jnp.zeros(1),
+             "discount": jnp.ones(1), "next_obs": jnp.zeros((1, 3))}
+    target = jax.jit(jax.vmap(lambda k: sac.td_target(cfg, learner, batch, k)[0]))(
+        jax.random.split(jax.random.PRNGKey(0), 3000))
+    # The six pairs' minima: 1 for the three pairs holding critic 1, 2 for (3, 2) and (5, 2),
+    # 3 for (3, 5); each pair equally likely.
+    counts = collections.Counter(np.round(np.asarray(target) / 0.5).astype(int).tolist())
+    assert set(counts) == {1, 2, 3}
+    for value, pairs in ((1, 3), (2, 2), (3, 1)):
+        assert abs(counts[value] / 3000 - pairs / 6) < 0.04, counts
+
+
+def test_td_target_subtracts_the_entropy_term():
+    cfg = dataclasses.replace(TINY, num_critics=2, discount=1.0)
+    learner = _learner(cfg, [4.0, 4.0])
+    batch = {"obs": jnp.zeros((1, 3)), "action": jnp.zeros((1, 1)), "reward": jnp.zeros(1),
+             "discount": jnp.ones(1), "next_obs": jnp.zeros((1, 3))}
+    key = jax.random.PRNGKey(7)
+    with_entropy = sac.td_target(cfg, learner, batch, key)
+    without = sac.td_target(dataclasses.replace(cfg, backup_entropy=False), learner, batch, key)
+    key_action, _ = jax.random.split(key)
+    _, log_prob = sac.make_actor(cfg).sample_and_log_prob(learner.actor, batch["next_obs"],
+                                                          key_action)
+    np.testing.assert_allclose(without, [4.0])
+    np.testing.assert_allclose(with_entropy, 4.0 - 0.5 * log_prob, rtol=1e-5)
+
+
+def test_hl_gauss_projects_a_scalar_onto_the_support_and_back():
+    edges, centers = critics.hl_gauss_support(-10.0, 10.0, 41)
+    sigma = 0.75 * float(edges[1] - edges[0])
+    targets = jnp.array([-7.3, 0.0, 2.5, 8.1])
+    histogram = critics.hl_gauss_histogram(targets, edges, sigma)
+    np.testing.assert_allclose(histogram.sum(-1), 1.0, rtol=1e-5)
+    values = critics.expected_value(jnp.log(histogram + 1e-30), centers)
+    np.testing.assert_allclose(values, targets, atol=1e-3)
+    # A bin's mass is the Gaussian's over it: N(0, sigma) puts ~0.495 in the centre bin
+    # [-0.25, 0.25] when sigma = 0.375 (erf(0.25 / (0.375 sqrt 2)) = 0.495).
+    assert abs(float(histogram[1, 20]) - 0.4950) < 1e-3
+    # Targets beyond the range are clipped to its edge, where half the Gaussian remains:
+    # its mean lies sigma * sqrt(2 / pi) = 0.30 inside.
+    beyond = critics.hl_gauss_histogram(jnp.array([50.0, 10.0]), edges, sigma)
+    np.testing.assert_allclose(beyond[0], beyond[1])
+    value = critics.expected_value(jnp.log(beyond[0] + 1e-30), centers)
+    assert abs(float(value) - (10.0 - sigma * np.sqrt(2 / np.pi))) < 0.05
+
+
+def test_hl_gauss_loss_is_smallest_at_the_target_histogram():
+    ensemble = critics.Ensemble("hl_gauss", num_critics=1, num_bins=21, value_range=(0.0, 1.0))
+    edges, _ = ensemble.support()
+    target = jnp.array([0.3])
+    sigma = 0.75 * float(edges[1] - edges[0])
+    logits = lambda y: jnp.log(critics.hl_gauss_histogram(y, edges, sigma) + 1e-12)[None]
+    best = ensemble.loss(logits(target), target)
+    for other in (0.25, 0.35, 0.6):
+        assert best < ensemble.loss(logits(jnp.array([other])), target)
+    grad = jax.grad(lambda x: ensemble.loss(x, target))(logits(target))
+    np.testing.assert_allclose(grad, 0.0, atol=1e-6)
+
+
+def test_sac_iterations_fill_the_buffer_then_update():
+    env = make_env("pendulum-swingup")
+    cfg = dataclasses.replace(TINY, critic="hl_gauss")
+    train_input = sac.make_train_input(cfg, env)
+    state = sac.init(cfg, env, train_input, jax.random.PRNGKey(0))
+    step = jax.jit(lambda s: sac.train_iteration(cfg, train_input, s))
+    state, metrics = step(state)  # 4 transitions: still warming up, no update
+    assert int(state.buffer.size) == 4 and float(metrics["loss/critic"]) == 0.0
+    before = state.learner
+    for _ in range(3):
+        state, metrics = step(state)
+    assert int(state.buffer.size) == 16 and float(metrics["buffer/fill"]) == 16 / 64
+    assert float(metrics["loss/critic"]) > 0 and np.isfinite(float(metrics["loss/actor"]))
+    changed = lambda a, b: not np.allclose(jax.tree.leaves(a)[0], jax.tree.leaves(b)[0])
+    assert changed(before.critic, state.learner.critic)
+    assert changed(before.target_critic, state.learner.target_critic)
+    assert changed(before.actor, state.learner.actor)
+    assert float(before.log_alpha) != float(state.learner.log_alpha)
+
+
+def test_rlpd_is_sac_with_its_own_defaults():
+    rlpd = algos.get("rlpd")
+    assert rlpd.train_iteration is sac.train_iteration and rlpd.Config is sac.RLPDConfig
+    cfg = rlpd.Config()
+    assert (cfg.num_critics, cfg.target_min_over, cfg.grad_updates_per_step) == (10, 2, 20)
+    assert cfg.critic_layer_norm and cfg.actor_q == "mean"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"grad_updates_per_step": 0}, "update-to-data ratio"),
+    ({"buffer_capacity": 4}, "smaller than one batch"),
+    ({"critic": "huber"}, "critic must be one of"),
+    ({"target_min_over": 3}, "target_min_over"),
+    ({"demo_fraction": 1.0}, "demo_fraction"),
+])
+def test_bad_configs_are_named_errors(change, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(TINY, **change).validate()
+
+
+def _demo_file(tmp_path, env_name: str, obs_size: int):
+    episode = {"obs": np.zeros((5, obs_size)), "actions": np.zeros((5, 1)),
+               "rewards": np.zeros(5), "dones": np.eye(5)[-1]}
+    return demo_files.save(tmp_path / "demos.hdf5",
+                           demo_files.from_episodes([episode], env_name))
+
+
+def test_demos_from_another_env_or_size_are_named_errors(tmp_path):
+    env = make_env("pendulum-swingup")
+    other = dataclasses.replace(TINY, dataset=_demo_file(tmp_path, "cartpole-swingup", 3))
+    with pytest.raises(demo_files.DemoFileError, match="recorded on 'cartpole-swingup'"):
+        sac.make_train_input(other, env)
+    wrong_size = dataclasses.replace(TINY, dataset=_demo_file(tmp_path, "pendulum-swingup", 5))
+    with pytest.raises(demo_files.DemoFileError, match="sizes 5/1"):
+        sac.make_train_input(wrong_size, env)
+
+
+def test_demos_fill_their_own_buffer_and_take_their_share(tmp_path):
+    env = make_env("pendulum-swingup")
+    path = tmp_path / "demos.hdf5"
+    cli.main(["collect", "--env", "pendulum-swingup", "--episodes", "2", "--out", str(path)])
+    cfg = dataclasses.replace(TINY, dataset=path, demo_fraction=0.25)
+    train_input = sac.make_train_input(cfg, env)
+    demos = demo_files.load(path)
+    # The expert's episodes run to the time limit: each loses its last step (no next obs).
+    assert int(train_input.demos.size) == demos.num_steps - 2
+    state = sac.init(cfg, env, train_input, jax.random.PRNGKey(0))
+    batch = sac.sample_batch(cfg, train_input, state, jax.random.PRNGKey(1))
+    assert batch["obs"].shape == (8, env.observation_spec.size)
+    # 6 online (the empty buffer's zeros), then 2 demonstration transitions.
+    assert not np.any(batch["reward"][:6]) and np.all(np.asarray(batch["discount"][6:]) == 1)
