@@ -64,6 +64,9 @@ class PushTConfig(EnvConfig):
         "coverage": 1.0, "overlap": 0.0, "success": 0.0})
     """Weight of each reward term: coverage is clip(overlap / success_coverage, 0, 1) as in
     Diffusion Policy; the raw overlap and success are logged, not rewarded, by default."""
+    sparse_reward: bool = False
+    """Reward 1 on the step that succeeds and 0 otherwise (the episode ends there), in place
+    of `reward_scales`: the sparse task of off-policy RL with demonstrations (RLPD)."""
 
 
 def default_config() -> PushTConfig:
@@ -133,6 +136,9 @@ class PushT(MjxEnv):
         threshold = self.config.success_coverage
         return {"coverage": jnp.clip(covered / threshold, 0.0, 1.0), "overlap": covered,
                 "success": (covered >= threshold).astype(jnp.float32)}
+
+    def combine_reward(self, terms: dict) -> jax.Array:
+        return terms["success"] if self.config.sparse_reward else super().combine_reward(terms)
 
     def terminated(self, data: mjx.Data) -> jax.Array:
         return self.coverage(data) >= self.config.success_coverage

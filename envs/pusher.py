@@ -23,6 +23,9 @@ class PusherConfig(EnvConfig):
     reward_scales: dict = dataclasses.field(default_factory=lambda: {
         "block_at_goal": 1.0, "pusher_near_block": 0.2, "control": -0.01, "success": 0.0})
     """Weight of each reward term (success is logged, not rewarded, by default)."""
+    sparse_reward: bool = False
+    """Reward 1 when the block reaches the goal and 0 otherwise, the episode ending there, in
+    place of `reward_scales`: the sparse task of off-policy RL with demonstrations (RLPD)."""
 
 
 def default_config() -> PusherConfig:
@@ -66,6 +69,15 @@ class Pusher(MjxEnv):
             "control": jnp.sum(action**2),
             "success": (block_to_goal < self.config.success_distance).astype(jnp.float32),
         }
+
+    def combine_reward(self, terms: dict) -> jax.Array:
+        return terms["success"] if self.config.sparse_reward else super().combine_reward(terms)
+
+    def terminated(self, data: mjx.Data) -> jax.Array:
+        if not self.config.sparse_reward:
+            return jnp.array(False)
+        block_to_goal = jnp.linalg.norm(data.mocap_pos[0, :2] - data.qpos[2:4])
+        return block_to_goal < self.config.success_distance
 
 
 def solve(env: Pusher, state) -> jax.Array:

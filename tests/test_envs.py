@@ -272,3 +272,25 @@ def test_push_t_reflection_maps_trajectories_to_trajectories(observation):
     assert float(state.metrics["reward/overlap"]) > 0.5
     np.testing.assert_allclose(image.metrics["reward/overlap"], state.metrics["reward/overlap"],
                                atol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["pusher", pytest.param("push-t", marks=pytest.mark.slow)])
+def test_sparse_reward_pays_one_on_success_and_ends_the_episode(name):
+    from robojax.envs.push_t import TARGET
+
+    env = envs.make(name, sparse_reward=True)
+    state = env.reset(jax.random.PRNGKey(0))
+    qpos = state.data.qpos
+    if name == "pusher":  # the block onto the goal, the pusher well behind it
+        at_goal = qpos.at[2:4].set(state.data.mocap_pos[0, :2])
+    else:  # the T onto the target pose, the pusher clear of it
+        at_goal = qpos.at[2:5].set(jnp.asarray(TARGET)).at[:2].set(
+            jnp.asarray(TARGET[:2]) + 0.2)
+    step = jax.jit(env.step)
+    action = jnp.zeros(env.action_spec.shape)
+    away = step(state, action)
+    assert float(away.reward) == 0.0 and not bool(away.done)
+    there = step(state.replace(data=state.data.replace(qpos=at_goal)), action)
+    assert float(there.reward) == 1.0 and bool(there.terminated)
+    dense = envs.make(name)  # the dense default is unchanged: shaped terms, no early end
+    assert not dense.config.sparse_reward
