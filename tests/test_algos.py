@@ -15,6 +15,9 @@ CASES = {
     "ppo": lambda request: TrainArgs(algo="ppo", num_envs=8),
     "apg": lambda request: TrainArgs(algo="apg"),
     "shac": lambda request: TrainArgs(algo="shac"),
+    "sac": lambda request: TrainArgs(algo="sac", env="pendulum-swingup", num_envs=4),
+    "rlpd": lambda request: TrainArgs(algo="rlpd", env="pendulum-swingup",
+                                      dataset=request.getfixturevalue("pendulum_demo")),
     "ild": lambda request: TrainArgs(algo="ild", env="pendulum-swingup",
                                      demo=request.getfixturevalue("pendulum_demo")),
     **{f"bc-{family}": functools.partial(
@@ -29,7 +32,7 @@ def _aval(x) -> tuple:
     return x.shape, x.dtype, x.weak_type
 
 
-@pytest.mark.parametrize("case", [case if case in ("ppo", "bc-gaussian") else pytest.param(
+@pytest.mark.parametrize("case", [case if case in ("ppo", "bc-gaussian", "sac") else pytest.param(
     case, marks=pytest.mark.slow) for case in sorted(CASES)])
 def test_initial_state_has_the_types_the_train_step_returns(case, request):
     # A leaf whose type changes across the first step (e.g. a weakly typed Python float in
