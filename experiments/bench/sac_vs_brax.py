@@ -1,0 +1,196 @@
+"""robojax SAC vs Brax SAC on the same Playground env (impl "jax"), side by side.
+
+(a) throughput: identical hyperparameters (Playground's `brax_sac_config`: 128 envs, batch 512,
+    8 gradient updates per env step, learning rate 1e-3, discount 0.99, 256x256 networks with
+    LayerNorm critics); training env steps/s and gradient steps/s at steady state, and compile
+    time (Brax: first epoch minus a steady one; robojax: lowering + compiling its epoch).
+(b) time to reward: wall seconds from the start of training (compilation included) to an eval
+    reward >= --target, each side with its own configuration.
+
+Brax runs in its peer venv (experiments/bench/setup_brax_peer.sh), robojax in this process.
+
+    python experiments/bench/sac_vs_brax.py --part a
+    python experiments/bench/sac_vs_brax.py --part b --target 300
+"""
+
+import argparse
+import functools
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PEER = Path(os.environ.get("BRAX_PEER_VENV", HERE / ".brax-venv")) / "bin" / "python"
+
+SHARED = dict(num_envs=128, batch_size=512, grad_updates_per_step=8, learning_rate=1e-3,
+              discount=0.99, tau=0.005, reward_scaling=1.0, min_replay=8192)
+NETWORK = dict(hidden_layer_sizes=[256, 256], q_network_layer_norm=True)
+STEPS_PER_EPOCH = 20
+EPOCHS = 5
+
+
+def brax_kwargs(s: dict, num_timesteps: int, num_evals: int) -> dict:
+    return dict(num_timesteps=num_timesteps, num_evals=num_evals, num_envs=s["num_envs"],
+                batch_size=s["batch_size"], grad_updates_per_step=s["grad_updates_per_step"],
+                learning_rate=s["learning_rate"], discounting=s["discount"], tau=s["tau"],
+                reward_scaling=s["reward_scaling"], min_replay_size=s["min_replay"],
+                max_replay_size=1_000_000, normalize_observations=True, episode_length=1000,
+                num_eval_envs=16, deterministic_eval=True, seed=0)
+
+
+def run_brax(env: str, kwargs: dict, network: dict, target: float | None = None) -> dict:
+    if not PEER.exists():
+        sys.exit(f"Brax peer venv missing: run {HERE / 'setup_brax_peer.sh'} first.")
+    cmd = [str(PEER), str(HERE / "brax_sac_peer.py"), "--env", env, "--config",
+           json.dumps(kwargs), "--network", json.dumps(network)]
+    if target is not None:
+        cmd += ["--target", str(target)]
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=clean)
+    if out.returncode != 0:
+        sys.exit(f"Brax peer failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def robojax_config(s: dict):
+    from robojax.algos import sac
+
+    return sac.SACConfig(num_envs=s["num_envs"], batch_size=s["batch_size"],
+                         grad_updates_per_step=s["grad_updates_per_step"],
+                         learning_rate=s["learning_rate"], discount=s["discount"], tau=s["tau"],
+                         reward_scaling=s["reward_scaling"], learning_starts=s["min_replay"],
+                         buffer_capacity=1_000_000, critic_layer_norm=True,
+                         policy_hidden_sizes=tuple(NETWORK["hidden_layer_sizes"]),
+                         critic_hidden_sizes=tuple(NETWORK["hidden_layer_sizes"]),
+                         episode_length=1000)
+
+
+def robojax_throughput(env_name: str, s: dict) -> tuple[float, float]:
+    """(steady env steps/s, compile s) of robojax SAC, in epochs of STEPS_PER_EPOCH steps."""
+    import jax
+    from robojax.envs import make as make_env
+
+    from robojax.algos import sac
+
+    cfg = robojax_config(s)
+    env = make_env(env_name)
+    train_input = sac.make_train_input(cfg, env)
+    state = sac.init(cfg, env, train_input, jax.random.PRNGKey(0))
+
+    def epoch(state):
+        step = functools.partial(sac.train_iteration, cfg, train_input)
+        return jax.lax.scan(lambda s, _: step(s), state, None, length=STEPS_PER_EPOCH)
+
+    t0 = time.perf_counter()
+    compiled = jax.jit(epoch, donate_argnums=0).lower(state).compile()
+    compile_s = time.perf_counter() - t0
+    while int(state.buffer.size) < cfg.learning_starts:  # prefill, as Brax does first
+        state, _ = compiled(state)
+    times = []
+    for _ in range(EPOCHS):
+        t0 = time.perf_counter()
+        state, metrics = compiled(state)
+        jax.block_until_ready(metrics)
+        times.append(time.perf_counter() - t0)
+    steady = sorted(times)[len(times) // 2]
+    return cfg.num_envs * STEPS_PER_EPOCH / steady, compile_s
+
+
+def part_a(env_name: str) -> None:
+    import jax
+
+    s = SHARED
+    ours_sps, ours_compile = robojax_throughput(f"playground:{env_name}", s)
+    env_steps_per_epoch = s["num_envs"] * STEPS_PER_EPOCH
+    brax = run_brax(env_name, brax_kwargs(s, s["min_replay"] + EPOCHS * env_steps_per_epoch,
+                                          EPOCHS + 1), NETWORK)
+    sps = [p["sps"] for p in brax["points"][1:]]
+    brax_sps = sorted(sps[1:])[len(sps[1:]) // 2]
+    brax_compile = env_steps_per_epoch / sps[0] - env_steps_per_epoch / brax_sps
+    grad = s["grad_updates_per_step"] / s["num_envs"]
+    print(f"# (a) SAC throughput, Playground {env_name} (impl jax), {os.cpu_count()} cores, "
+          f"{time.strftime('%Y-%m-%d')}; robojax on jax {jax.__version__}, Brax 0.14.2 on jax "
+          f"{brax['jax']}, backend {jax.default_backend()}")
+    print(f"# shared settings: {s}, networks {NETWORK}, {STEPS_PER_EPOCH} env steps per epoch")
+    print("| side | training env steps/s | gradient steps/s | compile s |")
+    print("|---|---|---|---|")
+    print(f"| robojax SAC | {ours_sps:,.0f} | {ours_sps * grad:,.0f} | {ours_compile:.1f} |")
+    print(f"| Brax SAC | {brax_sps:,.0f} | {brax_sps * grad:,.0f} | {brax_compile:.1f} |")
+    print(f"| ratio robojax/Brax | {ours_sps / brax_sps:.2f}x | {ours_sps / brax_sps:.2f}x | "
+          f"{ours_compile / brax_compile:.2f}x |")
+
+
+def first_reaching(points: list[dict], target: float) -> dict | None:
+    return next((p for p in points if p["env_steps"] > 0 and p["reward"] >= target), None)
+
+
+def _robojax_to_target(env_name: str, flags: list[str], target: float, budget: int,
+                       seed: int) -> dict:
+    """A robojax SAC CLI run (cold compile cache), its first eval at or above `target`."""
+    import tempfile
+
+    from robojax.io.metrics import read_metrics
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env_vars = {**os.environ, "ROBOJAX_CACHE_DIR": "off"}
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "robojax.cli", "train", "--algo", "sac", "--env",
+                        f"playground:{env_name}", "--run-dir", f"{tmp}/run", "--seed",
+                        str(seed), "--num-timesteps", str(budget), "--no-video",
+                        "--no-progress", *flags], check=True, env=env_vars,
+                       capture_output=True)
+        total = time.perf_counter() - start
+        rows = read_metrics(Path(tmp) / "run" / "metrics.csv")
+    points = [{"env_steps": r["env_steps"], "wall_time_s": r["wall_time_s"],
+               "reward": r["eval/episode_reward"]} for r in rows]
+    return {"points": points, "total_s": total}
+
+
+ROBOJAX_B = ["--num-envs", "16", "--sac.batch-size", "128", "--sac.grad-updates-per-step", "8",
+             "--sac.learning-starts", "2000", "--sac.policy-hidden-sizes", "64", "64",
+             "--sac.critic-hidden-sizes", "64", "64", "--sac.num-evals", "20",
+             "--sac.num-eval-envs", "16"]
+
+
+def part_b(env_name: str, target: float, budget: int, seeds: int) -> None:
+    print(f"# (b) SAC time to eval reward >= {target}, Playground {env_name}, "
+          f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}, budget {budget:,} env steps")
+    print("| side | config | seed | env steps to target | wall s to target | final reward |")
+    print("|---|---|---|---|---|---|")
+    for seed in range(seeds):
+        ours = _robojax_to_target(env_name, ROBOJAX_B, target, budget, seed)
+        hit = first_reaching(ours["points"], target)
+        print(f"| robojax | {' '.join(ROBOJAX_B[:10])} | {seed} | "
+              f"{hit['env_steps'] if hit else 'not reached'} | "
+              f"{hit['wall_time_s']:.0f} | {ours['points'][-1]['reward']:.0f} |"
+              if hit else
+              f"| robojax | {' '.join(ROBOJAX_B[:10])} | {seed} | not reached | — | "
+              f"{ours['points'][-1]['reward']:.0f} |", flush=True)
+        kwargs = {**brax_kwargs(SHARED, budget, 20), "seed": seed}
+        brax = run_brax(env_name, kwargs, NETWORK, target)
+        hit = first_reaching(brax["points"], target)
+        last = brax["points"][-1]["reward"]
+        print(f"| Brax | Playground brax_sac_config | {seed} | "
+              + (f"{hit['env_steps']} | {hit['wall_time_s']:.0f} | {last:.0f} |" if hit
+                 else f"not reached | — | {last:.0f} |"), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["a", "b"], default="a")
+    parser.add_argument("--env", default="CartpoleSwingup")
+    parser.add_argument("--target", type=float, default=300.0)
+    parser.add_argument("--budget", type=int, default=300_000)
+    parser.add_argument("--seeds", type=int, default=1)
+    args = parser.parse_args()
+    if args.part == "a":
+        part_a(args.env)
+    else:
+        part_b(args.env, args.target, args.budget, args.seeds)
+
+
+if __name__ == "__main__":
+    main()
