@@ -146,7 +146,9 @@ class SACConfig(RolloutConfig):
 class RLPDConfig(SACConfig):
     """RLPD (Ball et al. 2023): SAC with demonstrations sampled 50/50 beside online data, a
     LayerNorm ensemble of 10 critics whose target is the minimum of a random pair, 20 critic
-    updates per step and the actor's value as the ensemble mean."""
+    updates per step and the actor's value as the ensemble mean. The TD target leaves out the
+    entropy term (as SERL's sparse-reward tasks): on a reward of 1 at success, entropy bonuses
+    summed over the horizon would outweigh the task."""
 
     num_envs: int = 16
     grad_updates_per_step: int = 20
@@ -159,6 +161,7 @@ class RLPDConfig(SACConfig):
     actor_q: str = "mean"
     critic_layer_norm: bool = True
     target_entropy_per_dim: float = -0.5
+    backup_entropy: bool = False
 
 
 def _default_range(cfg: SACConfig) -> tuple[float, float]:
