@@ -26,7 +26,7 @@ def test_hdf5_round_trip(tmp_path):
     np.testing.assert_array_equal(back.ends, [5, 8])
     assert back.env_name == "point-mass" and back.env_kwargs == {"episode_length": 5}
     with h5py.File(path) as f:  # the robomimic layout other tools read
-        assert set(f["data/demo_1"]) == {"obs", "actions", "rewards", "dones"}
+        assert set(f["data/demo_1"]) == {"obs", "actions", "rewards", "dones", "terminals"}
         assert f["data/demo_1"].attrs["num_samples"] == 3
 
 
