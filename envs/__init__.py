@@ -25,6 +25,15 @@ def register(name: str, env_class: Callable[[Any], Env], default_config: Callabl
     `solver(env, state) -> action` is an optional scripted expert for one env."""
     if name in _REGISTRY:
         raise ValueError(f"an env named {name!r} is already registered; pick another name.")
+    if not (isinstance(env_class, type) and issubclass(env_class, Env)):
+        raise TypeError(f"register({name!r}, ...): env_class must be a subclass of "
+                        f"robojax.core.env.Env (e.g. of MjxEnv), got {env_class!r}.")
+    if not callable(default_config):
+        raise TypeError(f"register({name!r}, ...): default_config must be a function returning "
+                        f"a fresh config, got {default_config!r}.")
+    if solver is not None and not callable(solver):
+        raise TypeError(f"register({name!r}, ...): solver must be None or a function "
+                        f"solver(env, state) -> action, got {solver!r}.")
     _REGISTRY[name] = _Entry(env_class, default_config, solver)
 
 

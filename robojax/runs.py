@@ -72,6 +72,16 @@ class RunArgs:
                                  f"{self.algo}; drop it.")
         return dataclasses.replace(cfg, **{k: v for k, v in given if v is not None})
 
+    def validate(self) -> None:
+        """Refuse what cannot run before anything is written: a seed count below one, an
+        unknown env, an env-config field the env does not have."""
+        if self.num_seeds < 1:
+            raise ValueError(f"--num-seeds must be >= 1, got {self.num_seeds}.")
+        if ":" not in self.env:  # foreign envs (playground:, brax:) are checked when built
+            envs.get_config(self.env, **self.env_overrides())
+            envs.get_config(self.env, **self.eval_overrides())
+        self.algo_config().validate()
+
     def env_overrides(self) -> dict:
         """The env-config overrides training runs with (--env-config)."""
         return envs.parse_overrides(self.env_config)

@@ -59,7 +59,7 @@ def open_run(args: TrainArgs) -> tuple[TrainArgs, Path]:
         saved = read_args(run_dir)
         return dataclasses.replace(saved, resume=run_dir, run_dir=run_dir,
                                    progress=args.progress), run_dir
-    args.algo_config().validate()  # bad flags fail before anything is written
+    args.validate()  # bad flags fail before anything is written
     run_dir = Path(args.run_dir) if args.run_dir else run_dir_io.default_run_dir(args.env,
                                                                                   args.algo)
     run_dir_io.write_config(run_dir, args)
@@ -102,13 +102,34 @@ def train(args: TrainArgs) -> Path:
     return run_dir
 
 
+class NonFiniteTrainingError(RuntimeError):
+    """The learner's state (parameters, optimizer, statistics) became NaN or infinite."""
+
+
+# Env states and replay data are left out: the NaN guard resets diverged envs, and the
+# learners keep non-finite transitions out of their updates.
+_UNCHECKED_FIELDS = ("env_state", "buffer")
+
+
+def nonfinite_count(state: Any) -> jax.Array:
+    """How many values of the learner's part of `state` are NaN or infinite."""
+    if dataclasses.is_dataclass(state):
+        state = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)
+                 if f.name not in _UNCHECKED_FIELDS}
+    leaves = [x for x in jax.tree.leaves(state) if jnp.issubdtype(jnp.result_type(x),
+                                                                  jnp.inexact)]
+    return sum((jnp.sum(~jnp.isfinite(x)) for x in leaves), jnp.zeros((), jnp.int32))
+
+
 def _compiled_steps(args: TrainArgs, setup: Setup, chunk: int):
-    """The compiled `chunk` iterations (state donated) and evaluation, vmapped over seeds."""
+    """The compiled `chunk` iterations (state donated) and evaluation, vmapped over seeds.
+    The chunk also counts the non-finite values its final state holds (`nonfinite_count`)."""
     algo, cfg = setup.algo, setup.cfg
 
     def run_chunk(state):
         step = functools.partial(algo.train_iteration, cfg, setup.train_input)
-        return jax.lax.scan(lambda s, _: step(s), state, None, length=chunk)
+        state, metrics = jax.lax.scan(lambda s, _: step(s), state, None, length=chunk)
+        return state, {**metrics, "train/nonfinite": nonfinite_count(state)}
 
     def run_eval(state, key):
         return algo.evaluate(cfg, setup.eval_env, state, key)
@@ -180,6 +201,7 @@ def run_loop(args: TrainArgs, run_dir: Path, setup: Setup, start: float) -> tupl
         while iteration < total_iters:
             state, metrics = run_chunk(state)
             iteration += chunk
+            _stop_if_nonfinite(metrics, iteration, ckpt_dir)
             train_metrics = _mean_metrics(metrics)
             progress.update(iteration * steps_per_iter,
                             train_value=train_metrics.get(algo.TRAIN_KEY), status="training")
@@ -189,6 +211,21 @@ def run_loop(args: TrainArgs, run_dir: Path, setup: Setup, start: float) -> tupl
                 progress.update(iteration * steps_per_iter, eval_value=row[plot_key])
     logger.close()
     return state, wall()
+
+
+def _stop_if_nonfinite(metrics: dict, iteration: int, ckpt_dir: Path) -> None:
+    """Raise NonFiniteTrainingError, before anything of the broken state is logged or saved,
+    when the chunk ending at `iteration` left non-finite values in the learner."""
+    count = int(np.sum(metrics["train/nonfinite"]))
+    if count == 0:
+        return
+    done = checkpoint.steps(ckpt_dir)
+    last = (f"the last good checkpoint is iteration {max(done)}: continue from it with "
+            f"--resume {ckpt_dir.parent}" if done else "no checkpoint was written before it")
+    raise NonFiniteTrainingError(
+        f"training diverged: {count} NaN or infinite value(s) in the parameters or optimizer "
+        f"state by iteration {iteration}; {last}, or start again with a lower learning rate "
+        "(or reward scaling).")
 
 
 def train_or_resume(args: TrainArgs) -> Path:

@@ -271,14 +271,23 @@ def collect(cfg: SACConfig, env: Env, state: TrainState, key: jax.Array
                                               minval=-1.0, maxval=1.0),
                            actor.sample(state.learner.actor, obs, key_actor))
         next_state = env.step(env_state, action)
-        transition = {"obs": env_state.obs, "action": action, "reward": next_state.reward,
-                      "discount": 1.0 - next_state.terminated.astype(jnp.float32),
-                      "next_obs": next_state.extras["final_obs"]}
-        return next_state, transition
+        return next_state, _transition(env_state, action, next_state)
 
     env_state, steps = jax.lax.scan(one_step, state.env_state,
                                     jax.random.split(key, cfg.rollout_length))
     return env_state, jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), steps)
+
+
+def _transition(state: State, action: jax.Array, next_state: State) -> dict:
+    """The batch of transitions one step made. A step whose env diverged (its reward or final
+    observation not finite; the NaN guard restarts that env) is stored as terminal with zero
+    reward and its own observation as the next, so no NaN reaches the buffer."""
+    next_obs, reward = next_state.extras["final_obs"], next_state.reward
+    finite = jnp.all(jnp.isfinite(next_obs), axis=-1) & jnp.isfinite(reward)
+    discount = jnp.where(finite, 1.0 - next_state.terminated.astype(jnp.float32), 0.0)
+    return {"obs": state.obs, "action": action, "reward": jnp.where(finite, reward, 0.0),
+            "discount": discount,
+            "next_obs": jnp.where(finite[..., None], next_obs, state.obs)}
 
 
 def td_target(cfg: SACConfig, learner: Learner, batch: dict, key: jax.Array) -> jax.Array:

@@ -120,9 +120,9 @@ class MjxEnv(Env):
         )
 
     def step(self, state: State, action: jax.Array) -> State:
-        action = check_action(action, self.action_spec)
-        ctrl = self._ctrl_low + (jnp.clip(action, -1.0, 1.0) + 1.0) * 0.5 * (
-            self._ctrl_high - self._ctrl_low)
+        # The reward sees the action the physics executes: clipped to [-1, 1].
+        action = jnp.clip(check_action(action, self.action_spec), -1.0, 1.0)
+        ctrl = self._ctrl_low + (action + 1.0) * 0.5 * (self._ctrl_high - self._ctrl_low)
         data = self.physics_step(state.data, ctrl)
         # The episode key stays fixed; per-step randomness folds in the step count, and XLA
         # drops it entirely for tasks whose observations are noise-free.

@@ -16,9 +16,12 @@ out of it on device.
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 class DemoFileError(ValueError):
@@ -121,9 +124,11 @@ def save(path: str | Path, demos: Demos) -> Path:
     return path
 
 
-def load(path: str | Path, obs_keys: list[str] | None = None) -> Demos:
+def load(path: str | Path, obs_keys: list[str] | None = None, *,
+         drop_nonfinite: bool = False) -> Demos:
     """Read an HDF5 file in the robomimic layout; `obs_keys` picks (and orders) the arrays of
-    an `obs` group, default all of them sorted by name."""
+    an `obs` group, default all of them sorted by name. An episode holding a NaN or infinity is
+    an error naming it, or with `drop_nonfinite` left out with a warning."""
     import h5py
 
     path = Path(path)
@@ -142,9 +147,32 @@ def load(path: str | Path, obs_keys: list[str] | None = None) -> Demos:
         names = sorted((k for k in data if k.startswith("demo_")), key=lambda k: int(k[5:]))
         if not names:
             raise DemoFileError(f"{path} holds no episodes (no data/demo_<i> groups).")
-        episodes = [_read_episode(path, name, data[name], obs_keys) for name in names]
+        episodes = {name: _read_episode(path, name, data[name], obs_keys) for name in names}
         env_args = json.loads(data.attrs.get("env_args", "{}"))
+    episodes = _finite_episodes(path, episodes, drop_nonfinite)
     return from_episodes(episodes, env_args.get("env_name"), env_args.get("env_kwargs"))
+
+
+def _finite_episodes(path, episodes: dict[str, dict], drop: bool) -> list[dict]:
+    """The episodes whose every value is finite; a non-finite one raises DemoFileError naming
+    the episode, the key and the first step, or is dropped with a warning when `drop`."""
+    kept = []
+    for name, episode in episodes.items():
+        bad = [(key, int(np.argwhere(~np.isfinite(np.asarray(value, float)))[0][0]))
+               for key, value in episode.items()
+               if not np.all(np.isfinite(np.asarray(value, float)))]
+        if not bad:
+            kept.append(episode)
+            continue
+        key, step = bad[0]
+        where = f"{path}: data/{name}/{key} is not finite at step {step}"
+        if not drop:
+            raise DemoFileError(f"{where}; repair the file, or load it with drop_nonfinite=True "
+                                "to leave such episodes out.")
+        log.warning("%s: episode left out.", where)
+    if not kept:
+        raise DemoFileError(f"{path}: every episode holds non-finite values.")
+    return kept
 
 
 def _read_episode(path, name, group, obs_keys) -> dict[str, np.ndarray]:

@@ -1,0 +1,115 @@
+"""Bad input ends in a clear error that names the problem and the fix, before anything is
+written; nothing is silently wrong."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from robojax import cli, envs
+from robojax.data import demos as demo_files
+
+
+def _episode(n: int = 5) -> dict:
+    return {"obs": np.zeros((n, 3)), "actions": np.zeros((n, 1)), "rewards": np.zeros(n),
+            "dones": np.eye(n)[-1]}
+
+
+def _demo_file(tmp_path, poison: str | None = None):
+    episodes = [_episode(), _episode()]
+    if poison:
+        episodes[1][poison][2] = np.nan
+    return demo_files.save(tmp_path / "demos.hdf5",
+                           demo_files.from_episodes(episodes, "pendulum-swingup"))
+
+
+@pytest.mark.parametrize("key", ["obs", "actions", "rewards"])
+def test_a_nan_in_the_demonstrations_names_episode_key_and_step(tmp_path, key):
+    path = _demo_file(tmp_path, poison=key)
+    with pytest.raises(demo_files.DemoFileError,
+                       match=f"data/demo_1/{key} is not finite at step 2.*drop_nonfinite"):
+        demo_files.load(path)
+    kept = demo_files.load(path, drop_nonfinite=True)  # or leave the episode out, warned
+    assert kept.num_episodes == 1 and np.all(np.isfinite(kept.obs))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--num-seeds", "0"], "--num-seeds must be >= 1"),
+    (["--env", "pendulum-swingupp"], "Did you mean 'pendulum-swingup'"),
+    (["--env-config", "episode_lenght=5"], "has no config field"),
+    (["--eval-env-config", "bogus=1"], "has no config field"),
+    (["--num-timesteps", "0"], "num_timesteps must be >= 1"),
+    (["--num-envs", "-4"], "num_envs must be >= 1"),
+])
+def test_bad_run_flags_fail_before_a_run_directory_exists(tmp_path, argv, message):
+    run = tmp_path / "run"
+    with pytest.raises((ValueError, KeyError, TypeError), match=message):
+        cli.main(["train", "--env", "pendulum-swingup", "--run-dir", str(run), *argv])
+    assert not run.exists()
+
+
+def test_register_checks_what_it_is_given():
+    from robojax.envs.pendulum import Pendulum, default_config
+
+    for env_class in (42, dict, None):
+        with pytest.raises(TypeError, match="env_class must be a subclass of"):
+            envs.register("weird", env_class, default_config)
+    with pytest.raises(TypeError, match="default_config must be a function"):
+        envs.register("weird", Pendulum, 43)
+    with pytest.raises(TypeError, match="solver must be None or a function"):
+        envs.register("weird", Pendulum, default_config, solver="solve")
+    assert "weird" not in envs.names()
+
+
+def test_the_reward_sees_the_clipped_action_the_physics_executes():
+    env = envs.make("pusher")
+    state = env.reset(jax.random.PRNGKey(0))
+    step = jax.jit(env.step)
+    wild, edge = step(state, jnp.array([100.0, -100.0])), step(state, jnp.array([1.0, -1.0]))
+    np.testing.assert_array_equal(wild.data.qpos, edge.data.qpos)
+    assert float(wild.metrics["reward/control"]) == float(edge.metrics["reward/control"]) == 2.0
+    assert float(wild.reward) == float(edge.reward)
+
+
+def test_nonfinite_count_covers_the_learner_not_the_envs():
+    from robojax.algos.base import RolloutState
+    from robojax.train import nonfinite_count
+
+    state = RolloutState(params={"w": jnp.array([1.0, jnp.nan, jnp.inf])}, opt_state=(),
+                         obs_stats=(), env_state={"qpos": jnp.array([jnp.nan])},
+                         key=jax.random.PRNGKey(0), iteration=jnp.zeros((), jnp.int32))
+    assert int(nonfinite_count(state)) == 2  # the env's NaN is the NaN guard's business
+
+
+def test_a_diverging_run_stops_with_the_iteration_and_keeps_its_good_checkpoints(tmp_path):
+    from robojax.train import NonFiniteTrainingError
+
+    run = tmp_path / "run"
+    with pytest.raises(NonFiniteTrainingError, match="diverged.*by iteration .*lower learning"):
+        cli.main(["train", "--env", "point-mass", "--run-dir", str(run), "--num-envs", "16",
+                  "--num-timesteps", "4096", "--ppo.rollout-length", "16",
+                  "--ppo.num-minibatches", "4", "--ppo.num-evals", "4", "--ppo.num-eval-envs",
+                  "4", "--episode-length", "20", "--ppo.learning-rate", "1e38",
+                  "--ppo.max-grad-norm", "1e38", "--no-progress", "--no-video"])
+    from robojax.io.metrics import read_metrics
+
+    rows = read_metrics(run / "metrics.csv")
+    assert all(np.isfinite(r.get("loss/policy", 0.0)) for r in rows)  # nothing broken logged
+
+
+def test_sac_keeps_diverged_steps_out_of_its_buffer():
+    from robojax.algos import sac
+    from robojax.core.types import State
+
+    def state(obs, reward=0.0, terminated=False):
+        zero = jnp.zeros(2)
+        return State(data=None, obs=obs, reward=jnp.full(2, reward), done=jnp.full(2, terminated),
+                     truncated=jnp.zeros(2, bool), step=zero, key=None, metrics={},
+                     extras={"final_obs": obs})
+
+    before = state(jnp.ones((2, 3)))
+    after = state(jnp.array([[2.0, 2.0, 2.0], [jnp.nan, 0.0, 0.0]]), reward=1.0)
+    t = sac._transition(before, jnp.zeros((2, 1)), after)
+    np.testing.assert_array_equal(t["discount"], [1.0, 0.0])
+    np.testing.assert_array_equal(t["reward"], [1.0, 0.0])
+    np.testing.assert_array_equal(t["next_obs"], [[2.0, 2.0, 2.0], [1.0, 1.0, 1.0]])
