@@ -51,11 +51,12 @@ def rollout_states(env: Env, policy: Controller | Callable, key: jax.Array, num_
 
 
 def evaluate_episodes(eval_env: Env, policy: Controller | Callable, reset_key: jax.Array,
-                      act_key: jax.Array, *, track_success: bool = False) -> dict:
+                      act_key: jax.Array, *, track_success: bool | None = False) -> dict:
     """Mean return and reward terms (and their std) over one full episode in each env of the
     batched, time-limited `eval_env`. With `track_success`, also the share of episodes whose
     `reward/success` metric was positive at some step (`eval/success_rate`) and the mean over
-    episodes of each term's peak value (`eval/peak/<term>`, e.g. Push-T's max overlap)."""
+    episodes of each term's peak value (`eval/peak/<term>`, e.g. Push-T's max overlap);
+    `track_success=None` tracks them where the env reports `reward/success`."""
     controller = as_controller(policy)
 
     def one_step(carry, step_key):
@@ -71,6 +72,8 @@ def evaluate_episodes(eval_env: Env, policy: Controller | Callable, reset_key: j
         return (env_state, memory, alive, totals, peaks), None
 
     first = eval_env.reset(reset_key)
+    if track_success is None:
+        track_success = "reward/success" in first.metrics
     zeros = jnp.zeros_like(first.reward)
     totals = {"eval/episode_reward": zeros, **{f"eval/{k}": zeros for k in first.metrics}}
     peaks = {k: jnp.full_like(zeros, -jnp.inf) for k in first.metrics} if track_success else {}

@@ -23,11 +23,6 @@ def make_eval_env(cfg, env: Env) -> Env:
     return VmapWrapper(EpisodeWrapper(env, episode_length(cfg, env)), cfg.num_eval_envs)
 
 
-def reports_success(env: Env) -> bool:
-    """Whether `env`'s steps carry a `reward/success` metric."""
-    return "reward/success" in jax.eval_shape(env.reset, jax.random.PRNGKey(0)).metrics
-
-
 class DeterministicPolicy(NamedTuple):
     controller: Callable[[Any, Any], Controller]
     evaluate: Callable[[Any, Env, Any, jax.Array], dict]
@@ -46,6 +41,6 @@ def deterministic_policy(act: Callable[[Any, Any, jax.Array], jax.Array]) -> Det
         success rate where the env reports success (`reward/success`)."""
         # The policy is deterministic, so the per-step keys are unused.
         return evaluate_episodes(eval_env, controller(cfg, state), key, key,
-                                 track_success=reports_success(eval_env))
+                                 track_success=None)
 
     return DeterministicPolicy(controller, evaluate)
