@@ -1,6 +1,11 @@
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
+# The suite is compile-bound (small batches, many distinct programs): XLA's legacy CPU emitters
+# compile MJX programs about 30% faster, at some cost in steady-state speed that the suite does
+# not feel. Subprocess runs inherit the flag. Users' runs keep XLA's defaults.
+os.environ["XLA_FLAGS"] = " ".join(
+    [os.environ.get("XLA_FLAGS", ""), "--xla_cpu_use_fusion_emitters=false"]).strip()
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
