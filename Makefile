@@ -4,7 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: train test test-fast lint bench clean
+.PHONY: train test test-fast lint bench clean export-deps
+
+# jax2onnx's own requirements pin orbax-checkpoint below robojax's, so it goes in without them;
+# what it needs at conversion time (onnx, onnx-ir, onnxruntime) comes from the export extra.
+JAX2ONNX := jax2onnx==0.17.1
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,9 +18,14 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --no-deps "$(JAX2ONNX)"
 	touch $@ $(VENV)/.installed
+
+export-deps: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e ".[export]"
+	$(BIN)/pip install --quiet --no-deps "$(JAX2ONNX)"
 
 train: $(VENV)/.installed
 	$(BIN)/robojax train $(ARGS)

@@ -13,6 +13,7 @@ import numpy as np
 from flax import struct
 from robojax.policies.unet import ConditionalUnet1D, DenoiserMLP
 
+from robojax.core.program import NoiseSpec
 from robojax.core.types import ArraySpec
 
 
@@ -136,25 +137,51 @@ class DiffusionPolicy:
         x0 = jnp.clip(out, -1.0, 1.0)
         return x0, (x - jnp.sqrt(ab) * x0) / jnp.sqrt(1 - ab)
 
+    def _steps_and_sampler(self, steps: int | None, sampler: str | None) -> tuple[int, str]:
+        steps = steps or self.inference_steps
+        if not 1 <= steps <= self.num_train_steps:
+            raise ValueError(f"steps must be in [1, {self.num_train_steps}], got {steps}")
+        return steps, sampler or self.sampler
+
+    def noise_spec(self, params: ChunkParams, *, steps: int | None = None,
+                   sampler: str | None = None) -> dict[str, NoiseSpec]:
+        """The noise one chunk consumes: the initial chunk x_T, and DDPM's per-step noise."""
+        steps, sampler = self._steps_and_sampler(steps, sampler)
+        spec = {"init": NoiseSpec(params.chunk)}
+        if sampler == "ddpm":
+            spec["steps"] = NoiseSpec((steps, *params.chunk))
+        return spec
+
     def sample(self, params: ChunkParams, obs: jax.Array, key: jax.Array, *,
                steps: int | None = None, sampler: str | None = None) -> jax.Array:
-        """Action chunks (..., H, A) for observations (..., cond) by `steps` denoising steps.
+        """Action chunks (..., H, A) for observations (..., cond) by `steps` denoising steps."""
+        steps, sampler = self._steps_and_sampler(steps, sampler)
+        shape = obs.shape[:-1] + params.chunk
+        key_init, key_steps = jax.random.split(key)
+        noise = {"init": jax.random.normal(key_init, shape)}
+        if sampler == "ddpm":
+            draws = jax.vmap(lambda k: jax.random.normal(k, shape))(
+                jax.random.split(key_steps, steps))
+            noise["steps"] = jnp.moveaxis(draws, 0, -3)
+        return self.sample_from_noise(params, obs, noise, steps=steps, sampler=sampler)
+
+    def sample_from_noise(self, params: ChunkParams, obs: jax.Array, noise: dict, *,
+                          steps: int | None = None, sampler: str | None = None) -> jax.Array:
+        """`sample` with its randomness given: `noise` as `noise_spec` says, batched like obs.
 
         `steps` is static: the reverse process is a `lax.scan` of that length over timesteps
         spaced T // steps apart.
         """
-        steps = steps or self.inference_steps
-        sampler = sampler or self.sampler
-        if not 1 <= steps <= self.num_train_steps:
-            raise ValueError(f"steps must be in [1, {self.num_train_steps}], got {steps}")
+        steps, sampler = self._steps_and_sampler(steps, sampler)
         shape = obs.shape[:-1] + params.chunk
         ratio = self.num_train_steps // steps
         timesteps = jnp.arange(steps - 1, -1, -1) * ratio
         alphas = self._alphas_cumprod
-        key_init, key_steps = jax.random.split(key)
+        step_noise = (jnp.moveaxis(noise["steps"], -3, 0) if sampler == "ddpm"
+                      else jnp.zeros((steps, 0)))
 
         def denoise(x, inputs):
-            t, step_key = inputs
+            t, eta = inputs
             ab = alphas[t]
             ab_prev = jnp.where(t - ratio >= 0, alphas[jnp.maximum(t - ratio, 0)], 1.0)
             out = self._predict(params, x, jnp.broadcast_to(t, shape[:-2]), obs)
@@ -165,9 +192,7 @@ class DiffusionPolicy:
             mean = (jnp.sqrt(ab_prev) * (1 - alpha_t) * x0
                     + jnp.sqrt(alpha_t) * (1 - ab_prev) * x) / (1 - ab)
             std = jnp.sqrt(jnp.maximum((1 - ab_prev) / (1 - ab) * (1 - alpha_t), 1e-20))
-            noise = jax.random.normal(step_key, shape)
-            return mean + jnp.where(t > 0, std, 0.0) * noise, None
+            return mean + jnp.where(t > 0, std, 0.0) * eta, None
 
-        x = jax.random.normal(key_init, shape)
-        x, _ = jax.lax.scan(denoise, x, (timesteps, jax.random.split(key_steps, steps)))
+        x, _ = jax.lax.scan(denoise, noise["init"], (timesteps, step_noise))
         return jnp.clip(x, -1.0, 1.0)

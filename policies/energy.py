@@ -26,6 +26,7 @@ import numpy as np
 from robojax.policies.diffusion import ChunkParams, chunk_params
 from robojax.policies.unet import mish
 
+from robojax.core.program import NoiseSpec
 from robojax.core.types import ArraySpec
 
 
@@ -37,7 +38,7 @@ def _interpolation(horizon: int, knots: int) -> np.ndarray:
 
 def _through_knots(values: jax.Array, horizon: int) -> jax.Array:
     """(..., K, A) knot values -> (..., horizon, A): the piecewise-linear curve through them."""
-    return jnp.einsum("hk,...ka->...ha", _interpolation(horizon, values.shape[-2]), values)
+    return jnp.matmul(_interpolation(horizon, values.shape[-2]), values)  # (H, K) @ (..., K, A)
 
 
 def _resample(key: jax.Array, logits: jax.Array) -> jax.Array:
@@ -60,6 +61,24 @@ class EnergyMLP(nn.Module):
         for size in self.hidden_sizes:
             h = mish(nn.Dense(size)(h))
         return nn.Dense(1)(h)[..., 0]
+
+
+def _apply_mlp(variables: dict, obs: jax.Array, action: jax.Array) -> jax.Array:
+    """`EnergyMLP.apply` on (obs, action) broadcast against each other, e.g. one observation
+    (..., 1, cond) against many candidates (..., P, K * A).
+
+    The first layer is split into its observation and action rows, so the observation's part
+    is computed once, not once per candidate. Written with plain ops rather than flax's Dense:
+    inference differentiates the energy, and exporters that stand their own graphs in for flax
+    layers (jax2onnx) give those no gradient.
+    """
+    layers = variables["params"]
+    first = layers["Dense_0"]
+    n = obs.shape[-1]
+    h = obs @ first["kernel"][:n] + action @ first["kernel"][n:] + first["bias"]
+    for i in range(1, len(layers)):
+        h = mish(h) @ layers[f"Dense_{i}"]["kernel"] + layers[f"Dense_{i}"]["bias"]
+    return h[..., 0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,8 +176,7 @@ class EnergyPolicy:
     def _energy(self, params: ChunkParams, obs: jax.Array, z: jax.Array) -> jax.Array:
         """E over latents (..., K, A) (the chunks themselves unless `latent_knots`)."""
         flat = z.reshape(*z.shape[:-2], -1)
-        return self._net().apply(params.weights["net"], jnp.broadcast_to(
-            obs, flat.shape[:-1] + obs.shape[-1:]), flat)
+        return _apply_mlp(params.weights["net"], obs, flat)
 
     def _grad_energy(self, params, obs, x):
         return jax.grad(lambda x: jnp.sum(self._energy(params, obs, x)))(x)
@@ -205,20 +223,27 @@ class EnergyPolicy:
             x = self._descend(params, obs[:, None], x)
         return jax.lax.stop_gradient(x)
 
+    def _knot_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape of the uniform draws behind random chunks of `shape` (..., H, A)."""
+        knots = self.proposal_knots
+        if knots == 0 or knots >= shape[-2]:
+            return shape
+        return (*shape[:-2], knots, shape[-1])
+
     def _random_chunks(self, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
         """Chunks of `shape` (..., H, A) in [-1, 1], piecewise linear through uniform knots."""
-        horizon = shape[-2]
-        knots = self.proposal_knots
-        if knots == 0 or knots >= horizon:
-            return jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)
-        values = jax.random.uniform(key, (*shape[:-2], knots, shape[-1]), minval=-1.0,
-                                    maxval=1.0)
-        return _through_knots(values, horizon)
+        values = jax.random.uniform(key, self._knot_shape(shape), minval=-1.0, maxval=1.0)
+        return self._chunks_through(values, shape[-2])
+
+    def _chunks_through(self, values: jax.Array, horizon: int) -> jax.Array:
+        return values if values.shape[-2] == horizon else _through_knots(values, horizon)
 
     def _proposals(self, params, obs, key):
         """(..., P, H, A) random candidates and their energies."""
         shape = obs.shape[:-1] + (self.num_proposals, *self._latent_shape(params))
-        x = self._random_chunks(key, shape)
+        return self._scored(params, obs, self._random_chunks(key, shape))
+
+    def _scored(self, params, obs, x):
         return x, self._energy(params, obs[..., None, :], x)
 
     def _best(self, x, energies):
@@ -246,28 +271,57 @@ class EnergyPolicy:
         """Action chunks (..., H, A) for observations (..., cond)."""
         return self.sample_with_energy(params, obs, key, steps=steps)[0]
 
+    def noise_spec(self, params: ChunkParams, *, steps: int | None = None
+                   ) -> dict[str, NoiseSpec]:
+        """The noise one chunk consumes with "descent" inference: the uniform knots of the
+        proposals and the Gumbel noise that picks one descended start."""
+        if self.inference != "descent":
+            raise ValueError(f"only the energy policy's 'descent' inference takes its noise as "
+                             f"an input; this policy uses {self.inference!r}. Export it with "
+                             "inference='descent' (`--energy.inference descent`).")
+        shape = (self.num_proposals, *self._latent_shape(params))
+        return {"proposals": NoiseSpec(self._knot_shape(shape), "uniform"),
+                "pick": NoiseSpec((self.descent_starts,), "gumbel")}
+
+    def sample_from_noise(self, params: ChunkParams, obs: jax.Array, noise: dict, *,
+                          steps: int | None = None) -> jax.Array:
+        """"descent" sampling with its randomness given (`noise_spec`), batched like obs."""
+        self.noise_spec(params)  # names the fix for the other inference modes
+        steps = self.inference_steps if steps is None else steps
+        x = self._chunks_through(noise["proposals"], self._latent_shape(params)[0])
+        x, _, _ = self._descend_starts(params, obs, *self._scored(params, obs, x), steps,
+                                       noise["pick"])
+        return self._decode(x, params.chunk[0])
+
     def _descent(self, params, obs, key, max_steps):
         x, energies = self._proposals(params, obs, key)
+        pick = jax.random.gumbel(jax.random.fold_in(key, 2),
+                                 (*energies.shape[:-1], self.descent_starts))
+        return self._descend_starts(params, obs, x, energies, max_steps, pick)
+
+    def _descend_starts(self, params, obs, x, energies, max_steps, gumbel):
         energies, index = jax.lax.top_k(-energies, self.descent_starts)
         x = jnp.take_along_axis(x, index[..., None, None], axis=-3)  # (..., S, K, A)
-        energy, obs = -energies, obs[..., None, :]
+        energy = -energies
 
         def not_converged(carry):
-            _, _, change, i = carry
+            _, _, change, i, _ = carry
             return (i < max_steps) & (jnp.max(change) >= self.converged_tol)
 
         def descend(carry):
-            x, energy, _, i = carry
+            x, energy, _, i, obs = carry
             x = self._descend(params, obs, x)
             new = self._energy(params, obs, x)
-            return x, new, jnp.abs(new - energy), i + 1
+            return x, new, jnp.abs(new - energy), i + 1, obs
 
-        init = (x, energy, jnp.full(energy.shape, jnp.inf), jnp.asarray(0))
-        x, energy, _, taken = jax.lax.while_loop(not_converged, descend, init)
-        # The model's own distribution over the descended starts, p ~ exp(-E / temperature):
-        # the best proposal most of the time, yet every mode as often as the energy says
-        # (the lowest energy alone would always take the slightly deeper mode).
-        index = jax.random.categorical(jax.random.fold_in(key, 2), -energy / self.temperature)
+        # The observation rides in the carry: loop bodies that close over batch-sized arrays
+        # lose the batch dimension in ONNX conversion.
+        init = (x, energy, jnp.full_like(energy, jnp.inf), jnp.asarray(0), obs[..., None, :])
+        x, energy, _, taken, _ = jax.lax.while_loop(not_converged, descend, init)
+        # The model's own distribution over the descended starts, p ~ exp(-E / temperature),
+        # drawn by the Gumbel-max trick: the best proposal most of the time, yet every mode as
+        # often as the energy says (the lowest energy alone would always take the deeper mode).
+        index = jnp.argmax(gumbel - energy / self.temperature, axis=-1)
         pick = lambda a: jnp.take_along_axis(a, index[..., None], axis=-1)[..., 0]
         x = jnp.take_along_axis(x, index[..., None, None, None], axis=-3)[..., 0, :, :]
         return x, pick(energy), taken

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 from robojax.policies.diffusion import ChunkParams, DenoiserConfig, chunk_params
 
+from robojax.core.program import NoiseSpec
 from robojax.core.types import ArraySpec
 
 
@@ -110,10 +111,21 @@ class FlowPolicy:
         target = jnp.clip((v1 + v2) / 2, -4.0, 4.0)
         return self._regression(params, x_t, t, d2, obs, target)
 
+    def noise_spec(self, params: ChunkParams, *, steps: int | None = None
+                   ) -> dict[str, NoiseSpec]:
+        """The noise one chunk consumes: the initial chunk at t = 0."""
+        return {"init": NoiseSpec(params.chunk)}
+
     def sample(self, params: ChunkParams, obs: jax.Array, key: jax.Array, *,
                steps: int | None = None, clip: bool = True) -> jax.Array:
         """Action chunks (..., H, A) for observations (..., cond) by `steps` Euler steps,
         clipped to [-1, 1] unless `clip` is False (clipping has no gradient outside)."""
+        noise = {"init": jax.random.normal(key, obs.shape[:-1] + params.chunk)}
+        return self.sample_from_noise(params, obs, noise, steps=steps, clip=clip)
+
+    def sample_from_noise(self, params: ChunkParams, obs: jax.Array, noise: dict, *,
+                          steps: int | None = None, clip: bool = True) -> jax.Array:
+        """`sample` with its randomness given: `noise` as `noise_spec` says, batched like obs."""
         steps = steps or self.inference_steps
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
@@ -126,7 +138,7 @@ class FlowPolicy:
             v = self.velocity(params, x, i * dt * batch, d * batch, obs)
             return x + dt * v, None
 
-        x, _ = jax.lax.scan(euler, jax.random.normal(key, shape), jnp.arange(steps))
+        x, _ = jax.lax.scan(euler, noise["init"], jnp.arange(steps))
         return jnp.clip(x, -1.0, 1.0) if clip else x
 
 

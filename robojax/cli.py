@@ -1,4 +1,4 @@
-"""The `robojax` command: train, eval, collect, envs."""
+"""The `robojax` command: train, eval, collect, export, envs."""
 
 import dataclasses
 import sys
@@ -55,6 +55,24 @@ class CollectArgs:
 
 
 @dataclasses.dataclass(frozen=True)
+class ExportArgs:
+    """Export a run's policy (normalizer, sampler loop, actuator scaling) to ONNX and StableHLO,
+    with a contract.json that the runtime (`robojax.deploy`) checks."""
+
+    run_dir: tyro.conf.Positional[Path]
+    """A directory written by `robojax train`."""
+    out: Path | None = None
+    """Where to write; default: RUN_DIR/export."""
+    format: tuple[str, ...] = ("onnx", "stablehlo")
+    """Formats to write: onnx (needs `make export-deps`), stablehlo, or both."""
+    steps: int | None = None
+    """Sampling steps of a generative policy (denoising, Euler, descent); default: the
+    run's."""
+    seed_index: int = 0
+    """Which seed of a run trained with `--num-seeds N`."""
+
+
+@dataclasses.dataclass(frozen=True)
 class EnvsArgs:
     """List the registered envs with their observation and action sizes."""
 
@@ -85,6 +103,16 @@ def _envs() -> None:
     console.print(table)
 
 
+def _export(args: ExportArgs) -> None:
+    from robojax.export import export_run
+    from robojax.io.progress import console
+
+    out = args.out or args.run_dir / "export"
+    contract = export_run(args.run_dir, out, formats=args.format, steps=args.steps,
+                          seed_index=args.seed_index)
+    console.print(f"exported {', '.join(args.format)} → {out} (contract: {contract.name})")
+
+
 def _collect(args: CollectArgs) -> None:
     from robojax.data.collect import collect_to_file
     from robojax.runs import run_controller
@@ -113,7 +141,8 @@ def _rename_old_flags(argv: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     argv = _rename_old_flags(sys.argv[1:] if argv is None else list(argv))
     args = tyro.extras.subcommand_cli_from_dict(
-        {"train": TrainArgs, "eval": EvalArgs, "collect": CollectArgs, "envs": EnvsArgs},
+        {"train": TrainArgs, "eval": EvalArgs, "collect": CollectArgs, "export": ExportArgs,
+         "envs": EnvsArgs},
         prog="robojax",
         description="robojax: parallel MJX training, evaluation and export.", args=argv)
     if isinstance(args, TrainArgs):
@@ -124,6 +153,8 @@ def main(argv: list[str] | None = None) -> None:
         _eval(args)
     elif isinstance(args, CollectArgs):
         _collect(args)
+    elif isinstance(args, ExportArgs):
+        _export(args)
     else:
         _envs()
 

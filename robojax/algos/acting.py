@@ -9,6 +9,7 @@ import jax
 
 from robojax.core.controller import Controller, stateless
 from robojax.core.env import Env
+from robojax.core.program import PolicyProgram, step_program
 from robojax.core.wrappers import EpisodeWrapper, VmapWrapper
 from robojax.rollout import evaluate_episodes
 
@@ -26,11 +27,12 @@ def make_eval_env(cfg, env: Env) -> Env:
 class DeterministicPolicy(NamedTuple):
     controller: Callable[[Any, Any], Controller]
     evaluate: Callable[[Any, Env, Any, jax.Array], dict]
+    program: Callable[[Any, Any], PolicyProgram]
 
 
 def deterministic_policy(act: Callable[[Any, Any, jax.Array], jax.Array]) -> DeterministicPolicy:
-    """An algorithm's `controller(cfg, state)` and `evaluate(cfg, eval_env, state, key)` from
-    its deterministic `act(cfg, state, obs) -> action`."""
+    """An algorithm's `controller(cfg, state)`, `evaluate(cfg, eval_env, state, key)` and
+    `program(cfg, state)` from its deterministic `act(cfg, state, obs) -> action`."""
 
     def controller(cfg, state) -> Controller:
         """The deterministic policy as a rollout controller (videos, demo collection)."""
@@ -43,4 +45,8 @@ def deterministic_policy(act: Callable[[Any, Any, jax.Array], jax.Array]) -> Det
         return evaluate_episodes(eval_env, controller(cfg, state), key, key,
                                  track_success=None)
 
-    return DeterministicPolicy(controller, evaluate)
+    def program(cfg, state) -> PolicyProgram:
+        """The policy as an exportable program: one observation in, one action out."""
+        return step_program(functools.partial(act, cfg, state))
+
+    return DeterministicPolicy(controller, evaluate, program)

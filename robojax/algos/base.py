@@ -7,7 +7,8 @@ name in `robojax.algos`. The loop calls them in this order:
     state = init(cfg, env, train_input, key)            # per seed
     state, metrics = train_iteration(cfg, train_input, state)   # compiled once, scanned
     metrics = evaluate(cfg, eval_env, state, key)       # compiled; eval_env from make_eval_env
-    policy = controller(cfg, state)                     # videos, `robojax collect`, export
+    policy = controller(cfg, state)                     # videos, `robojax collect`
+    program = program(cfg, state)                       # `robojax export`
 
 `cfg` is the module's `Config`, a frozen subclass of `AlgoConfig`; `env` is the unbatched task.
 What iterations count (env steps or gradient steps) and which metric is plotted are the
@@ -26,6 +27,7 @@ from flax import struct
 from robojax.core import normalize
 from robojax.core.controller import Controller
 from robojax.core.env import Env
+from robojax.core.program import PolicyProgram
 from robojax.core.types import State
 
 ENV_STEPS, GRAD_STEPS = "env_steps", "grad_steps"
@@ -127,3 +129,7 @@ class Algorithm(Protocol):
 
     def controller(self, cfg: Any, state: Any) -> Controller:
         """The trained policy as it acts in a rollout (deterministic where it can be)."""
+
+    def program(self, cfg: Any, state: Any) -> PolicyProgram:
+        """The trained policy as one pure function of the observation history and explicit
+        noise (`robojax.core.program`): what `robojax export` compiles."""

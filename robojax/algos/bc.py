@@ -19,6 +19,7 @@ from robojax import data as demo_data
 from robojax.algos.base import GRAD_STEPS, AlgoConfig
 from robojax.core.controller import Controller
 from robojax.core.env import Env
+from robojax.core.program import PolicyProgram
 from robojax.core.reflection import Reflection, check_reflection
 from robojax.core.types import ArraySpec
 from robojax.data.augment import reflect_half, reflect_obs
@@ -224,6 +225,31 @@ def plan_fn(cfg: BCConfig, state: TrainState, *, steps: int | None = None):
         return policy.sample(state.ema_params, cond, key, steps=steps)
 
     return plan
+
+
+def program(cfg: BCConfig, state: TrainState, *, steps: int | None = None) -> PolicyProgram:
+    """The EMA policy as an exportable program: the history in, the `n_action_steps` actions
+    the controller would execute out, with the sampler's noise as inputs."""
+    policy = cfg.make_policy()
+    to, ta = cfg.chunks.n_obs_steps, cfg.chunks.n_action_steps
+    if isinstance(policy, GaussianPolicy):
+        noise, sampler = {}, {"family": "gaussian", "output": "mean"}
+        chunk = lambda cond, noise: jnp.clip(policy.mode(state.ema_params, cond), -1.0, 1.0)
+    else:
+        steps = steps or cfg.inference_steps or policy.inference_steps
+        noise = policy.noise_spec(state.ema_params, steps=steps)
+        sampler = {"family": cfg.policy, "steps": steps}
+        if isinstance(policy, DiffusionPolicy):
+            sampler["sampler"] = policy.sampler
+        if isinstance(policy, EnergyPolicy):
+            sampler["sampler"] = policy.inference
+        chunk = lambda cond, noise: policy.sample_from_noise(state.ema_params, cond, noise,
+                                                             steps=steps)
+
+    def fn(history, noise):
+        return chunk(_policy_input(state, history), noise)[:, to - 1:to - 1 + ta]
+
+    return PolicyProgram(fn, to, ta, noise, sampler)
 
 
 def controller(cfg: BCConfig, state: TrainState, *, steps: int | None = None) -> Controller:

@@ -351,7 +351,8 @@ def act(cfg: ILDConfig, state: TrainState, obs: jax.Array) -> jax.Array:
     return policy_action(cfg, state.params, state.obs_mean, state.obs_scale, obs, None)
 
 
-controller = acting.deterministic_policy(act).controller
+_policy = acting.deterministic_policy(act)
+controller, program = _policy.controller, _policy.program
 
 
 def evaluate(cfg: ILDConfig, eval_env: Env, state: TrainState, key: jax.Array) -> dict:

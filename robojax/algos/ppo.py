@@ -228,5 +228,5 @@ def act(cfg: PPOConfig, state: TrainState, obs: jax.Array) -> jax.Array:
     return make_policy(cfg).mode(state.params["policy"], obs)
 
 
-controller, evaluate = acting.deterministic_policy(act)
+controller, evaluate, program = acting.deterministic_policy(act)
 Config = PPOConfig

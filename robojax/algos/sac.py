@@ -429,5 +429,5 @@ def act(cfg: SACConfig, state: TrainState, obs: jax.Array) -> jax.Array:
     return make_actor(cfg).mode(state.learner.actor, obs)
 
 
-controller, evaluate = acting.deterministic_policy(act)
+controller, evaluate, program = acting.deterministic_policy(act)
 Config = SACConfig

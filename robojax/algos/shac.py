@@ -29,8 +29,9 @@ from robojax.core.types import State
 from robojax.policies.networks import MLP
 
 PROGRESS_UNIT, TRAIN_KEY, PLOT_KEY = ENV_STEPS, "train/reward", "eval/episode_reward"
-make_train_input, controller, evaluate = (squashed_actor.make_train_input,
-                                          squashed_actor.controller, squashed_actor.evaluate)
+make_train_input, controller, evaluate, program = (
+    squashed_actor.make_train_input, squashed_actor.controller, squashed_actor.evaluate,
+    squashed_actor.program)
 make_policy = squashed_actor.make_policy
 
 

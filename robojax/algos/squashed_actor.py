@@ -61,4 +61,4 @@ def act(cfg: SquashedActorConfig, state, obs: jax.Array) -> jax.Array:
     return diffsim.squashed_action(make_policy(cfg), state.params["policy"], obs, None)
 
 
-controller, evaluate = acting.deterministic_policy(act)
+controller, evaluate, program = acting.deterministic_policy(act)

@@ -76,6 +76,11 @@ class MjxEnv(Env):
         return float(self._mj_model.opt.timestep) * self.config.n_substeps
 
     @property
+    def ctrl_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """Actuator command bounds (low, high): action -1 maps to low, +1 to high."""
+        return np.asarray(self._ctrl_low), np.asarray(self._ctrl_high)
+
+    @property
     def observation_spec(self) -> ArraySpec:
         return self._obs_spec
 

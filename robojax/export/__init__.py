@@ -1,0 +1,136 @@
+"""`robojax export`: a run's policy as ONNX and StableHLO programs with a `contract.json`.
+
+    from robojax.export import export_run
+    export_run("runs/cartpole", "exported/cartpole", formats=("onnx", "stablehlo"))
+
+Each program is the whole policy (normalizer, sampler loop, chunk slicing, actuator scaling)
+with fixed input and output names and a symbolic batch dimension; randomness is an input.
+Load it with `robojax.deploy.Policy` (ONNX, numpy and onnxruntime only) or
+`robojax.export.formats.load_stablehlo` (jax only).
+"""
+
+import dataclasses
+import hashlib
+import importlib.metadata
+import inspect
+from collections.abc import Sequence
+from pathlib import Path
+
+import jax
+import mujoco
+import numpy as np
+
+from robojax.deploy import contract as contract_io
+from robojax.export import formats
+from robojax.export.graph import Signature, policy_function, signature
+
+FORMATS = tuple(formats.SERIALIZERS)
+
+
+def export_run(run_dir: str | Path, out: str | Path, *, formats: Sequence[str] = FORMATS,
+               steps: int | None = None, seed_index: int = 0) -> Path:
+    """Export the latest checkpoint of `run_dir` to `out`; returns the contract's path.
+
+    `steps` overrides the sampler's steps (denoising, Euler or descent) of a generative policy.
+    """
+    from robojax.runs import load_run
+
+    formats = _check_formats(formats)
+    run = load_run(run_dir, seed_index=seed_index)
+    program = _program(run, steps)
+    env = run.env.unwrapped
+    sig = signature(program, env.observation_spec.size, env.action_spec.size)
+    low, high = _ctrl_range(env)
+    policy = policy_function(program, low, high)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for fmt in formats:
+        path = out / contract_io.FILES[fmt]
+        path.write_bytes(_SERIALIZE[fmt](policy, sig))
+        files[fmt] = {"path": path.name, "sha256": contract_io.sha256(path)}
+    contract = describe(run, program, sig, low, high, files, seed_index)
+    return contract_io.write(out, contract)
+
+
+_SERIALIZE = formats.SERIALIZERS
+
+
+def _program(run, steps: int | None):
+    if steps is None:
+        return run.algo.program(run.cfg, run.state)
+    if "steps" not in inspect.signature(run.algo.program).parameters:
+        raise ValueError(f"--steps sets a generative policy's sampling steps; the {run.args.algo}"
+                         " policy has none. Leave --steps out.")
+    return run.algo.program(run.cfg, run.state, steps=steps)
+
+
+def _ctrl_range(env) -> tuple[np.ndarray, np.ndarray]:
+    if hasattr(env, "ctrl_range"):
+        return env.ctrl_range
+    size = env.action_spec.size  # an env without actuator metadata takes [-1, 1] as is
+    return -np.ones(size, np.float32), np.ones(size, np.float32)
+
+
+def _check_formats(names: Sequence[str]) -> tuple[str, ...]:
+    unknown = [n for n in names if n not in FORMATS]
+    if unknown or not names:
+        raise ValueError(f"unknown export format {unknown or names!r}; choose from {FORMATS}.")
+    return tuple(dict.fromkeys(names))
+
+
+def describe(run, program, sig: Signature, low: np.ndarray, high: np.ndarray, files: dict,
+             seed_index: int) -> dict:
+    """The contract of an export (see `robojax.deploy.contract`)."""
+    env = run.env.unwrapped
+    model = getattr(env, "mj_model", None)
+    noise = {contract_io.NOISE_PREFIX + name: spec.kind for name, spec in program.noise.items()}
+    config = getattr(env, "config", None)
+    return {
+        "version": contract_io.VERSION,
+        "env": {"name": run.args.env,
+                "config": dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {},
+                "mjcf_sha256": model_sha256(model) if model is not None else None},
+        "observation": {"size": env.observation_spec.size, "history": program.n_obs_steps},
+        "action": {"size": env.action_spec.size,
+                   "names": _actuator_names(model, env.action_spec.size),
+                   "ctrl_low": low.tolist(), "ctrl_high": high.tolist(),
+                   "scaling": "command = low + (clip(action, -1, 1) + 1) / 2 * (high - low)",
+                   "per_call": program.n_action_steps},
+        "control_dt": float(env.dt),
+        "sampler": program.sampler,
+        "inputs": [{"name": name, "shape": [contract_io.BATCH, *shape], "dtype": "float32",
+                    **({"noise": noise[name]} if name in noise else {})}
+                   for name, shape in sig.inputs.items()],
+        "outputs": [{"name": name, "shape": [contract_io.BATCH, *shape], "dtype": "float32"}
+                    for name, shape in sig.outputs.items()],
+        "files": files,
+        "run": {"algo": run.args.algo, "checkpoint_step": int(run.step),
+                "seed_index": seed_index},
+        "versions": _versions(),
+    }
+
+
+def _actuator_names(model, size: int) -> list[str]:
+    if model is None:
+        return [f"a{i}" for i in range(size)]
+    return [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, i) or f"a{i}"
+            for i in range(model.nu)]
+
+
+def model_sha256(model: mujoco.MjModel) -> str:
+    """Hash of the compiled MuJoCo model (MJB bytes): geometry, dynamics and timestep."""
+    buffer = np.zeros(mujoco.mj_sizeModel(model), np.uint8)
+    mujoco.mj_saveModel(model, None, buffer)
+    return hashlib.sha256(buffer.tobytes()).hexdigest()
+
+
+def _versions() -> dict:
+    versions = {"jax": jax.__version__, "mujoco": mujoco.__version__,
+                "onnx_opset": formats.ONNX_OPSET}
+    for package in ("robojax", "jax2onnx", "onnx"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return versions

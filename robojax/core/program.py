@@ -1,0 +1,69 @@
+"""A trained policy as one pure function, the unit that `robojax export` compiles.
+
+`PolicyProgram.fn(history, noise) -> actions` maps an observation history (B, To, obs_dim),
+oldest first and unnormalized, and the noise tensors its sampler consumes ({name: (B, ...)})
+to the actions executed before the next call (B, Ta, action_dim) in [-1, 1]. Everything the
+policy does between the raw observation and the action is inside: the observation normalizer,
+the sampler loop (DDIM/DDPM steps, Euler steps, energy descent, or the Gaussian mean) and the
+chunk slicing. Randomness enters only through `noise`, so the same function runs under jit with
+keys (`draw_noise`) and in an exported graph with noise drawn by the runtime.
+"""
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+NOISE_KINDS = ("normal", "uniform", "gumbel")
+"""Standard normal, uniform on [-1, 1), standard Gumbel."""
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseSpec:
+    shape: tuple[int, ...]
+    """Per sample, without the batch dimension."""
+    kind: str = "normal"
+    """One of `NOISE_KINDS`."""
+
+    def __post_init__(self):
+        if self.kind not in NOISE_KINDS:
+            raise ValueError(f"noise kind must be one of {NOISE_KINDS}, got {self.kind!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyProgram:
+    fn: Callable[[jax.Array, dict], jax.Array]
+    """(history (B, To, obs_dim), noise {name: (B, *shape)}) -> actions (B, Ta, action_dim)."""
+    n_obs_steps: int = 1
+    """To: observations per call, the current one last."""
+    n_action_steps: int = 1
+    """Ta: actions executed per call (a receding horizon for chunked policies)."""
+    noise: dict[str, NoiseSpec] = dataclasses.field(default_factory=dict)
+    """The noise inputs, by name."""
+    sampler: dict = dataclasses.field(default_factory=dict)
+    """What turns noise into actions, for the contract: family, sampler, steps."""
+
+
+def draw_noise(specs: dict[str, NoiseSpec], key: jax.Array, batch_shape: tuple[int, ...]
+               ) -> dict[str, jax.Array]:
+    """Noise tensors for `specs`, one key per name in sorted order."""
+    names = sorted(specs)
+    keys = jax.random.split(key, max(len(names), 1))
+    return {name: _draw(specs[name], keys[i], batch_shape) for i, name in enumerate(names)}
+
+
+def _draw(spec: NoiseSpec, key: jax.Array, batch_shape: tuple[int, ...]) -> jax.Array:
+    shape = (*batch_shape, *spec.shape)
+    if spec.kind == "normal":
+        return jax.random.normal(key, shape)
+    if spec.kind == "uniform":
+        return jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)
+    return jax.random.gumbel(key, shape)
+
+
+def step_program(act: Callable[[jax.Array], jax.Array]) -> PolicyProgram:
+    """The program of a deterministic per-step policy `act(obs) -> action`: one observation
+    in, one action out, no noise."""
+    return PolicyProgram(lambda history, noise: jnp.clip(act(history[:, -1]), -1.0, 1.0)[:, None],
+                         sampler={"family": "deterministic"})

@@ -1,0 +1,119 @@
+"""An exported policy on the robot: ONNX Runtime, numpy, and the contract beside the model.
+
+    policy = Policy.load("exported/cartpole")
+    policy.reset()
+    command = policy.act(obs)        # actuator units, one control step
+
+`act` keeps the observation history the policy was trained with (the first observation of an
+episode repeated, as in training) and executes a chunked policy's actions with a receding
+horizon: it plans when the last chunk is used up and returns its actions one per call.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from robojax.deploy import contract as contract_io
+from robojax.deploy.contract import ACTIONS, COMMAND, NOISE_PREFIX, OBS, ContractError
+
+
+class Policy:
+    def __init__(self, session, contract: dict, *, seed: int = 0):
+        self.contract = contract
+        self._session = session
+        self._rng = np.random.default_rng(seed)
+        inputs = {spec["name"]: spec for spec in contract["inputs"]}
+        self._noise = {name: (tuple(spec["shape"][1:]), spec["noise"])
+                       for name, spec in inputs.items() if name.startswith(NOISE_PREFIX)}
+        self.obs_size = int(contract["observation"]["size"])
+        self.n_obs_steps = int(contract["observation"]["history"])
+        self.action_size = int(contract["action"]["size"])
+        self.n_action_steps = int(contract["action"]["per_call"])
+        self.ctrl_low = np.asarray(contract["action"]["ctrl_low"], np.float32)
+        self.ctrl_high = np.asarray(contract["action"]["ctrl_high"], np.float32)
+        self.control_dt = float(contract["control_dt"])
+        self.reset()
+
+    @classmethod
+    def load(cls, directory: str | Path, *, seed: int = 0, env: str | None = None,
+             threads: int = 1) -> "Policy":
+        """The ONNX policy exported to `directory`, checked against its contract (and, given
+        `env`, against the task it must control). `threads`: ONNX Runtime's intra-op threads
+        (1 keeps latency steady next to a control loop)."""
+        import onnxruntime
+
+        contract = contract_io.read(directory)
+        if env is not None and contract["env"]["name"] != env:
+            raise ContractError(f"the policy in {directory} was trained on "
+                                f"{contract['env']['name']!r}, not {env!r}.")
+        path = contract_io.model_file(directory, contract, "onnx")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        session = onnxruntime.InferenceSession(str(path), options,
+                                               providers=["CPUExecutionProvider"])
+        _check_io(session, contract, path)
+        return cls(session, contract, seed=seed)
+
+    def noise(self, batch: int = 1) -> dict[str, np.ndarray]:
+        """Fresh noise inputs for `batch` policy calls, drawn as the contract says."""
+        return {name: _draw(self._rng, kind, (batch, *shape))
+                for name, (shape, kind) in self._noise.items()}
+
+    def plan(self, history: np.ndarray, noise: dict | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """(actions, commands), each (batch, Ta, action_size), for a batch of histories
+        (batch, To, obs_size); `noise` defaults to fresh draws."""
+        history = np.asarray(history, np.float32)
+        noise = self.noise(history.shape[0]) if noise is None else noise
+        feeds = {OBS: history, **{k: np.asarray(v, np.float32) for k, v in noise.items()}}
+        actions, command = self._session.run([ACTIONS, COMMAND], feeds)
+        return actions, command
+
+    def reset(self) -> None:
+        """Forget the history and the chunk in progress: the next `act` starts an episode."""
+        self._history: np.ndarray | None = None
+        self._queue: list[np.ndarray] = []
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """The actuator command (action_size,) for this control step's observation."""
+        obs = check_observation(obs, self.obs_size)
+        if self._history is None:
+            self._history = np.repeat(obs[None], self.n_obs_steps, axis=0)
+        else:
+            self._history = np.concatenate([self._history[1:], obs[None]])
+        if not self._queue:
+            _, command = self.plan(self._history[None])
+            self._queue = list(command[0])
+        return self._queue.pop(0)
+
+
+def check_observation(obs, size: int) -> np.ndarray:
+    """`obs` as a float32 vector of `size` finite values, else a ValueError that says why."""
+    obs = np.asarray(obs, np.float32).reshape(-1)
+    if obs.shape != (size,):
+        raise ValueError(f"observation has {obs.size} values, the policy takes {size}.")
+    if not np.all(np.isfinite(obs)):
+        raise ValueError("observation contains NaN or inf.")
+    return obs
+
+
+def _draw(rng: np.random.Generator, kind: str, shape: tuple[int, ...]) -> np.ndarray:
+    if kind == "normal":
+        return rng.standard_normal(shape, np.float32)
+    if kind == "uniform":
+        return rng.uniform(-1.0, 1.0, shape).astype(np.float32)
+    if kind == "gumbel":
+        return rng.gumbel(size=shape).astype(np.float32)
+    raise ContractError(f"unknown noise kind {kind!r} in the contract; export again.")
+
+
+def _check_io(session, contract: dict, path: Path) -> None:
+    """The model's input and output names and per-sample shapes must be the contract's."""
+    for kind, declared, actual in (("input", contract["inputs"], session.get_inputs()),
+                                   ("output", contract["outputs"], session.get_outputs())):
+        want = {spec["name"]: list(spec["shape"][1:]) for spec in declared}
+        have = {node.name: list(node.shape[1:]) for node in actual}
+        if want != have:
+            raise ContractError(f"{path}'s {kind}s {have} differ from the contract's {want}; "
+                                "the model and contract.json come from different exports.")

@@ -1,0 +1,58 @@
+"""Serializers, one per format: `policy(obs, *noise)` with a symbolic batch dimension in,
+the model file's bytes out.
+
+- StableHLO through `jax.export`: a serialized, versioned module that any jax at least as new
+  as the exporter deserializes and calls (`load_stablehlo`), without robojax or flax code.
+- ONNX through jax2onnx (the `export` extra), then checked by onnx's own model checker.
+"""
+
+import logging
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from robojax.deploy.contract import BATCH
+from robojax.export.graph import Signature
+
+ONNX_OPSET = 21
+"""Supported by ONNX Runtime 1.17 and later, so robots with older runtimes load the models."""
+
+
+def _missing_converter() -> ImportError:
+    return ImportError(
+        "ONNX export needs jax2onnx and onnx. Install them with `make export-deps`, or "
+        "`pip install 'robojax[export]' && pip install --no-deps jax2onnx==0.17.1` (jax2onnx's "
+        "own requirements pin an older orbax-checkpoint than robojax needs, hence --no-deps). "
+        "Or export only StableHLO with `--format stablehlo`.")
+
+
+def stablehlo(policy: Callable, sig: Signature) -> bytes:
+    (batch,) = jax.export.symbolic_shape(BATCH)
+    args = [jax.ShapeDtypeStruct((batch, *shape), jnp.float32) for shape in sig.inputs.values()]
+    return bytes(jax.export.export(jax.jit(policy))(*args).serialize())
+
+
+def load_stablehlo(path) -> Callable:
+    """The exported function of a `.stablehlo` file, callable on arrays with any batch size."""
+    with open(path, "rb") as f:
+        return jax.export.deserialize(bytearray(f.read())).call
+
+
+def onnx(policy: Callable, sig: Signature) -> bytes:
+    # jax2onnx logs a warning with a traceback for each optional plugin (equinox, dm-pix)
+    # whose library is absent; robojax uses none of them.
+    logging.getLogger("jax2onnx").setLevel(logging.ERROR)
+    try:
+        import onnx as onnx_lib
+        from jax2onnx import to_onnx
+    except ImportError as e:
+        raise _missing_converter() from e
+    shapes = [(BATCH, *shape) for shape in sig.inputs.values()]
+    model = to_onnx(policy, shapes, model_name="robojax_policy", opset=ONNX_OPSET,
+                    input_names=list(sig.inputs), output_names=list(sig.outputs))
+    onnx_lib.checker.check_model(model)
+    return model.SerializeToString()
+
+
+SERIALIZERS = {"onnx": onnx, "stablehlo": stablehlo}

@@ -1,0 +1,190 @@
+"""Export: every policy family to ONNX and StableHLO with the JAX policy's outputs, and the
+contract that ties an exported program to its run."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import onnxruntime
+import pytest
+from robojax.policies import DiffusionPolicy, EnergyPolicy, FlowPolicy, GaussianPolicy
+from robojax.policies.diffusion import DenoiserConfig
+
+from robojax.algos import bc
+from robojax.core.types import ArraySpec
+from robojax.deploy import ContractError, Policy
+from robojax.export import export_run, formats
+from robojax.export.graph import policy_function, signature
+
+pytestmark = pytest.mark.xdist_group("export")  # one worker trains and exports the PPO run once
+
+OBS, ACT = 5, 2
+UNET = DenoiserConfig(down_dims=(16, 32), time_dim=16)
+MLP = DenoiserConfig(network="mlp", mlp_hidden=(32, 32), time_dim=16)
+FAMILIES = {
+    "gaussian": dict(policy="gaussian", gaussian=GaussianPolicy(hidden_sizes=(32, 32))),
+    "diffusion-mlp-ddpm": dict(policy="diffusion",
+                               diffusion=DiffusionPolicy(denoiser=MLP, sampler="ddpm")),
+    "flow-mlp-1-step": dict(policy="flow", flow=FlowPolicy(denoiser=MLP), inference_steps=1),
+    "energy-descent": dict(policy="energy", energy=EnergyPolicy(
+        hidden_sizes=(32, 32), num_proposals=32, descent_starts=4)),
+    "diffusion-unet-ddim-10": dict(policy="diffusion", diffusion=DiffusionPolicy(denoiser=UNET)),
+    "flow-unet-10-step": dict(policy="flow", flow=FlowPolicy(denoiser=UNET)),
+}
+SLOW = ("diffusion-unet-ddim-10", "flow-unet-10-step")  # U-Net conversions take ~15 s each
+
+
+def _bc_program(**fields):
+    """The program of an untrained BC policy (To=2, Tp=8, Ta=4) on OBS-sized observations."""
+    cfg = bc.BCConfig(chunks=bc.ChunkConfig(2, 8, 4), **fields)
+    params = cfg.make_policy().init(jax.random.PRNGKey(0), ArraySpec((2 * OBS,)),
+                                    ArraySpec((8, ACT)))
+    # Some output layers start at zero; random weights everywhere make every output count.
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(2), len(leaves))
+    params = jax.tree.unflatten(tree, [x + 0.05 * jax.random.normal(k, x.shape, x.dtype)
+                                       for x, k in zip(leaves, keys, strict=True)])
+    state = bc.TrainState(params, params, None, jnp.linspace(-1, 1, OBS), jnp.full(OBS, 2.0),
+                          jax.random.PRNGKey(1), jnp.zeros((), jnp.int32), ACT)
+    return bc.program(cfg, state)
+
+
+def _inputs(sig, program, batch, seed=0):
+    rng = np.random.default_rng(seed)
+    inputs = {name: rng.standard_normal((batch, *shape), np.float32)
+              for name, shape in sig.inputs.items()}
+    for name, spec in program.noise.items():
+        if spec.kind == "uniform":
+            inputs["noise_" + name] = rng.uniform(-1, 1, (batch, *spec.shape)).astype(np.float32)
+    return inputs
+
+
+@pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.slow) if f in SLOW else f
+                                    for f in FAMILIES])
+def test_every_family_exports_to_both_formats_with_the_jax_outputs(family, tmp_path):
+    program = _bc_program(**FAMILIES[family])
+    sig = signature(program, OBS, ACT)
+    low, high = np.array([-2.0, 0.0]), np.array([2.0, 4.0])
+    policy = policy_function(program, low, high)
+    inputs = _inputs(sig, program, batch=32)
+    actions, command = jax.jit(policy)(*inputs.values())
+    assert actions.shape == (32, 4, ACT)  # the Ta executed actions of the chunk
+    np.testing.assert_allclose(command, low + (actions + 1) / 2 * (high - low), atol=1e-6)
+
+    session = onnxruntime.InferenceSession(formats.onnx(policy, sig))
+    assert [i.name for i in session.get_inputs()] == list(sig.inputs)
+    assert [o.name for o in session.get_outputs()] == ["actions", "command"]
+    onnx_actions, onnx_command = session.run(None, inputs)
+    np.testing.assert_allclose(onnx_actions, actions, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(onnx_command, command, atol=1e-5, rtol=0)
+
+    path = tmp_path / "policy.stablehlo"
+    path.write_bytes(formats.stablehlo(policy, sig))
+    hlo_actions, _ = formats.load_stablehlo(path)(*inputs.values())
+    np.testing.assert_allclose(hlo_actions, actions, atol=1e-5, rtol=0)
+    # The batch dimension is symbolic in both formats.
+    one = {k: v[:1] for k, v in inputs.items()}
+    np.testing.assert_allclose(session.run(None, one)[0], actions[:1], atol=1e-5, rtol=0)
+
+
+def test_noise_is_an_input_not_a_random_op():
+    program = _bc_program(**FAMILIES["diffusion-mlp-ddpm"])
+    sig = signature(program, OBS, ACT)
+    policy = jax.jit(policy_function(program, -np.ones(ACT), np.ones(ACT)))
+    inputs = _inputs(sig, program, batch=4)
+    same, _ = policy(*inputs.values())
+    np.testing.assert_array_equal(same, policy(*inputs.values())[0])
+    for name in program.noise:  # each noise input moves the actions
+        other = {**inputs, "noise_" + name: inputs["noise_" + name] + 0.5}
+        assert not np.allclose(policy(*other.values())[0], same), name
+
+
+def test_the_keyed_sampler_is_the_noise_driven_one():
+    """`sample(key)` draws the noise `sample_from_noise` takes: eval and export agree."""
+    policy = FlowPolicy(denoiser=MLP)
+    params = policy.init(jax.random.PRNGKey(0), ArraySpec((OBS,)), ArraySpec((8, ACT)))
+    obs, key = jax.random.normal(jax.random.PRNGKey(1), (3, OBS)), jax.random.PRNGKey(2)
+    noise = {"init": jax.random.normal(key, (3, 8, ACT))}
+    np.testing.assert_array_equal(policy.sample(params, obs, key),
+                                  policy.sample_from_noise(params, obs, noise))
+
+
+@pytest.fixture(scope="session")
+def ppo_export(tmp_path_factory):
+    """A small PPO cartpole run, exported to both formats."""
+    from robojax.cli import main
+
+    root = tmp_path_factory.mktemp("export")
+    main(["train", "--env", "cartpole-balance", "--run-dir", str(root / "run"), "--no-video",
+          "--num-envs", "32", "--num-timesteps", "4096", "--ppo.unroll-length", "16",
+          "--ppo.num-minibatches", "4", "--ppo.num-evals", "1", "--ppo.num-eval-envs", "4",
+          "--episode-length", "60", "--no-progress"])
+    main(["export", str(root / "run"), "--out", str(root / "out")])
+    return root / "run", root / "out"
+
+
+@pytest.mark.slow
+def test_exported_ppo_policy_acts_as_the_trained_one(ppo_export):
+    from robojax.runs import load_run
+
+    run_dir, out = ppo_export
+    contract = json.loads((out / "contract.json").read_text())
+    assert contract["env"]["name"] == "cartpole-balance"
+    assert contract["action"]["names"] == ["slide"] and contract["control_dt"] == 0.01
+    assert [i["name"] for i in contract["inputs"]] == ["obs"]
+    assert contract["files"]["onnx"]["path"] == "policy.onnx"
+    run = load_run(run_dir)
+    obs = np.random.default_rng(0).standard_normal((256, 5), np.float32)
+    expected = np.clip(np.asarray(run.algo.act(run.cfg, run.state, obs)), -1, 1)
+    policy = Policy.load(out, env="cartpole-balance")
+    np.testing.assert_allclose(policy.plan(obs[:, None])[0][:, 0], expected, atol=1e-5)
+    hlo = formats.load_stablehlo(out / "policy.stablehlo")(obs[:, None])
+    np.testing.assert_allclose(np.asarray(hlo[0])[:, 0], expected, atol=1e-5)
+    np.testing.assert_allclose(policy.act(obs[0]), expected[0], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_the_runtime_refuses_what_does_not_match_its_contract(ppo_export, tmp_path):
+    run_dir, out = ppo_export
+    with pytest.raises(ContractError, match="trained on 'cartpole-balance', not 'hopper'"):
+        Policy.load(out, env="hopper")
+    tampered = shutil.copytree(out, tmp_path / "tampered")
+    data = bytearray((tampered / "policy.onnx").read_bytes())
+    data[-20] ^= 0xFF
+    (tampered / "policy.onnx").write_bytes(bytes(data))
+    with pytest.raises(ContractError, match="changed or damaged after export"):
+        Policy.load(tampered)
+    (tampered / "policy.onnx").unlink()
+    with pytest.raises(ContractError, match="policy.onnx is missing"):
+        Policy.load(tampered)
+    with pytest.raises(ContractError, match="no contract.json"):
+        Policy.load(run_dir)
+    edited = shutil.copytree(out, tmp_path / "edited")
+    contract = json.loads((edited / "contract.json").read_text())
+    contract["inputs"][0]["shape"][-1] = 7  # a contract from another export
+    (edited / "contract.json").write_text(json.dumps(contract))
+    with pytest.raises(ContractError, match="differ from the contract"):
+        Policy.load(edited)
+    with pytest.raises(ValueError, match="unknown export format"):
+        export_run(run_dir, tmp_path / "x", formats=("tflite",))
+    with pytest.raises(ValueError, match="the ppo policy has none"):
+        export_run(run_dir, tmp_path / "x", steps=4)
+
+
+@pytest.mark.slow
+def test_the_runtime_runs_without_jax(ppo_export):
+    _, out = ppo_export
+    script = (
+        "import sys\n"
+        "for name in ('jax', 'jaxlib', 'flax', 'mujoco', 'optax'):\n"
+        "    sys.modules[name] = None  # importing any of them now fails\n"
+        "from robojax.deploy import Policy\n"
+        f"policy = Policy.load({str(out)!r})\n"
+        "print(float(policy.act([0.0, 1.0, 0.0, 0.0, 0.0])[0]))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert -1.0 <= float(result.stdout.strip()) <= 1.0
