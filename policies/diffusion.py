@@ -13,7 +13,7 @@ import numpy as np
 from flax import struct
 from robojax.policies.unet import ConditionalUnet1D, DenoiserMLP
 
-from robojax.core.program import NoiseSpec
+from robojax.core.program import NoiseSpec, sampler_scan
 from robojax.core.types import ArraySpec
 
 
@@ -194,5 +194,5 @@ class DiffusionPolicy:
             std = jnp.sqrt(jnp.maximum((1 - ab_prev) / (1 - ab) * (1 - alpha_t), 1e-20))
             return mean + jnp.where(t > 0, std, 0.0) * eta, None
 
-        x, _ = jax.lax.scan(denoise, noise["init"], (timesteps, step_noise))
+        x, _ = sampler_scan(denoise, noise["init"], (timesteps, step_noise))
         return jnp.clip(x, -1.0, 1.0)

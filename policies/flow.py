@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from robojax.policies.diffusion import ChunkParams, DenoiserConfig, chunk_params
 
-from robojax.core.program import NoiseSpec
+from robojax.core.program import NoiseSpec, sampler_scan
 from robojax.core.types import ArraySpec
 
 
@@ -138,7 +138,7 @@ class FlowPolicy:
             v = self.velocity(params, x, i * dt * batch, d * batch, obs)
             return x + dt * v, None
 
-        x, _ = jax.lax.scan(euler, noise["init"], jnp.arange(steps))
+        x, _ = sampler_scan(euler, noise["init"], jnp.arange(steps))
         return jnp.clip(x, -1.0, 1.0) if clip else x
 
 

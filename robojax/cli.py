@@ -70,6 +70,9 @@ class ExportArgs:
     run's."""
     seed_index: int = 0
     """Which seed of a run trained with `--num-seeds N`."""
+    unroll_sampler: bool = True
+    """ONNX: the sampler's steps as a flat graph (runs ~6x faster for a U-Net, converts in
+    minutes for 10 steps); --no-unroll-sampler keeps one Loop node (converts in seconds)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +112,7 @@ def _export(args: ExportArgs) -> None:
 
     out = args.out or args.run_dir / "export"
     contract = export_run(args.run_dir, out, formats=args.format, steps=args.steps,
-                          seed_index=args.seed_index)
+                          seed_index=args.seed_index, unroll=args.unroll_sampler)
     console.print(f"exported {', '.join(args.format)} → {out} (contract: {contract.name})")
 
 

@@ -28,10 +28,11 @@ FORMATS = tuple(formats.SERIALIZERS)
 
 
 def export_run(run_dir: str | Path, out: str | Path, *, formats: Sequence[str] = FORMATS,
-               steps: int | None = None, seed_index: int = 0) -> Path:
+               steps: int | None = None, seed_index: int = 0, unroll: bool = True) -> Path:
     """Export the latest checkpoint of `run_dir` to `out`; returns the contract's path.
 
-    `steps` overrides the sampler's steps (denoising, Euler or descent) of a generative policy.
+    `steps` overrides the sampler's steps (denoising, Euler or descent) of a generative policy;
+    `unroll=False` keeps the ONNX sampler a Loop node (see `formats.onnx`).
     """
     from robojax.runs import load_run
 
@@ -47,8 +48,10 @@ def export_run(run_dir: str | Path, out: str | Path, *, formats: Sequence[str] =
     files = {}
     for fmt in formats:
         path = out / contract_io.FILES[fmt]
-        path.write_bytes(_SERIALIZE[fmt](policy, sig))
+        path.write_bytes(_SERIALIZE[fmt](policy, sig, unroll=unroll))
         files[fmt] = {"path": path.name, "sha256": contract_io.sha256(path)}
+    if "onnx" in files:
+        files["onnx"]["sampler_loop"] = "unrolled" if unroll else "loop"
     contract = describe(run, program, sig, low, high, files, seed_index)
     return contract_io.write(out, contract)
 
