@@ -48,8 +48,10 @@ def onnx(policy: Callable, sig: Signature, *, unroll: bool = True) -> bytes:
     sampler ~6x faster so, but converting ten U-Nets takes minutes instead of seconds) or as
     one Loop node."""
     # jax2onnx logs a warning with a traceback for each optional plugin (equinox, dm-pix)
-    # whose library is absent; robojax uses none of them.
-    logging.getLogger("jax2onnx").setLevel(logging.ERROR)
+    # whose library is absent, and onnx-ir one per untyped shape constant it skips; robojax
+    # uses none of those plugins and the checker below validates the model.
+    for name in ("jax2onnx", "onnx_ir"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         import onnx as onnx_lib
         from jax2onnx import to_onnx
