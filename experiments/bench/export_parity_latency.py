@@ -31,7 +31,7 @@ from robojax.core.program import step_program
 from robojax.core.types import ArraySpec
 from robojax.deploy import Policy, run
 from robojax.deploy import contract as contract_io
-from robojax.export import formats
+from robojax.export import FORMATS, formats, io_spec, write_models
 from robojax.export.graph import policy_function, signature
 
 OBS, ACT, TO, TP, TA = 10, 2, 2, 16, 8
@@ -86,23 +86,14 @@ def export_dir(program, directory: Path, unroll: bool) -> tuple[Path, float]:
     sig = signature(program, OBS, ACT)
     policy = policy_function(program, -np.ones(ACT), np.ones(ACT))
     start = time.perf_counter()
-    files = {}
-    for fmt, serialize in formats.SERIALIZERS.items():
-        path = directory / contract_io.FILES[fmt]
-        path.write_bytes(serialize(policy, sig, unroll=unroll))
-        files[fmt] = {"path": path.name, "sha256": contract_io.sha256(path)}
+    files = write_models(policy, sig, directory, FORMATS, unroll=unroll)
     seconds = time.perf_counter() - start
-    noise = {contract_io.NOISE_PREFIX + k: s.kind for k, s in program.noise.items()}
     contract_io.write(directory, {
         "version": contract_io.VERSION, "env": {"name": "bench"}, "files": files,
         "observation": {"size": OBS, "history": program.n_obs_steps},
         "action": {"size": ACT, "ctrl_low": [-1.0] * ACT, "ctrl_high": [1.0] * ACT,
                    "per_call": program.n_action_steps},
-        "control_dt": 0.02, "sampler": program.sampler,
-        "inputs": [{"name": n, "shape": ["batch", *s], **({"noise": noise[n]} if n in noise
-                                                          else {})}
-                   for n, s in sig.inputs.items()],
-        "outputs": [{"name": n, "shape": ["batch", *s]} for n, s in sig.outputs.items()]})
+        "control_dt": 0.02, "sampler": program.sampler, **io_spec(program, sig)})
     return directory, seconds
 
 

@@ -5,8 +5,8 @@ oldest first and unnormalized, and the noise tensors its sampler consumes ({name
 to the actions executed before the next call (B, Ta, action_dim) in [-1, 1]. Everything the
 policy does between the raw observation and the action is inside: the observation normalizer,
 the sampler loop (DDIM/DDPM steps, Euler steps, energy descent, or the Gaussian mean) and the
-chunk slicing. Randomness enters only through `noise`, so the same function runs under jit with
-keys (`draw_noise`) and in an exported graph with noise drawn by the runtime.
+chunk slicing. Randomness enters only through `noise`: a policy's keyed `sample` draws it from
+a key, an exported graph takes it from the runtime.
 """
 
 import contextlib
@@ -46,23 +46,6 @@ class PolicyProgram:
     """The noise inputs, by name."""
     sampler: dict = dataclasses.field(default_factory=dict)
     """What turns noise into actions, for the contract: family, sampler, steps."""
-
-
-def draw_noise(specs: dict[str, NoiseSpec], key: jax.Array, batch_shape: tuple[int, ...]
-               ) -> dict[str, jax.Array]:
-    """Noise tensors for `specs`, one key per name in sorted order."""
-    names = sorted(specs)
-    keys = jax.random.split(key, max(len(names), 1))
-    return {name: _draw(specs[name], keys[i], batch_shape) for i, name in enumerate(names)}
-
-
-def _draw(spec: NoiseSpec, key: jax.Array, batch_shape: tuple[int, ...]) -> jax.Array:
-    shape = (*batch_shape, *spec.shape)
-    if spec.kind == "normal":
-        return jax.random.normal(key, shape)
-    if spec.kind == "uniform":
-        return jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)
-    return jax.random.gumbel(key, shape)
 
 
 def step_program(act: Callable[[jax.Array], jax.Array]) -> PolicyProgram:

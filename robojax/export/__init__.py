@@ -21,10 +21,10 @@ import mujoco
 import numpy as np
 
 from robojax.deploy import contract as contract_io
-from robojax.export import formats
+from robojax.export.formats import ONNX_OPSET, SERIALIZERS
 from robojax.export.graph import Signature, policy_function, signature
 
-FORMATS = tuple(formats.SERIALIZERS)
+FORMATS = tuple(SERIALIZERS)
 
 
 def export_run(run_dir: str | Path, out: str | Path, *, formats: Sequence[str] = FORMATS,
@@ -44,19 +44,23 @@ def export_run(run_dir: str | Path, out: str | Path, *, formats: Sequence[str] =
     low, high = _ctrl_range(env)
     policy = policy_function(program, low, high)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for fmt in formats:
-        path = out / contract_io.FILES[fmt]
-        path.write_bytes(_SERIALIZE[fmt](policy, sig, unroll=unroll))
-        files[fmt] = {"path": path.name, "sha256": contract_io.sha256(path)}
-    if "onnx" in files:
-        files["onnx"]["sampler_loop"] = "unrolled" if unroll else "loop"
+    files = write_models(policy, sig, out, formats, unroll=unroll)
     contract = describe(run, program, sig, low, high, files, seed_index)
     return contract_io.write(out, contract)
 
 
-_SERIALIZE = formats.SERIALIZERS
+def write_models(policy, sig: Signature, out: Path, formats: Sequence[str], *,
+                 unroll: bool = True) -> dict:
+    """Serialize `policy` in each format into `out`; returns the contract's "files" entry."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for fmt in formats:
+        path = out / contract_io.FILES[fmt]
+        path.write_bytes(SERIALIZERS[fmt](policy, sig, unroll=unroll))
+        files[fmt] = {"path": path.name, "sha256": contract_io.sha256(path)}
+    if "onnx" in files:
+        files["onnx"]["sampler_loop"] = "unrolled" if unroll else "loop"
+    return files
 
 
 def _program(run, steps: int | None):
@@ -87,7 +91,6 @@ def describe(run, program, sig: Signature, low: np.ndarray, high: np.ndarray, fi
     """The contract of an export (see `robojax.deploy.contract`)."""
     env = run.env.unwrapped
     model = getattr(env, "mj_model", None)
-    noise = {contract_io.NOISE_PREFIX + name: spec.kind for name, spec in program.noise.items()}
     config = getattr(env, "config", None)
     return {
         "version": contract_io.VERSION,
@@ -102,16 +105,23 @@ def describe(run, program, sig: Signature, low: np.ndarray, high: np.ndarray, fi
                    "per_call": program.n_action_steps},
         "control_dt": float(env.dt),
         "sampler": program.sampler,
-        "inputs": [{"name": name, "shape": [contract_io.BATCH, *shape], "dtype": "float32",
-                    **({"noise": noise[name]} if name in noise else {})}
-                   for name, shape in sig.inputs.items()],
-        "outputs": [{"name": name, "shape": [contract_io.BATCH, *shape], "dtype": "float32"}
-                    for name, shape in sig.outputs.items()],
+        **io_spec(program, sig),
         "files": files,
         "run": {"algo": run.args.algo, "checkpoint_step": int(run.step),
                 "seed_index": seed_index},
         "versions": _versions(),
     }
+
+
+def io_spec(program, sig: Signature) -> dict:
+    """The contract's "inputs" and "outputs": names, shapes with the symbolic batch first,
+    dtypes, and each noise input's distribution."""
+    noise = {contract_io.NOISE_PREFIX + name: spec.kind for name, spec in program.noise.items()}
+    entry = lambda name, shape: {"name": name, "shape": [contract_io.BATCH, *shape],  # noqa: E731
+                                 "dtype": "float32",
+                                 **({"noise": noise[name]} if name in noise else {})}
+    return {"inputs": [entry(name, shape) for name, shape in sig.inputs.items()],
+            "outputs": [entry(name, shape) for name, shape in sig.outputs.items()]}
 
 
 def _actuator_names(model, size: int) -> list[str]:
@@ -130,7 +140,7 @@ def model_sha256(model: mujoco.MjModel) -> str:
 
 def _versions() -> dict:
     versions = {"jax": jax.__version__, "mujoco": mujoco.__version__,
-                "onnx_opset": formats.ONNX_OPSET}
+                "onnx_opset": ONNX_OPSET}
     for package in ("robojax", "jax2onnx", "onnx"):
         try:
             versions[package] = importlib.metadata.version(package)
