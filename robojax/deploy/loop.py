@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from robojax.deploy.policy import Policy, check_observation
+from robojax.deploy.policy import Policy
 
 
 @dataclasses.dataclass
@@ -100,7 +100,7 @@ def _step(policy: Policy, read_obs, stats: LoopStats, safe) -> np.ndarray | None
         obs = read_obs()
         if obs is None:
             return None
-        return policy.act(check_observation(obs, policy.obs_size))
+        return policy.act(obs)  # `act` checks the observation (size, NaN/inf) and raises
     except Exception:  # noqa: BLE001 - the loop must keep commanding the robot
         stats.faults += 1
         return safe()
