@@ -121,6 +121,26 @@ def renamed_flags() -> dict[str, str]:
     return flags
 
 
+# Fields a resumed run may change (e.g. train longer): left out of the checkpoint's identity.
+RESUMABLE_FIELDS = ("num_timesteps",)
+
+
+def run_identity(args: Any) -> dict:
+    """What a run's checkpoints record and are checked against on restore: the env and its
+    config overrides, the algorithm and its config (less `RESUMABLE_FIELDS`), and the
+    versions that wrote them (recorded, not checked)."""
+    import mujoco
+
+    import robojax
+
+    algo_config = {k: v for k, v in run_dir_io.to_json(args.algo_config()).items()
+                   if k not in RESUMABLE_FIELDS}
+    return {"env": args.env, "env_config": sorted(args.env_config), "algo": args.algo,
+            "algo_config": algo_config,
+            "versions": {"robojax": robojax.__version__, "jax": jax.__version__,
+                         "mujoco": mujoco.__version__}}
+
+
 def read_args(run_dir: str | Path) -> Any:
     """The `TrainArgs` a run directory was trained with."""
     return run_dir_io.read_config(run_dir, TrainArgs)
@@ -148,7 +168,8 @@ def restore_run(run_dir: str | Path, env_config: dict | None = None) -> Run:
     # Only the state's shapes: restoring needs no initial values (nor their compiles).
     init = functools.partial(algo.init, cfg, env, algo.make_train_input(cfg, env))
     abstract = jax.eval_shape(init, jax.random.PRNGKey(0))
-    states, step = run_dir_io.restore_states(run_dir, abstract, args.num_seeds)
+    states, step = run_dir_io.restore_states(run_dir, abstract, args.num_seeds,
+                                             identity=run_identity(args))
     return Run(args, algo, cfg, env, states, step)
 
 

@@ -26,7 +26,7 @@ from robojax.io import checkpoint
 from robojax.io import run as run_dir_io
 from robojax.io.metrics import MetricsLogger
 from robojax.io.progress import TrainProgress, console
-from robojax.runs import TrainArgs, read_args
+from robojax.runs import TrainArgs, read_args, run_identity
 
 
 def _stack(states):
@@ -145,7 +145,7 @@ def _resume_state(args: TrainArgs, ckpt_dir: Path, state):
         return state, None
     checkpoint.remove_unfinished(ckpt_dir)
     try:
-        state, iteration = checkpoint.restore(ckpt_dir, state)
+        state, iteration = checkpoint.restore(ckpt_dir, state, identity=run_identity(args))
     except FileNotFoundError:
         console.print(f"no finished checkpoint in {ckpt_dir}; starting from scratch")
         return state, None
@@ -189,7 +189,7 @@ def run_loop(args: TrainArgs, run_dir: Path, setup: Setup, start: float) -> tupl
                              train_label=algo.TRAIN_KEY.split("/")[1],
                              eval_label=plot_key.removeprefix("eval/"))
     with (progress, concurrent.futures.ThreadPoolExecutor(1) as pool,
-          checkpoint.Writer(ckpt_dir) as checkpoints):
+          checkpoint.Writer(ckpt_dir, identity=run_identity(args)) as checkpoints):
         progress.update(iteration * steps_per_iter, status="compiling")
         # The train step compiles on another thread while the first evaluation compiles and
         # runs: a cold start costs the longer of the two, not their sum.

@@ -1,6 +1,8 @@
 """Bad input ends in a clear error that names the problem and the fix, before anything is
 written; nothing is silently wrong."""
 
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -113,3 +115,96 @@ def test_sac_keeps_diverged_steps_out_of_its_buffer():
     np.testing.assert_array_equal(t["discount"], [1.0, 0.0])
     np.testing.assert_array_equal(t["reward"], [1.0, 0.0])
     np.testing.assert_array_equal(t["next_obs"], [[2.0, 2.0, 2.0], [1.0, 1.0, 1.0]])
+
+
+SMALL_RUN = ["--env", "point-mass", "--num-envs", "16", "--num-timesteps", "4096",
+             "--ppo.rollout-length", "16", "--ppo.num-minibatches", "4", "--ppo.num-evals", "4",
+             "--ppo.num-eval-envs", "4", "--episode-length", "20", "--no-progress", "--no-video"]
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A finished point-mass PPO run with three checkpoints (iterations 8, 12, 16)."""
+    run = tmp_path_factory.mktemp("small") / "run"
+    cli.main(["train", "--run-dir", str(run), *SMALL_RUN])
+    return run
+
+
+def _copy(run, tmp_path):
+    import shutil
+
+    return Path(shutil.copytree(run, tmp_path / "copy"))
+
+
+def _flip_bytes(path: Path, rng, count: int = 8) -> None:
+    data = bytearray(path.read_bytes())
+    at = int(rng.integers(0, max(1, len(data) - count)))
+    data[at:at + count] = bytes((b ^ 0xFF) for b in data[at:at + count])  # never a no-op
+    path.write_bytes(bytes(data))
+
+
+def _largest_data_file(checkpoint_dir: Path) -> Path:
+    return max((p for p in checkpoint_dir.rglob("d/*") if p.is_file()),
+               key=lambda p: p.stat().st_size)
+
+
+@pytest.mark.xdist_group("small_run")
+def test_a_damaged_checkpoint_is_skipped_for_the_newest_intact_one(small_run, tmp_path, caplog):
+    from robojax.io import checkpoint
+    from robojax.runs import load_run
+
+    run = _copy(small_run, tmp_path)
+    assert checkpoint.steps(run / "checkpoints") == [8, 12, 16]
+    _flip_bytes(_largest_data_file(run / "checkpoints" / "16"), np.random.default_rng(0))
+    damaged, intact = load_run(run), load_run(small_run)
+    assert damaged.step == 12 and "checkpoints/16" in caplog.text and "newest intact" in caplog.text
+    assert intact.step == 16
+    for step in (8, 12, 16):  # every checkpoint but the last damaged
+        _flip_bytes(_largest_data_file(run / "checkpoints" / str(step)), np.random.default_rng(1))
+    with pytest.raises(checkpoint.DamagedCheckpointError, match="no intact checkpoint.*new run"):
+        load_run(run)
+
+
+@pytest.mark.xdist_group("small_run")
+def test_a_checkpoint_of_another_env_is_refused(small_run, tmp_path):
+    import json
+
+    from robojax.io import checkpoint
+    from robojax.runs import load_run
+
+    run = _copy(small_run, tmp_path)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "env": "reacher"}))
+    with pytest.raises(checkpoint.ForeignCheckpointError,
+                       match="env: checkpoint 'point-mass', this run 'reacher'"):
+        load_run(run)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("small_run")
+def test_soak_no_restore_ever_proceeds_on_damaged_bytes(small_run, tmp_path):
+    """20 times: damage random bytes of a random file of the newest checkpoint, then load the
+    run as `eval` and `--resume` do. Each load must refuse, or return a checkpoint bitwise equal
+    to the undamaged one of the same iteration."""
+    from robojax.io import checkpoint
+    from robojax.runs import restore_run
+
+    genuine = {}
+    for step in (8, 12, 16):
+        run = restore_run(small_run)
+        genuine[step] = checkpoint.restore(small_run / "checkpoints", run.state, step=step)[0]
+    rng = np.random.default_rng(2026)
+    outcomes = {"refused": 0, "older intact": 0, "unaffected": 0}
+    for trial in range(20):
+        run = _copy(small_run, tmp_path / str(trial))
+        files = sorted(p for p in (run / "checkpoints" / "16").rglob("*") if p.is_file())
+        _flip_bytes(files[int(rng.integers(len(files)))], rng, count=int(rng.integers(1, 65)))
+        try:
+            loaded = restore_run(run)
+        except (ValueError, FileNotFoundError):
+            outcomes["refused"] += 1
+            continue
+        assert checkpoint.tree_equal(loaded.state, genuine[loaded.step]), f"trial {trial}"
+        outcomes["older intact" if loaded.step < 16 else "unaffected"] += 1
+    print(outcomes)
+    assert sum(outcomes.values()) == 20

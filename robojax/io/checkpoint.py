@@ -1,10 +1,17 @@
 """Orbax checkpoints of the whole train state, written atomically and restored with checks.
 
-A checkpoint directory that a kill left half-written is skipped with a warning, never fatal.
+Each checkpoint records, beside its arrays, their shapes, a CRC-32 of every array and the run's
+identity (env, algorithm and their configs; the versions that wrote it), all under a digest.
+Restoring verifies each: a checkpoint that a kill left half-written or whose bytes were damaged
+is skipped with a warning naming it, and the newest intact one is used; one written by another
+run (a different identity) or for other shapes is refused with an error.
 """
 
+import hashlib
+import json
 import logging
 import shutil
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +25,14 @@ log = logging.getLogger(__name__)
 
 class IncompatibleCheckpointError(ValueError):
     """The checkpoint's arrays do not fit the state the current config builds."""
+
+
+class ForeignCheckpointError(ValueError):
+    """The checkpoint was written by a run with another env, algorithm or config."""
+
+
+class DamagedCheckpointError(ValueError):
+    """No checkpoint in the directory is intact."""
 
 
 def _manager(directory: Path, max_to_keep: int | None = 3,
@@ -40,9 +55,26 @@ def _stored_leaves(tree: Any) -> dict[str, Any]:
     return {f"{i:05d}": x for i, x in enumerate(jax.tree.leaves(tree)) if np.size(x) > 0}
 
 
-def save(directory: str | Path, step: int, state: Any, max_to_keep: int | None = 3) -> Path:
+def _crc32(x: Any) -> int:
+    return zlib.crc32(np.ascontiguousarray(np.asarray(x)).reshape(-1).view(np.uint8))
+
+
+def _digest(record: dict) -> str:
+    body = {k: v for k, v in record.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _record(leaves: dict[str, Any], state: Any, identity: dict | None) -> dict:
+    """What a checkpoint says about itself: shapes, checksums and identity, under a digest."""
+    record = {"leaves": _describe(state), "crc32": {k: _crc32(x) for k, x in leaves.items()},
+              "identity": identity}
+    return {**record, "digest": _digest(record)}
+
+
+def save(directory: str | Path, step: int, state: Any, max_to_keep: int | None = 3,
+         identity: dict | None = None) -> Path:
     """Write `state` as checkpoint `step` under `directory` (temporary dir, then rename)."""
-    with Writer(directory, max_to_keep) as writer:
+    with Writer(directory, max_to_keep, identity) as writer:
         writer.write(step, state)
     return Path(directory) / str(step)
 
@@ -51,15 +83,19 @@ class Writer:
     """A run's checkpoints, written in the background: `write` returns once the state is
     copied to host memory (so the next train step may donate its buffers), and the files follow
     on another thread (temporary dir, then rename). Leaving the `with` block waits for the
-    last write."""
+    last write. `identity` (JSON-able, e.g. the env and algorithm with their configs) is
+    recorded in every checkpoint and checked by `restore`."""
 
-    def __init__(self, directory: str | Path, max_to_keep: int | None = 3):
+    def __init__(self, directory: str | Path, max_to_keep: int | None = 3,
+                 identity: dict | None = None):
         self._manager = _manager(Path(directory), max_to_keep, background=True)
+        self._identity = identity
 
     def write(self, step: int, state: Any) -> None:
+        leaves = _stored_leaves(state)
         self._manager.save(step, force=True, args=ocp.args.Composite(
-            leaves=ocp.args.StandardSave(_stored_leaves(state)),
-            tree=ocp.args.JsonSave({"leaves": _describe(state)})))
+            leaves=ocp.args.StandardSave(leaves),
+            tree=ocp.args.JsonSave(_record(leaves, state, self._identity))))
 
     def __enter__(self) -> "Writer":
         return self
@@ -94,11 +130,41 @@ def _as_array(x: Any) -> Any:
     return jnp.zeros(x.shape, x.dtype) if isinstance(x, jax.ShapeDtypeStruct) else x
 
 
-def restore(directory: str | Path, target: Any, step: int | None = None) -> tuple[Any, int]:
-    """Restore the newest readable checkpoint (or `step`) into the structure of `target`, a
+def _identity_mismatch(saved: dict | None, expected: dict | None) -> str:
+    """The identity fields (versions aside) that differ, as text; '' when they agree or
+    either side has none."""
+    if saved is None or expected is None:
+        return ""
+    keys = sorted((set(saved) | set(expected)) - {"versions"})
+    return "; ".join(f"{k}: checkpoint {saved.get(k)!r}, this run {expected.get(k)!r}"
+                     for k in keys if saved.get(k) != expected.get(k))
+
+
+def _read_record(manager, candidate: int) -> dict:
+    """The checkpoint's record, its digest verified; raises ValueError when damaged."""
+    record = manager.restore(candidate, args=ocp.args.Composite(
+        tree=ocp.args.JsonRestore()))["tree"]
+    if set(record) != {"leaves"} and record.get("digest") != _digest(record):  # older: leaves
+        raise ValueError("its record (shapes, checksums, identity) fails its digest")
+    return record
+
+
+def _verify(leaves: dict[str, Any], record: dict) -> None:
+    """Raise ValueError naming the first array whose CRC-32 differs from the recorded one."""
+    for name, crc in record.get("crc32", {}).items():
+        if name not in leaves or _crc32(leaves[name]) != crc:
+            raise ValueError(f"array {name} fails its checksum")
+
+
+def restore(directory: str | Path, target: Any, step: int | None = None,
+            identity: dict | None = None) -> tuple[Any, int]:
+    """Restore the newest intact checkpoint (or `step`) into the structure of `target`, a
     pytree of arrays or of their `jax.ShapeDtypeStruct`s (e.g. from `jax.eval_shape`).
 
-    Returns (state, step). Raises FileNotFoundError when there is none and
+    A damaged checkpoint (unreadable, or failing its digest or an array's checksum) is skipped
+    with a warning naming it. Returns (state, step). Raises FileNotFoundError when there is no
+    finished checkpoint, DamagedCheckpointError when none is intact,
+    ForeignCheckpointError when the recorded identity differs from `identity`, and
     IncompatibleCheckpointError when its arrays do not match `target`'s.
     """
     directory = Path(directory)
@@ -108,29 +174,46 @@ def restore(directory: str | Path, target: Any, step: int | None = None) -> tupl
                                 "instead of resuming.")
     expected = _describe(target)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _stored_leaves(target))
+    damaged = []
     with _manager(directory) as manager:
         for candidate in candidates:
             try:
-                saved = manager.restore(candidate, args=ocp.args.Composite(
-                    tree=ocp.args.JsonRestore()))["tree"]["leaves"]
-            except Exception as err:  # a torn write shows up as unreadable metadata
-                log.warning("skipping unreadable checkpoint %s: %s", candidate, err)
+                record = _read_record(manager, candidate)
+            except Exception as err:  # a torn write or damaged bytes
+                damaged.append(_skip(directory, candidate, err))
                 continue
-            if saved != expected:
+            foreign = _identity_mismatch(record.get("identity"), identity)
+            if foreign:
+                raise ForeignCheckpointError(
+                    f"checkpoint {directory / str(candidate)} was written by another run "
+                    f"({foreign}). Evaluate or resume it with the config it was trained with "
+                    "(its config.json), or start a new run directory.")
+            if record["leaves"] != expected:
                 raise IncompatibleCheckpointError(
                     f"checkpoint {directory / str(candidate)} does not match the state the "
-                    f"current config builds:\n{_mismatch(saved, expected)}\nResume with the "
-                    "config the run was started with, or start a new run directory.")
+                    f"current config builds:\n{_mismatch(record['leaves'], expected)}\nResume "
+                    "with the config the run was started with, or start a new run directory.")
             try:
                 leaves = manager.restore(candidate, args=ocp.args.Composite(
                     leaves=ocp.args.StandardRestore(abstract)))["leaves"]
+                _verify(leaves, record)
             except Exception as err:
-                log.warning("skipping unreadable checkpoint %s: %s", candidate, err)
+                damaged.append(_skip(directory, candidate, err))
                 continue
+            if damaged:
+                log.warning("using checkpoint %s, the newest intact one", candidate)
             flat = [leaves.get(f"{i:05d}", _as_array(x))
                     for i, x in enumerate(jax.tree.leaves(target))]
             return jax.tree.unflatten(jax.tree.structure(target), flat), candidate
-    raise FileNotFoundError(f"no readable checkpoint in {directory}.")
+    raise DamagedCheckpointError(
+        f"no intact checkpoint in {directory}: {'; '.join(damaged)}. Start a new run directory "
+        "(the metrics and config of this one are unaffected).")
+
+
+def _skip(directory: Path, candidate: int, err: Exception) -> str:
+    reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+    log.warning("skipping damaged checkpoint %s: %s", directory / str(candidate), reason)
+    return f"{candidate} ({reason})"
 
 
 def remove_unfinished(directory: str | Path) -> list[Path]:
