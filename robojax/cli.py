@@ -1,6 +1,7 @@
 """The `robojax` command: train, eval, collect, export, envs."""
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -162,5 +163,51 @@ def main(argv: list[str] | None = None) -> None:
         _envs()
 
 
+# Errors robojax raises for bad input, each with a message that names the problem and the fix.
+_INPUT_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, ImportError)
+
+
+def _exit_code(err: Exception) -> int | None:
+    """2 for bad input, 1 for a run that failed (diverged, disk full), None for anything else
+    (a bug: its traceback is shown)."""
+    from robojax.io.run import RunWriteError, write_failure
+
+    if isinstance(err, RunWriteError) or write_failure(err) is not None:
+        return 1
+    if type(err).__name__ == "NonFiniteTrainingError":
+        return 1
+    return 2 if isinstance(err, _INPUT_ERRORS) else None
+
+
+def _quiet_background_failures() -> None:
+    """A failed background checkpoint write (e.g. a full disk) is reported once, as the
+    error it raises in the train loop; the hundreds of lines its worker threads and event
+    loops log on the way (absl, asyncio, unraisable exceptions) are left out."""
+    import logging
+
+    for name in ("absl", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    sys.unraisablehook = lambda unraisable: None
+
+
+def run(argv: list[str] | None = None) -> None:
+    """The `robojax` command: `main`, with a known error printed as its message alone on
+    stderr and exit code 2 (bad input) or 1 (a failed run). ROBOJAX_DEBUG=1 shows the
+    traceback instead."""
+    debug = os.environ.get("ROBOJAX_DEBUG", "") not in ("", "0")
+    if not debug:
+        _quiet_background_failures()
+    try:
+        main(argv)
+    except Exception as err:
+        code = _exit_code(err)
+        if code is None or debug:
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"robojax: error: {message}\n(ROBOJAX_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        sys.exit(code)
+
+
 if __name__ == "__main__":
-    main()
+    run()

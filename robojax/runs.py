@@ -29,7 +29,9 @@ class RunArgs:
     run_dir: Path | None = None
     """Output directory; default runs/<env>-<algo>-<time>."""
     resume: Path | None = None
-    """Continue the run in this directory from its latest checkpoint (other flags ignored)."""
+    """Continue the run in this directory from its newest intact checkpoint; takes
+    --num-timesteps (to train longer), --video and --progress, and refuses other flags that
+    differ from the run's."""
     seed: int = 0
     """Seed of every random draw; same seed and machine give bitwise the same run."""
     num_seeds: int = 1

@@ -51,19 +51,55 @@ def _chunking(cfg, num_evals: int) -> tuple[int, int, int]:
     return chunk, calls_per_eval, math.ceil(total / per_eval) * per_eval
 
 
-def open_run(args: TrainArgs) -> tuple[TrainArgs, Path]:
-    """The arguments to train with and the run directory: a new one with its config.json
+def open_run(args: TrainArgs, run_dir: Path) -> tuple[TrainArgs, Path]:
+    """The arguments to train with and the run directory: `run_dir` with its config.json
     written, or, with `args.resume`, the saved arguments of the run to continue."""
     if args.resume is not None:
-        run_dir = Path(args.resume)
-        saved = read_args(run_dir)
-        return dataclasses.replace(saved, resume=run_dir, run_dir=run_dir,
-                                   progress=args.progress), run_dir
-    args.validate()  # bad flags fail before anything is written
-    run_dir = Path(args.run_dir) if args.run_dir else run_dir_io.default_run_dir(args.env,
-                                                                                  args.algo)
+        args = resumed_args(args, read_args(run_dir))
+        args = dataclasses.replace(args, resume=run_dir, run_dir=run_dir)
+        args.validate()
     run_dir_io.write_config(run_dir, args)
     return args, run_dir
+
+
+# What a resumed run takes from the command line; every other flag must match the saved run.
+_RESUME_FLAGS = ("num_timesteps", "video", "progress")
+
+
+def _flags(args: TrainArgs) -> dict[str, Any]:
+    """Every flag of `args` by its command-line name, nested algorithm configs flattened."""
+    flags = {}
+    for f in dataclasses.fields(args):
+        value = getattr(args, f.name)
+        if f.name in algos.names():
+            flags.update({f"{f.name}.{g.name}": getattr(value, g.name)
+                          for g in dataclasses.fields(value)})
+        elif f.name not in ("resume", "run_dir"):
+            flags[f.name] = value
+    return flags
+
+
+def resumed_args(given: TrainArgs, saved: TrainArgs) -> TrainArgs:
+    """The saved run's arguments, with what `given` sets of `_RESUME_FLAGS` (e.g. more
+    `--num-timesteps` to train longer); any other flag given with a value other than the saved
+    one is refused by name."""
+    defaults, given_flags, saved_flags = _flags(TrainArgs()), _flags(given), _flags(saved)
+    changed = {k: v for k, v in given_flags.items()
+               if v != defaults.get(k) and v != saved_flags.get(k)}
+    refused = {k: v for k, v in changed.items() if k.rsplit(".", 1)[-1] not in _RESUME_FLAGS}
+    if refused:
+        named = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in refused.items())
+        raise ValueError(f"--resume continues a run with the flags it was started with; {named} "
+                         "would change it. Drop them (a resumed run takes --num-timesteps, "
+                         "--video and --progress), or start a new run directory.")
+    for name, value in changed.items():
+        algo, _, field = name.rpartition(".")
+        if algo:
+            saved = dataclasses.replace(saved, **{algo: dataclasses.replace(
+                getattr(saved, algo), **{field: value})})
+        else:
+            saved = dataclasses.replace(saved, **{field: value})
+    return saved
 
 
 class Setup(NamedTuple):
@@ -95,10 +131,23 @@ def build(args: TrainArgs) -> Setup:
 def train(args: TrainArgs) -> Path:
     """Run (or resume) training as `args` says; returns the run directory."""
     start = time.perf_counter()
-    args, run_dir = open_run(args)
-    setup = build(args)
-    state, wall_time = run_loop(args, run_dir, setup, start)
-    finish(args, run_dir, setup, _first_seed(state, args.num_seeds), wall_time)
+    args.validate()  # bad flags fail before anything is written
+    run_dir = Path(args.resume or args.run_dir or run_dir_io.default_run_dir(args.env, args.algo))
+    try:
+        args, run_dir = open_run(args, run_dir)
+        setup = build(args)
+        state, wall_time = run_loop(args, run_dir, setup, start)
+        finish(args, run_dir, setup, _first_seed(state, args.num_seeds), wall_time)
+    except Exception as err:
+        reason = run_dir_io.write_failure(err)
+        if reason is None:
+            raise
+        then = (f"then continue with `robojax train --resume {run_dir}` (the checkpoints "
+                "written so far are intact)" if run_dir_io.is_run(run_dir) else
+                "or pick another --run-dir (nothing was written)")
+        raise run_dir_io.RunWriteError(
+            f"cannot write the run directory {run_dir.absolute()}: {reason}. Free space or "
+            f"make it writable, {then}.") from err
     return run_dir
 
 

@@ -208,3 +208,96 @@ def test_soak_no_restore_ever_proceeds_on_damaged_bytes(small_run, tmp_path):
         outcomes["older intact" if loaded.step < 16 else "unaffected"] += 1
     print(outcomes)
     assert sum(outcomes.values()) == 20
+
+
+def _run_cli(argv, monkeypatch, capsys) -> tuple[int, str]:
+    """`robojax ARGV` as the console runs it: (exit code, stderr)."""
+    import logging
+    import sys
+
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)  # restored afterwards
+    for name in ("absl", "asyncio"):
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.getLogger(name).level)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(argv)
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def test_a_user_error_is_one_line_and_exit_2_unless_debugging(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    argv = ["train", "--env", "pendulum-swingupp", "--run-dir", str(run)]
+    code, err = _run_cli(argv, monkeypatch, capsys)
+    assert code == 2 and not run.exists()
+    assert err.splitlines() == [
+        "robojax: error: unknown env 'pendulum-swingupp'. Did you mean 'pendulum-swingup', "
+        "'cartpole-swingup'? Registered envs: " + ", ".join(envs.names()) + ".",
+        "(ROBOJAX_DEBUG=1 shows the traceback)"]
+    monkeypatch.setenv("ROBOJAX_DEBUG", "1")
+    with pytest.raises(KeyError, match="unknown env"):
+        cli.run(argv)
+
+
+def test_an_unwritable_run_directory_is_one_message_naming_it(tmp_path, monkeypatch, capsys):
+    (tmp_path / "file").write_text("")
+    code, err = _run_cli(["train", "--env", "point-mass", "--run-dir",
+                          str(tmp_path / "file" / "run")], monkeypatch, capsys)
+    assert code == 1
+    assert err.startswith(f"robojax: error: cannot write the run directory {tmp_path}/file/run: "
+                          "Not a directory. Free space or make it writable, or pick another "
+                          "--run-dir (nothing was written).")
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 300 KB file system (tmpfs), or a skip where mounting one is not allowed."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", "--lazy", str(mount)], check=True)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("small_run")
+def test_a_full_disk_is_one_message_that_says_how_to_continue(tiny_disk, monkeypatch, capsys):
+    run = tiny_disk / "run"
+    code, err = _run_cli(["train", "--run-dir", str(run), *SMALL_RUN], monkeypatch, capsys)
+    assert code == 1
+    assert err.splitlines()[-2:] == [  # after the run's header and its first evaluations
+        f"robojax: error: cannot write the run directory {run}: No space left on device. Free "
+        f"space or make it writable, then continue with `robojax train --resume {run}` (the "
+        "checkpoints written so far are intact).", "(ROBOJAX_DEBUG=1 shows the traceback)"]
+
+
+@pytest.mark.xdist_group("small_run")
+def test_resume_refuses_flags_that_would_change_the_run_by_name(small_run, tmp_path):
+    run = _copy(small_run, tmp_path)
+    with pytest.raises(ValueError, match=r"--num-envs 128, --ppo\.policy-hidden-sizes \(32, 32\) "
+                                         r"would change it\. Drop them"):
+        cli.main(["train", "--resume", str(run), "--num-envs", "128",
+                  "--ppo.policy-hidden-sizes", "32", "32"])
+    import tyro
+
+    from robojax.runs import TrainArgs, read_args
+    from robojax.train import resumed_args
+
+    same = tyro.cli(TrainArgs, args=["--resume", str(run), "--num-envs", "16",
+                                     "--episode-length", "20", "--no-progress"])
+    assert resumed_args(same, read_args(run)) == read_args(run)  # the run's own flags: fine
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("small_run")
+def test_resume_with_more_timesteps_trains_longer(small_run, tmp_path):
+    from robojax.io import checkpoint
+    from robojax.runs import read_args
+
+    run = _copy(small_run, tmp_path)
+    cli.main(["train", "--resume", str(run), "--num-timesteps", "6144", "--no-progress"])
+    assert read_args(run).num_timesteps == 6144
+    assert max(checkpoint.steps(run / "checkpoints")) == 24
+

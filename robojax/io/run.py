@@ -6,6 +6,7 @@ write runs the same way (`robojax.runs` binds it to `TrainArgs` and the algorith
 """
 
 import dataclasses
+import errno
 import json
 import time
 import typing
@@ -18,6 +19,31 @@ from robojax.io import checkpoint
 
 CONFIG = "config.json"
 CHECKPOINTS = "checkpoints"
+
+
+class RunWriteError(OSError):
+    """The run directory cannot be written (full disk, no permission, read-only)."""
+
+
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS,
+                 errno.ENOTDIR, errno.EEXIST}
+_WRITE_MESSAGES = ("No space left on device", "Disk quota exceeded", "Read-only file system",
+                   "Permission denied")
+
+
+def write_failure(err: BaseException) -> str | None:
+    """Why writing failed, when `err` (or an exception it was raised from, e.g. inside orbax)
+    is a full disk or a path that cannot be written; else None."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in _WRITE_ERRNOS:
+            return err.strerror or str(err)
+        hit = next((m for m in _WRITE_MESSAGES if m in str(err)), None)
+        if hit:
+            return hit
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def default_run_dir(env_name: str, algo_name: str) -> Path:
