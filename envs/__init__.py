@@ -70,8 +70,25 @@ def get_config(name: str, **overrides) -> Any:
         raise TypeError(f"{name} has no config field(s) {unknown}; its fields are "
                         f"{sorted(fields)}.")
     if "reward_scales" in overrides:  # merge, so one scale can change without restating all
-        overrides["reward_scales"] = {**config.reward_scales, **overrides["reward_scales"]}
+        overrides["reward_scales"] = _merged_scales(name, config.reward_scales,
+                                                    overrides["reward_scales"])
     return dataclasses.replace(config, **overrides)
+
+
+def _merged_scales(name: str, defaults: dict, given: Any) -> dict:
+    """The default reward scales with `given` replacing some; a term the task does not have
+    is a KeyError naming it and the closest ones."""
+    if not isinstance(given, dict):
+        raise TypeError(f"{name}: reward_scales takes a dict of term -> scale, got {given!r}; "
+                        f"e.g. --env-config \"reward_scales={{'{next(iter(defaults), 'term')}'"
+                        ": 1.0}\".")
+    for term in given:
+        if term not in defaults:
+            close = difflib.get_close_matches(str(term), sorted(defaults), n=2)
+            hint = f"Did you mean {' or '.join(map(repr, close))}? " if close else ""
+            raise KeyError(f"{name} has no reward term {term!r}. {hint}Its terms are "
+                           f"{sorted(defaults)}.")
+    return {**defaults, **given}
 
 
 def make(name: str, **config_overrides) -> Env:

@@ -301,3 +301,30 @@ def test_resume_with_more_timesteps_trains_longer(small_run, tmp_path):
     assert read_args(run).num_timesteps == 6144
     assert max(checkpoint.steps(run / "checkpoints")) == 24
 
+
+
+@pytest.mark.parametrize("override, error, message", [
+    ("episode_length=abc", TypeError, r"episode_length takes int, got 'abc' \(str\); "
+                                      r"e\.g\. --env-config episode_length=1000"),
+    ("episode_length='500'", TypeError, r"episode_length takes int, got '500'"),
+    ("episode_length=[1,2", TypeError, r"episode_length takes int, got '\[1,2'"),
+    ("target_size=abc", TypeError, r"target_size takes float, got 'abc'"),
+    ("episode_length=-5", ValueError, "episode_length must be positive, got -5"),
+    ("timestep=-0.01", ValueError, "timestep must be positive, got -0.01"),
+    ("reward_scales={'bogus': 1.0}", KeyError, r"reacher has no reward term 'bogus'\. Its terms"),
+    ("reward_scales={'contrl': 1.0}", KeyError, r"Did you mean 'control'"),
+    ("reward_scales=3", TypeError, "reward_scales takes a dict"),
+])
+def test_env_config_values_are_checked_by_field(tmp_path, override, error, message):
+    with pytest.raises(error, match=message):
+        envs.make("reacher", **envs.parse_overrides([override]))
+    run = tmp_path / "run"  # and by `robojax train`, before anything is written
+    with pytest.raises(error, match=message):
+        cli.main(["train", "--env", "reacher", "--run-dir", str(run), "--env-config", override])
+    assert not run.exists()
+
+
+def test_env_config_values_convert_where_the_type_allows():
+    config = envs.get_config("reacher", target_size=1, episode_length=np.int64(50))
+    assert config.target_size == 1.0 and isinstance(config.target_size, float)
+    assert type(config.episode_length) is int

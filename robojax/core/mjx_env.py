@@ -13,6 +13,7 @@ from mujoco import mjx
 
 from robojax.core.differentiable import fixed_step_linesearch, guard_reverse_mode
 from robojax.core.env import Env
+from robojax.core.fields import check_types
 from robojax.core.mjcf import load_mj_model
 from robojax.core.types import ArraySpec, State
 
@@ -29,6 +30,17 @@ class EnvConfig:
     """Physics timestep in seconds; None keeps the MJCF's."""
     reward_scales: Mapping[str, float] = dataclasses.field(default_factory=dict)
     """Weight of each named reward term; the reward is their weighted sum."""
+
+    def __post_init__(self):
+        check_types(self)
+        positive = {"episode_length": self.episode_length, "n_substeps": self.n_substeps,
+                    "timestep": 1.0 if self.timestep is None else self.timestep}
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"{type(self).__name__}.{name} must be positive, got {value}.")
+        for term, scale in self.reward_scales.items():
+            if not isinstance(scale, int | float) or isinstance(scale, bool):
+                raise TypeError(f"reward_scales[{term!r}] must be a number, got {scale!r}.")
 
 
 class MjxEnv(Env):
