@@ -10,6 +10,7 @@ import jax
 from robojax.algos import acting
 from robojax.io import run as run_dir_io
 from robojax.io.progress import console
+from robojax.rollout import nonfinite_action_warning
 from robojax.runs import load_run, restore_run
 
 
@@ -55,6 +56,9 @@ def evaluate_run(run_dir: str | Path, *, num_episodes: int = 256, video: bool = 
     for i, metrics in zip(indices, per_seed, strict=True):
         name = f"seed {i}" if args.num_seeds > 1 else f"{args.env} checkpoint {step}"
         console.print(f"{name}: eval reward {_summary(metrics, num_episodes)}")
+        warning = nonfinite_action_warning(metrics)
+        if warning:
+            console.print(f"[yellow]warning:[/] {name}: {warning}")
     if len(per_seed) > 1:
         rewards = " / ".join(f"{r['eval/episode_reward']:.1f}" for r in per_seed)
         console.print(f"{args.env} checkpoint {step}: mean eval reward over {len(per_seed)} "

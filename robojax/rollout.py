@@ -90,6 +90,17 @@ def evaluate_episodes(eval_env: Env, policy: Controller | Callable, reset_key: j
     return metrics
 
 
+def nonfinite_action_warning(metrics: dict) -> str | None:
+    """A warning when the evaluated policy produced NaN or infinite actions (the env replaced
+    them by 0 and counted them in `nonfinite_action`), else None."""
+    count = float(metrics.get("eval/nonfinite_action", 0.0))
+    if count == 0:
+        return None
+    return (f"the policy produced {count:.3g} NaN or infinite action value(s) per episode; the "
+            "env replaced them by 0 (the middle of each actuator's range), so this score is not "
+            "the policy's own. Check the policy (its inputs, normalizer and parameters).")
+
+
 def save_video(env: Env, policy: Controller | Callable, path: str | Path, *, key: jax.Array,
                seconds: float = 10.0, fps: float = 30.0, width: int = 320,
                height: int = 240) -> Path | None:

@@ -26,6 +26,7 @@ from robojax.io import checkpoint
 from robojax.io import run as run_dir_io
 from robojax.io.metrics import MetricsLogger
 from robojax.io.progress import TrainProgress, console
+from robojax.rollout import nonfinite_action_warning
 from robojax.runs import TrainArgs, read_args, run_identity
 
 
@@ -222,11 +223,17 @@ def run_loop(args: TrainArgs, run_dir: Path, setup: Setup, start: float) -> tupl
     def wall() -> float:
         return wall_offset + time.perf_counter() - start
 
+    warned = []
+
     def evaluate_and_log(state, train_metrics: dict) -> dict:
         eval_metrics = _mean_metrics(run_eval(state, jax.random.fold_in(eval_key, iteration)))
         row = {unit: iteration * steps_per_iter, "wall_time_s": wall(),
                "iteration": iteration, **train_metrics, **eval_metrics}
         logger.log(row)
+        warning = nonfinite_action_warning(row)
+        if warning and not warned:
+            console.print(f"[yellow]warning:[/] iteration {iteration}: {warning}")
+            warned.append(iteration)
         return row
 
     console.print(f"[bold]robojax[/] {args.algo} on {args.env}: "

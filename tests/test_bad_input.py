@@ -328,3 +328,23 @@ def test_env_config_values_convert_where_the_type_allows():
     config = envs.get_config("reacher", target_size=1, episode_length=np.int64(50))
     assert config.target_size == 1.0 and isinstance(config.target_size, float)
     assert type(config.episode_length) is int
+
+
+def test_a_nonfinite_action_under_jit_is_replaced_counted_and_reported():
+    from robojax.core.wrappers import EpisodeWrapper, VmapWrapper
+    from robojax.rollout import evaluate_episodes, nonfinite_action_warning
+
+    env = envs.make("point-mass")
+    state = env.reset(jax.random.PRNGKey(0))
+    step = jax.jit(env.step)  # the README's pattern: no eager check can see the value
+    bad, zero = step(state, jnp.array([jnp.nan, 0.5])), step(state, jnp.array([0.0, 0.5]))
+    np.testing.assert_array_equal(bad.data.qpos, zero.data.qpos)
+    assert np.all(np.isfinite(bad.obs)) and float(bad.reward) == float(zero.reward)
+    assert float(bad.metrics["nonfinite_action"]) == 1.0
+    assert float(zero.metrics["nonfinite_action"]) == 0.0
+
+    eval_env = VmapWrapper(EpisodeWrapper(env, 5), 2)
+    metrics = evaluate_episodes(eval_env, lambda obs: jnp.full((2, 2), jnp.inf),
+                                jax.random.PRNGKey(0), jax.random.PRNGKey(1))
+    assert float(metrics["eval/nonfinite_action"]) == 10.0  # 2 values x 5 steps per episode
+    assert "10 NaN or infinite action value(s) per episode" in nonfinite_action_warning(metrics)

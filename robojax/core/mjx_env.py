@@ -129,7 +129,8 @@ class MjxEnv(Env):
         data = self.init_state(mjx.make_data(self.mjx_model), key_init)
         data = mjx.forward(self.mjx_model, data)
         terms = jax.eval_shape(self.reward_terms, data, data, jnp.zeros(self.action_spec.shape))
-        metrics = {f"reward/{name}": jnp.zeros(()) for name in terms}
+        metrics = {**{f"reward/{name}": jnp.zeros(()) for name in terms},
+                   "nonfinite_action": jnp.zeros(())}
         return State(
             data=data, obs=self.observe(data, key_obs), reward=jnp.zeros(()),
             done=jnp.array(False), truncated=jnp.array(False), step=jnp.zeros((), jnp.int32),
@@ -137,8 +138,12 @@ class MjxEnv(Env):
         )
 
     def step(self, state: State, action: jax.Array) -> State:
-        # The reward sees the action the physics executes: clipped to [-1, 1].
-        action = jnp.clip(check_action(action, self.action_spec), -1.0, 1.0)
+        # The reward sees the action the physics executes: clipped to [-1, 1], and a NaN or
+        # infinite component (which would poison the physics) replaced by 0, the middle of its
+        # range, and counted in `metrics["nonfinite_action"]`.
+        action = check_action(action, self.action_spec)
+        finite = jnp.isfinite(action)
+        action = jnp.clip(jnp.where(finite, action, 0.0), -1.0, 1.0)
         ctrl = self._ctrl_low + (action + 1.0) * 0.5 * (self._ctrl_high - self._ctrl_low)
         data = self.physics_step(state.data, ctrl)
         # The episode key stays fixed; per-step randomness folds in the step count, and XLA
@@ -146,7 +151,8 @@ class MjxEnv(Env):
         key_obs = jax.random.fold_in(state.key, state.step)
         terms = self.reward_terms(state.data, data, action)
         reward = self.combine_reward(terms)
-        metrics = {f"reward/{name}": value for name, value in terms.items()}
+        metrics = {**{f"reward/{name}": value for name, value in terms.items()},
+                   "nonfinite_action": jnp.sum(~finite).astype(jnp.float32)}
         return state.replace(
             data=data, obs=self.observe(data, key_obs), reward=jnp.asarray(reward, jnp.float32),
             done=jnp.asarray(self.terminated(data), bool), truncated=jnp.array(False),
