@@ -2,8 +2,9 @@
 checkpoints, learning-curve plot and rollout video. The math lives in `robojax.algos`; the
 contract between the two is `robojax.algos.base`.
 
-`train(args)` runs four stages: `open_run` (the run directory, or the run to resume),
-`build` (env, train input, initial state), `run_loop` (compiled iterations, evaluations,
+`train(args)` runs four stages: `resolve_args` (the arguments, or those of the run to
+resume), `build` (env, train input, initial state: what can fail on bad input fails here,
+before the run directory is written), `run_loop` (compiled iterations, evaluations,
 checkpoints) and `finish` (plot and video).
 """
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from robojax import algos, envs
 from robojax.algos import acting
+from robojax.core import memory
 from robojax.core.env import Env
 from robojax.io import checkpoint
 from robojax.io import run as run_dir_io
@@ -52,15 +54,15 @@ def _chunking(cfg, num_evals: int) -> tuple[int, int, int]:
     return chunk, calls_per_eval, math.ceil(total / per_eval) * per_eval
 
 
-def open_run(args: TrainArgs, run_dir: Path) -> tuple[TrainArgs, Path]:
-    """The arguments to train with and the run directory: `run_dir` with its config.json
-    written, or, with `args.resume`, the saved arguments of the run to continue."""
-    if args.resume is not None:
-        args = resumed_args(args, read_args(run_dir))
-        args = dataclasses.replace(args, resume=run_dir, run_dir=run_dir)
-        args.validate()
-    run_dir_io.write_config(run_dir, args)
-    return args, run_dir
+def resolve_args(args: TrainArgs, run_dir: Path) -> TrainArgs:
+    """The arguments to train with: `args`, or, with `args.resume`, the saved arguments of the
+    run in `run_dir` with the flags a resumed run takes (`resumed_args`)."""
+    if args.resume is None:
+        return args
+    args = dataclasses.replace(resumed_args(args, read_args(run_dir)), resume=run_dir,
+                               run_dir=run_dir)
+    args.validate()
+    return args
 
 
 # What a resumed run takes from the command line; every other flag must match the saved run.
@@ -121,6 +123,7 @@ def build(args: TrainArgs) -> Setup:
     cfg = args.algo_config()
     cfg.validate()
     env = envs.make(args.env, **args.env_overrides())
+    memory.check(cfg, env, args.num_seeds, algo=args.algo)
     train_input = algo.make_train_input(cfg, env)
     eval_env = acting.make_eval_env(cfg, envs.make(args.env, **args.eval_overrides()))
     seed_keys = jax.random.split(jax.random.PRNGKey(args.seed), args.num_seeds)
@@ -135,8 +138,9 @@ def train(args: TrainArgs) -> Path:
     args.validate()  # bad flags fail before anything is written
     run_dir = Path(args.resume or args.run_dir or run_dir_io.default_run_dir(args.env, args.algo))
     try:
-        args, run_dir = open_run(args, run_dir)
-        setup = build(args)
+        args = resolve_args(args, run_dir)
+        setup = build(args)  # bad input (data, memory) fails before anything is written
+        run_dir_io.write_config(run_dir, args)
         state, wall_time = run_loop(args, run_dir, setup, start)
         finish(args, run_dir, setup, _first_seed(state, args.num_seeds), wall_time)
     except Exception as err:

@@ -348,3 +348,22 @@ def test_a_nonfinite_action_under_jit_is_replaced_counted_and_reported():
                                 jax.random.PRNGKey(0), jax.random.PRNGKey(1))
     assert float(metrics["eval/nonfinite_action"]) == 10.0  # 2 values x 5 steps per episode
     assert "10 NaN or infinite action value(s) per episode" in nonfinite_action_warning(metrics)
+
+
+def test_a_run_that_cannot_fit_in_memory_is_refused_before_it_starts(tmp_path):
+    from robojax.algos import ppo, sac
+    from robojax.core import memory
+
+    env = envs.make("cartpole-balance")
+    bound = memory.estimate(ppo.PPOConfig(num_envs=1), env, num_seeds=1)
+    fits = 1000
+    available = bound.total(fits)
+    memory.check(ppo.PPOConfig(num_envs=fits), env, 1, available=available)  # fits: no error
+    with pytest.raises(memory.InsufficientMemoryError, match=f"use at most --num-envs {fits}\\."):
+        memory.check(ppo.PPOConfig(num_envs=fits + 1), env, 1, available=available)
+    with pytest.raises(memory.InsufficientMemoryError, match="lower --sac.buffer-capacity"):
+        memory.check(sac.SACConfig(buffer_capacity=10**12), env, 1, available=available)
+    run = tmp_path / "run"
+    with pytest.raises(memory.InsufficientMemoryError, match="1,000,000,000 envs x 1 seed"):
+        cli.main(["train", "--num-envs", "1000000000", "--run-dir", str(run)])
+    assert not run.exists()
