@@ -8,7 +8,7 @@ rebuilds a run's algorithm, config and env from its directory and restores its c
 import dataclasses
 import functools
 from pathlib import Path
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 import jax
 import tyro
@@ -30,8 +30,8 @@ class RunArgs:
     """Output directory; default runs/<env>-<algo>-<time>."""
     resume: Path | None = None
     """Continue the run in this directory from its newest intact checkpoint; takes
-    --num-timesteps (to train longer), --video and --progress, and refuses other flags that
-    differ from the run's."""
+    --num-timesteps (to train longer), --on-nonfinite, --video and --progress, and refuses
+    other flags that differ from the run's."""
     seed: int = 0
     """Seed of every random draw; same seed and machine give bitwise the same run."""
     num_seeds: int = 1
@@ -49,6 +49,12 @@ class RunArgs:
     """Overrides applied on top of --env-config for the periodic evaluations (and `robojax
     eval` of the run) only: train on a shaped reward, log the task's, e.g. `--env-config
     "reward_scales={'energy': 1.0}" --eval-env-config "reward_scales={'energy': 0.0}"`."""
+    on_nonfinite: Literal["stop", "rollback"] = "stop"
+    """When the parameters or optimizer state turn NaN or infinite: stop with an error naming
+    the iteration and the last good checkpoint, or roll back to that checkpoint with the
+    learning rates lowered tenfold (at most 3 times; recorded in config.json)."""
+    rollbacks: tyro.conf.Suppress[int] = 0
+    """Rollbacks the run has made (written by the trainer)."""
     video: bool = True
     """Render a rollout of the final policy to video.mp4."""
     progress: bool = True
@@ -123,7 +129,8 @@ def renamed_flags() -> dict[str, str]:
     return flags
 
 
-# Fields a resumed run may change (e.g. train longer): left out of the checkpoint's identity.
+# Fields a resumed run may change (e.g. train longer): left out of the checkpoint's identity,
+# as are the learning rates (`--on-nonfinite rollback` lowers them).
 RESUMABLE_FIELDS = ("num_timesteps",)
 
 
@@ -136,7 +143,7 @@ def run_identity(args: Any) -> dict:
     import robojax
 
     algo_config = {k: v for k, v in run_dir_io.to_json(args.algo_config()).items()
-                   if k not in RESUMABLE_FIELDS}
+                   if k not in RESUMABLE_FIELDS and not k.endswith("learning_rate")}
     return {"env": args.env, "env_config": sorted(args.env_config), "algo": args.algo,
             "algo_config": algo_config,
             "versions": {"robojax": robojax.__version__, "jax": jax.__version__,

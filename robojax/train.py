@@ -66,7 +66,7 @@ def resolve_args(args: TrainArgs, run_dir: Path) -> TrainArgs:
 
 
 # What a resumed run takes from the command line; every other flag must match the saved run.
-_RESUME_FLAGS = ("num_timesteps", "video", "progress")
+_RESUME_FLAGS = ("num_timesteps", "video", "progress", "on_nonfinite")
 
 
 def _flags(args: TrainArgs) -> dict[str, Any]:
@@ -94,7 +94,8 @@ def resumed_args(given: TrainArgs, saved: TrainArgs) -> TrainArgs:
         named = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in refused.items())
         raise ValueError(f"--resume continues a run with the flags it was started with; {named} "
                          "would change it. Drop them (a resumed run takes --num-timesteps, "
-                         "--video and --progress), or start a new run directory.")
+                         "--on-nonfinite, --video and --progress), or start a new run "
+                         "directory.")
     for name, value in changed.items():
         algo, _, field = name.rpartition(".")
         if algo:
@@ -257,11 +258,18 @@ def run_loop(args: TrainArgs, run_dir: Path, setup: Setup, start: float) -> tupl
         if resumed_iter is None:
             row = evaluate_and_log(state, {})
             progress.update(0, eval_value=row[plot_key])
+            if args.on_nonfinite == "rollback":  # a good state to roll back to from the start
+                checkpoints.write(0, state)
         compiling.result()
         while iteration < total_iters:
             state, metrics = run_chunk(state)
             iteration += chunk
-            _stop_if_nonfinite(metrics, iteration, ckpt_dir)
+            if int(np.sum(metrics["train/nonfinite"])):  # nothing of it is logged or saved
+                checkpoints.wait()
+                args, setup, state, iteration = _roll_back(args, setup, run_dir, state,
+                                                           metrics, iteration)
+                run_chunk, run_eval = _compiled_steps(args, setup, chunk)
+                continue
             train_metrics = _mean_metrics(metrics)
             progress.update(iteration * steps_per_iter,
                             train_value=train_metrics.get(algo.TRAIN_KEY), status="training")
@@ -273,19 +281,39 @@ def run_loop(args: TrainArgs, run_dir: Path, setup: Setup, start: float) -> tupl
     return state, wall()
 
 
-def _stop_if_nonfinite(metrics: dict, iteration: int, ckpt_dir: Path) -> None:
-    """Raise NonFiniteTrainingError, before anything of the broken state is logged or saved,
-    when the chunk ending at `iteration` left non-finite values in the learner."""
+# --on-nonfinite rollback: each rollback multiplies the learning rates by this, at most this often.
+ROLLBACK_LR_SCALE, MAX_ROLLBACKS = 0.1, 3
+
+
+def _roll_back(args: TrainArgs, setup: Setup, run_dir: Path, state, metrics: dict,
+               iteration: int) -> tuple[TrainArgs, Setup, Any, int]:
+    """After a chunk ending at `iteration` left non-finite values in the learner: with
+    `--on-nonfinite rollback` (and rollbacks left), the arguments with the learning rates
+    lowered (recorded in config.json), the setup, and the state and iteration of the newest
+    checkpoint; else NonFiniteTrainingError, naming the iteration and the last good checkpoint."""
     count = int(np.sum(metrics["train/nonfinite"]))
-    if count == 0:
-        return
-    done = checkpoint.steps(ckpt_dir)
+    ckpt_dir = run_dir / run_dir_io.CHECKPOINTS
+    done, rollbacks = checkpoint.steps(ckpt_dir), args.rollbacks
+    if args.on_nonfinite == "rollback" and done and rollbacks < MAX_ROLLBACKS:
+        cfg = getattr(args, args.algo)
+        rates = {f.name: getattr(cfg, f.name) * ROLLBACK_LR_SCALE
+                 for f in dataclasses.fields(cfg) if f.name.endswith("learning_rate")}
+        args = dataclasses.replace(args, rollbacks=rollbacks + 1, **{
+            args.algo: dataclasses.replace(cfg, **rates)})
+        run_dir_io.write_config(run_dir, args)
+        state, restored = checkpoint.restore(ckpt_dir, state, identity=run_identity(args))
+        console.print(f"[yellow]rollback {rollbacks + 1} of {MAX_ROLLBACKS}:[/] {count} NaN or "
+                      f"infinite value(s) by iteration {iteration}; back to iteration "
+                      f"{restored} with learning rate(s) x{ROLLBACK_LR_SCALE}: "
+                      + ", ".join(f"{k}={v:.3g}" for k, v in rates.items()))
+        return args, setup._replace(cfg=args.algo_config()), state, restored
     last = (f"the last good checkpoint is iteration {max(done)}: continue from it with "
-            f"--resume {ckpt_dir.parent}" if done else "no checkpoint was written before it")
+            f"--resume {run_dir}" if done else "no checkpoint was written before it")
+    tried = (f" after {rollbacks} rollback(s) with lower learning rates" if rollbacks else "")
     raise NonFiniteTrainingError(
-        f"training diverged: {count} NaN or infinite value(s) in the parameters or optimizer "
-        f"state by iteration {iteration}; {last}, or start again with a lower learning rate "
-        "(or reward scaling).")
+        f"training diverged{tried}: {count} NaN or infinite value(s) in the parameters or "
+        f"optimizer state by iteration {iteration}; {last}, or start again with a lower "
+        "learning rate (or reward scaling, or --on-nonfinite rollback).")
 
 
 def train_or_resume(args: TrainArgs) -> Path:

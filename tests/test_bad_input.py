@@ -367,3 +367,21 @@ def test_a_run_that_cannot_fit_in_memory_is_refused_before_it_starts(tmp_path):
     with pytest.raises(memory.InsufficientMemoryError, match="1,000,000,000 envs x 1 seed"):
         cli.main(["train", "--num-envs", "1000000000", "--run-dir", str(run)])
     assert not run.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("small_run")
+def test_on_nonfinite_rollback_resumes_from_the_last_good_state_with_lower_rates(tmp_path):
+    from robojax.io.metrics import read_metrics
+    from robojax.runs import load_run, read_args
+
+    run = tmp_path / "run"  # a learning rate of 10 diverges by iteration 3; 1 does not
+    cli.main(["train", "--run-dir", str(run), *SMALL_RUN, "--ppo.learning-rate", "10",
+              "--ppo.max-grad-norm", "1e38", "--on-nonfinite", "rollback"])
+    args = read_args(run)
+    assert args.rollbacks == 1 and args.ppo.learning_rate == 1.0
+    loaded = load_run(run)
+    assert loaded.step == 16 and all(np.all(np.isfinite(x)) for x in jax.tree.leaves(
+        loaded.state.params))
+    rows = read_metrics(run / "metrics.csv")
+    assert [r["iteration"] for r in rows] == [0, 4, 8, 12, 16]

@@ -97,6 +97,10 @@ class Writer:
             leaves=ocp.args.StandardSave(leaves),
             tree=ocp.args.JsonSave(_record(leaves, state, self._identity))))
 
+    def wait(self) -> None:
+        """Block until every checkpoint written so far is on disk."""
+        self._manager.wait_until_finished()
+
     def __enter__(self) -> "Writer":
         return self
 
