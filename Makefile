@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: train test test-fast lint bench clean export-deps
+.PHONY: train test test-fast soak lint bench clean export-deps
 
 # jax2onnx's own requirements pin orbax-checkpoint below robojax's, so it goes in without them;
 # what it needs at conversion time (onnx, onnx-ir, onnxruntime) comes from the export extra.
@@ -31,12 +31,17 @@ train: $(VENV)/.installed
 	$(BIN)/robojax train $(ARGS)
 
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=15 $(ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=15 -m "not soak" $(ARGS)
 
 # Everything but the tests marked slow (learning, kill-and-resume, notebook and stall runs,
 # long compiles): under 3 minutes on 2 cores.
 test-fast: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=15 -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=15 -m "not slow and not soak" $(ARGS)
+
+# 20 SIGKILLs of a training run at random moments, resumed each time, and 20 corruptions of
+# checkpoint bytes (a few minutes); prints each tally.
+soak: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q -s -m soak tests/test_soak.py $(ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

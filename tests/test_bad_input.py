@@ -41,6 +41,7 @@ def test_a_nan_in_the_demonstrations_names_episode_key_and_step(tmp_path, key):
     (["--env-config", "episode_lenght=5"], "has no config field"),
     (["--eval-env-config", "bogus=1"], "has no config field"),
     (["--num-timesteps", "0"], "num_timesteps must be >= 1"),
+    (["--num-timesteps", "-100"], "num_timesteps must be >= 1"),
     (["--num-envs", "-4"], "num_envs must be >= 1"),
 ])
 def test_bad_run_flags_fail_before_a_run_directory_exists(tmp_path, argv, message):
@@ -137,6 +138,7 @@ def _copy(run, tmp_path):
 
 
 def _flip_bytes(path: Path, rng, count: int = 8) -> None:
+    """Invert `count` consecutive bytes at a random place of the file."""
     data = bytearray(path.read_bytes())
     at = int(rng.integers(0, max(1, len(data) - count)))
     data[at:at + count] = bytes((b ^ 0xFF) for b in data[at:at + count])  # never a no-op
@@ -165,6 +167,20 @@ def test_a_damaged_checkpoint_is_skipped_for_the_newest_intact_one(small_run, tm
         load_run(run)
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("small_run")
+def test_resume_from_a_damaged_checkpoint_continues_from_the_newest_intact_one(small_run,
+                                                                                 tmp_path):
+    from robojax.runs import load_run
+
+    run = _copy(small_run, tmp_path)
+    _flip_bytes(_largest_data_file(run / "checkpoints" / "16"), np.random.default_rng(3), 64)
+    cli.main(["train", "--resume", str(run), "--num-timesteps", "6144", "--no-progress"])
+    resumed = load_run(run)  # from 12, the newest intact one, to the new end
+    assert resumed.step == 24 and (run / "checkpoints" / "damaged-16").is_dir()  # kept
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(resumed.state.params))
+
+
 @pytest.mark.xdist_group("small_run")
 def test_a_checkpoint_of_another_env_is_refused(small_run, tmp_path):
     import json
@@ -178,36 +194,6 @@ def test_a_checkpoint_of_another_env_is_refused(small_run, tmp_path):
     with pytest.raises(checkpoint.ForeignCheckpointError,
                        match="env: checkpoint 'point-mass', this run 'reacher'"):
         load_run(run)
-
-
-@pytest.mark.slow
-@pytest.mark.xdist_group("small_run")
-def test_soak_no_restore_ever_proceeds_on_damaged_bytes(small_run, tmp_path):
-    """20 times: damage random bytes of a random file of the newest checkpoint, then load the
-    run as `eval` and `--resume` do. Each load must refuse, or return a checkpoint bitwise equal
-    to the undamaged one of the same iteration."""
-    from robojax.io import checkpoint
-    from robojax.runs import restore_run
-
-    genuine = {}
-    for step in (8, 12, 16):
-        run = restore_run(small_run)
-        genuine[step] = checkpoint.restore(small_run / "checkpoints", run.state, step=step)[0]
-    rng = np.random.default_rng(2026)
-    outcomes = {"refused": 0, "older intact": 0, "unaffected": 0}
-    for trial in range(20):
-        run = _copy(small_run, tmp_path / str(trial))
-        files = sorted(p for p in (run / "checkpoints" / "16").rglob("*") if p.is_file())
-        _flip_bytes(files[int(rng.integers(len(files)))], rng, count=int(rng.integers(1, 65)))
-        try:
-            loaded = restore_run(run)
-        except (ValueError, FileNotFoundError):
-            outcomes["refused"] += 1
-            continue
-        assert checkpoint.tree_equal(loaded.state, genuine[loaded.step]), f"trial {trial}"
-        outcomes["older intact" if loaded.step < 16 else "unaffected"] += 1
-    print(outcomes)
-    assert sum(outcomes.values()) == 20
 
 
 def _run_cli(argv, monkeypatch, capsys) -> tuple[int, str]:

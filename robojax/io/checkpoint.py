@@ -220,6 +220,19 @@ def _skip(directory: Path, candidate: int, err: Exception) -> str:
     return f"{candidate} ({reason})"
 
 
+def set_aside_newer(directory: str | Path, step: int) -> list[Path]:
+    """Rename the checkpoints newer than `step` (those a restore skipped as damaged) to
+    `damaged-<step>`, so training can write those steps again; returns the new paths."""
+    directory = Path(directory)
+    moved = []
+    for newer in (s for s in steps(directory) if s > step):
+        target = directory / f"damaged-{newer}"
+        shutil.rmtree(target, ignore_errors=True)
+        (directory / str(newer)).rename(target)
+        moved.append(target)
+    return moved
+
+
 def remove_unfinished(directory: str | Path) -> list[Path]:
     """Delete temporary directories a killed save left behind; returns what was removed."""
     directory = Path(directory)
