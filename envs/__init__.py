@@ -123,19 +123,37 @@ def _make_foreign(name: str, **overrides) -> Env:
     return BraxEnvAdapter(brax.envs.get_environment(foreign_name, **overrides), episode_length)
 
 
-def parse_overrides(items: Sequence[str]) -> dict:
+def _text_fields(env: str | None) -> set[str]:
+    """The config fields of registered env `env` that take text (`str`), whose CLI values
+    are kept as written."""
+    if env is None or env not in _REGISTRY:
+        return set()
+    import typing
+
+    config = _REGISTRY[env].default_config()
+    hints = typing.get_type_hints(type(config))
+    return {f.name for f in dataclasses.fields(config)
+            if hints[f.name] is str or str in typing.get_args(hints[f.name])}
+
+
+def parse_overrides(items: Sequence[str], env: str | None = None) -> dict:
     """`("observation=keypoints", "episode_length=200")` -> a dict of env-config overrides;
-    values are read as Python literals (numbers, booleans, tuples, dicts), else kept as text."""
+    values are read as Python literals (numbers, booleans, tuples, dicts), else kept as text.
+    With `env` (a registered name), a field that takes text keeps the text as written (e.g.
+    `name=123` stays '123'); `get_config` then checks each value against its field's type."""
+    text_fields = _text_fields(env)
     overrides = {}
     for item in items:
         key, sep, text = item.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise ValueError(f"env config override {item!r} is not KEY=VALUE, e.g. "
                              "--env-config observation=keypoints episode_length=200.")
         try:
-            overrides[key.strip()] = ast.literal_eval(text)
+            value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
-            overrides[key.strip()] = text
+            value = text
+        overrides[key] = text if key in text_fields and not isinstance(value, str) else value
     return overrides
 
 

@@ -124,7 +124,8 @@ def _collect(args: CollectArgs) -> None:
     source = args.source if args.source == "solver" else run_controller(args.source, args.env)
     collect_to_file(args.env, source, args.episodes, args.out, source_name=args.source,
                     only_success=args.only_success, seed=args.seed,
-                    action_noise=args.action_noise, env_config=parse_overrides(args.env_config))
+                    action_noise=args.action_noise,
+                    env_config=parse_overrides(args.env_config, args.env))
 
 
 def _rename_old_flags(argv: list[str]) -> list[str]:

@@ -92,13 +92,13 @@ class RunArgs:
 
     def env_overrides(self) -> dict:
         """The env-config overrides training runs with (--env-config)."""
-        return envs.parse_overrides(self.env_config)
+        return envs.parse_overrides(self.env_config, self.env)
 
     def eval_overrides(self, extra: dict | None = None) -> dict:
         """The env-config overrides a run is evaluated with: --env-config, then
         --eval-env-config, then `extra`, each key replacing the one before (a `reward_scales`
         given later replaces the earlier one whole, then merges into the env's defaults)."""
-        return {**self.env_overrides(), **envs.parse_overrides(self.eval_env_config),
+        return {**self.env_overrides(), **envs.parse_overrides(self.eval_env_config, self.env),
                 **(extra or {})}
 
 

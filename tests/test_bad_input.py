@@ -371,3 +371,11 @@ def test_on_nonfinite_rollback_resumes_from_the_last_good_state_with_lower_rates
         loaded.state.params))
     rows = read_metrics(run / "metrics.csv")
     assert [r["iteration"] for r in rows] == [0, 4, 8, 12, 16]
+
+
+def test_cli_values_parse_by_the_fields_type():
+    assert envs.parse_overrides(["observation=123", "block_range=0.1"], "push-t") == {
+        "observation": "123", "block_range": 0.1}  # a text field keeps the text as written
+    assert envs.parse_overrides(["observation=123"]) == {"observation": 123}  # env unknown
+    with pytest.raises(TypeError, match=r"PushTConfig\.observation takes str, got 123 \(int\)"):
+        envs.get_config("push-t", observation=123)
