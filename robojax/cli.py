@@ -91,10 +91,10 @@ def _eval(args: EvalArgs) -> None:
 def _envs() -> None:
     from rich.table import Table
 
-    from robojax import envs
+    from robojax import envs, presets
     from robojax.io.progress import console
 
-    table = Table("name", "obs", "act", "episode", "solver")
+    table = Table("name", "obs", "act", "episode", "solver", "PPO preset", "expected")
     for name in envs.names():
         env = envs.make(name)
         try:
@@ -102,8 +102,12 @@ def _envs() -> None:
             has_solver = "yes"
         except ValueError:
             has_solver = "-"
+        preset = presets.get(name, "ppo")
+        budget = (f"{preset.config.get('num_timesteps', 0) / 1e6:.3g}M steps"
+                  if preset and "num_timesteps" in preset.config else "-")
         table.add_row(name, str(env.observation_spec.shape[0]), str(env.action_spec.shape[0]),
-                      str(env.config.episode_length), has_solver)
+                      str(env.config.episode_length), has_solver, budget,
+                      (preset.expected if preset else None) or "not measured")
     console.print(table)
 
 
@@ -151,9 +155,10 @@ def main(argv: list[str] | None = None) -> None:
         prog="robojax",
         description="robojax: parallel MJX training, evaluation and export.", args=argv)
     if isinstance(args, TrainArgs):
+        from robojax import presets
         from robojax.train import train
 
-        train(args)
+        train(presets.apply(args, presets.given_fields(argv)))
     elif isinstance(args, EvalArgs):
         _eval(args)
     elif isinstance(args, CollectArgs):

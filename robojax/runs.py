@@ -32,6 +32,9 @@ class RunArgs:
     """Continue the run in this directory from its newest intact checkpoint; takes
     --num-timesteps (to train longer), --on-nonfinite, --video and --progress, and refuses
     other flags that differ from the run's."""
+    preset: Literal["auto", "none"] = "auto"
+    """auto: the task's training preset (`robojax envs` lists them) for every field no flag
+    sets; none: the algorithm's plain defaults."""
     seed: int = 0
     """Seed of every random draw; same seed and machine give bitwise the same run."""
     num_seeds: int = 1

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robojax import diffsim
+from robojax import diffsim, presets
 from robojax.algos import bc, ild, ppo
 from robojax.data import demos as demo_data
 from robojax.data.collect import collect, collect_to_file
@@ -60,9 +60,8 @@ TASKS = {
 
 
 def hopper_ppo_config() -> ppo.PPOConfig:
-    """The hopper expert's PPO configuration."""
-    return ppo.PPOConfig(num_envs=1024, num_timesteps=8_000_000, discount=0.99,
-                         policy_hidden_sizes=(128, 128))
+    """The hopper expert's PPO configuration: hopper's training preset."""
+    return ppo.PPOConfig(**presets.get("hopper", "ppo").config)
 
 
 def hopper_expert(out: Path) -> Path:

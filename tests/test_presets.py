@@ -1,0 +1,38 @@
+"""Training presets: every task has one, their fields exist, flags win over them."""
+
+import dataclasses
+import json
+
+import pytest
+
+from robojax import cli, envs, presets
+from robojax.runs import TrainArgs
+
+
+def test_every_registered_task_has_a_ppo_preset_of_valid_fields():
+    assert sorted(env for env, algo in presets.PRESETS if algo == "ppo") == envs.names()
+    with pytest.raises(TypeError, match=r"ppo has no config field 'learnig_rate'"):
+        presets._check({("hopper", "ppo"): presets.Preset({"learnig_rate": 1e-3})})
+
+
+def test_flags_win_over_the_preset_and_none_keeps_the_defaults():
+    argv = ["--env", "hopper", "--ppo.discount", "0.9", "--num-envs=8"]
+    args = presets.apply(TrainArgs(env="hopper", num_envs=8,
+                                   ppo=dataclasses.replace(TrainArgs().ppo, discount=0.9)),
+                         presets.given_fields(argv))
+    assert args.ppo.discount == 0.9  # the flag
+    assert args.ppo.policy_hidden_sizes == (128, 128)  # the preset
+    assert args.algo_config().num_envs == 8  # the shared flag, over the preset's 1024
+    plain = presets.apply(TrainArgs(env="hopper", preset="none"), set())
+    assert plain.ppo == TrainArgs().ppo
+
+
+@pytest.mark.slow
+def test_a_tiny_run_records_the_preset_beside_its_flags(tmp_path):
+    run = tmp_path / "run"
+    cli.main(["train", "--env", "pendulum-swingup", "--run-dir", str(run), "--ppo.num-envs", "8",
+              "--num-timesteps", "256", "--ppo.rollout-length", "16", "--ppo.num-minibatches",
+              "2", "--ppo.num-evals", "1", "--ppo.num-eval-envs", "2", "--episode-length", "16",
+              "--no-progress", "--no-video"])
+    ppo = json.loads((run / "config.json").read_text())["ppo"]
+    assert ppo["discount"] == 0.99 and ppo["num_envs"] == 8  # the preset's, the flag's
