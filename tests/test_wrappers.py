@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from robojax import envs
+from robojax.core.env import Wrapper
 from robojax.core.wrappers import (
     AutoResetWrapper,
     DomainRandomizationWrapper,
@@ -83,12 +84,23 @@ def test_wrong_action_shape_and_dtype_are_clear_errors(cartpole):
 
 
 @pytest.mark.slow
+class _DivergeOnCue(Wrapper):
+    """Physics that blows up (NaN positions) when the action is above 1.5: a diverged env.
+    (A NaN action cannot do it: the env replaces non-finite actions.)"""
+
+    def step(self, state, action):
+        state = self.env.step(state, action)
+        qpos = jnp.where(action[0] > 1.5, jnp.nan, state.data.qpos)
+        return state.replace(data=state.data.replace(qpos=qpos),
+                             obs=jnp.where(action[0] > 1.5, jnp.nan, state.obs))
+
+
 def test_nan_guard_resets_only_the_diverged_env(cartpole):
-    env = envs.make("cartpole-balance")
+    env = _DivergeOnCue(envs.make("cartpole-balance"))
     guarded = AutoResetWrapper(NanGuardWrapper(VmapWrapper(EpisodeWrapper(env, 1000), 4)))
     plain = AutoResetWrapper(VmapWrapper(EpisodeWrapper(env, 1000), 4))
     actions = jax.random.uniform(jax.random.PRNGKey(1), (6, 4, 1), minval=-1, maxval=1)
-    actions = actions.at[2, 1].set(jnp.nan)  # env 1 diverges at step 2
+    actions = actions.at[2, 1].set(2.0)  # env 1 diverges at step 2
 
     def run(wrapped):
         @jax.jit
