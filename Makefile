@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: train test test-fast soak lint bench clean export-deps
+.PHONY: train test test-fast soak notebooks lint bench clean export-deps
 
 # jax2onnx's own requirements pin orbax-checkpoint below robojax's, so it goes in without them;
 # what it needs at conversion time (onnx, onnx-ir, onnxruntime) comes from the export extra.
@@ -42,6 +42,10 @@ test-fast: $(VENV)/.installed-dev
 # checkpoint bytes (a few minutes); prints each tally.
 soak: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q -s -m soak tests/test_soak.py $(ARGS)
+
+# Execute the notebooks at their full budgets and store their outputs (plots, numbers) in them.
+notebooks: $(VENV)/.installed-dev
+	cd experiments/notebooks && MUJOCO_GL=egl ../../$(BIN)/jupyter-execute --inplace --timeout=-1 *.ipynb
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

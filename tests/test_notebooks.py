@@ -22,3 +22,14 @@ def test_notebook_runs(path, monkeypatch, tmp_path):
     errors = [f"{o.ename}: {o.evalue}" for o in outputs if o.output_type == "error"]
     assert not errors
     assert any("image/png" in o.get("data", {}) for o in outputs)  # the plots were drawn
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebooks_hold_their_outputs(path):
+    """`make notebooks` stores each notebook's outputs, so a reader sees the plots unrun."""
+    notebook = nbformat.read(path, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    outputs = [o for cell in code for o in cell.outputs]
+    assert all(cell.execution_count for cell in code), f"run `make notebooks` to store {path.name}"
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs), f"{path.name} has no plot"
