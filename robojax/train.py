@@ -29,7 +29,7 @@ from robojax.io import run as run_dir_io
 from robojax.io.metrics import MetricsLogger
 from robojax.io.progress import TrainProgress, console
 from robojax.rollout import nonfinite_action_warning
-from robojax.runs import TrainArgs, read_args, run_identity
+from robojax.runs import TrainArgs, read_args, resumed_args, run_identity
 
 
 def _stack(states):
@@ -63,47 +63,6 @@ def resolve_args(args: TrainArgs, run_dir: Path) -> TrainArgs:
                                run_dir=run_dir)
     args.validate()
     return args
-
-
-# What a resumed run takes from the command line; every other flag must match the saved run.
-_RESUME_FLAGS = ("num_timesteps", "video", "progress", "on_nonfinite")
-
-
-def _flags(args: TrainArgs) -> dict[str, Any]:
-    """Every flag of `args` by its command-line name, nested algorithm configs flattened."""
-    flags = {}
-    for f in dataclasses.fields(args):
-        value = getattr(args, f.name)
-        if f.name in algos.names():
-            flags.update({f"{f.name}.{g.name}": getattr(value, g.name)
-                          for g in dataclasses.fields(value)})
-        elif f.name not in ("resume", "run_dir"):
-            flags[f.name] = value
-    return flags
-
-
-def resumed_args(given: TrainArgs, saved: TrainArgs) -> TrainArgs:
-    """The saved run's arguments, with what `given` sets of `_RESUME_FLAGS` (e.g. more
-    `--num-timesteps` to train longer); any other flag given with a value other than the saved
-    one is refused by name."""
-    defaults, given_flags, saved_flags = _flags(TrainArgs()), _flags(given), _flags(saved)
-    changed = {k: v for k, v in given_flags.items()
-               if v != defaults.get(k) and v != saved_flags.get(k)}
-    refused = {k: v for k, v in changed.items() if k.rsplit(".", 1)[-1] not in _RESUME_FLAGS}
-    if refused:
-        named = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in refused.items())
-        raise ValueError(f"--resume continues a run with the flags it was started with; {named} "
-                         "would change it. Drop them (a resumed run takes --num-timesteps, "
-                         "--on-nonfinite, --video and --progress), or start a new run "
-                         "directory.")
-    for name, value in changed.items():
-        algo, _, field = name.rpartition(".")
-        if algo:
-            saved = dataclasses.replace(saved, **{algo: dataclasses.replace(
-                getattr(saved, algo), **{field: value})})
-        else:
-            saved = dataclasses.replace(saved, **{field: value})
-    return saved
 
 
 class Setup(NamedTuple):

@@ -268,8 +268,7 @@ def test_resume_refuses_flags_that_would_change_the_run_by_name(small_run, tmp_p
                   "--ppo.policy-hidden-sizes", "32", "32"])
     import tyro
 
-    from robojax.runs import TrainArgs, read_args
-    from robojax.train import resumed_args
+    from robojax.runs import TrainArgs, read_args, resumed_args
 
     same = tyro.cli(TrainArgs, args=["--resume", str(run), "--num-envs", "16",
                                      "--episode-length", "20", "--no-progress"])
