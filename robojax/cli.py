@@ -177,10 +177,9 @@ def _exit_code(err: Exception) -> int | None:
     """2 for bad input, 1 for a run that failed (diverged, disk full), None for anything else
     (a bug: its traceback is shown)."""
     from robojax.io.run import RunWriteError, write_failure
+    from robojax.train import NonFiniteTrainingError
 
-    if isinstance(err, RunWriteError) or write_failure(err) is not None:
-        return 1
-    if type(err).__name__ == "NonFiniteTrainingError":
+    if isinstance(err, RunWriteError | NonFiniteTrainingError) or write_failure(err) is not None:
         return 1
     return 2 if isinstance(err, _INPUT_ERRORS) else None
 

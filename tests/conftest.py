@@ -76,3 +76,16 @@ def _kill_and_resume(command, tmp_path, *, after_kill=None):
 @pytest.fixture
 def kill_and_resume():
     return _kill_and_resume
+
+
+def _flip_bytes(path, rng, count: int = 8) -> None:
+    """Invert `count` consecutive bytes at a random place of the file (never a no-op)."""
+    data = bytearray(path.read_bytes())
+    at = int(rng.integers(0, max(1, len(data) - count)))
+    data[at:at + count] = bytes((b ^ 0xFF) for b in data[at:at + count])
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture
+def flip_bytes():
+    return _flip_bytes

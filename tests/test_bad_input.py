@@ -137,32 +137,25 @@ def _copy(run, tmp_path):
     return Path(shutil.copytree(run, tmp_path / "copy"))
 
 
-def _flip_bytes(path: Path, rng, count: int = 8) -> None:
-    """Invert `count` consecutive bytes at a random place of the file."""
-    data = bytearray(path.read_bytes())
-    at = int(rng.integers(0, max(1, len(data) - count)))
-    data[at:at + count] = bytes((b ^ 0xFF) for b in data[at:at + count])  # never a no-op
-    path.write_bytes(bytes(data))
-
-
 def _largest_data_file(checkpoint_dir: Path) -> Path:
     return max((p for p in checkpoint_dir.rglob("d/*") if p.is_file()),
                key=lambda p: p.stat().st_size)
 
 
 @pytest.mark.xdist_group("small_run")
-def test_a_damaged_checkpoint_is_skipped_for_the_newest_intact_one(small_run, tmp_path, caplog):
+def test_a_damaged_checkpoint_is_skipped_for_the_newest_intact_one(small_run, tmp_path, caplog,
+                                                                   flip_bytes):
     from robojax.io import checkpoint
     from robojax.runs import load_run
 
     run = _copy(small_run, tmp_path)
     assert checkpoint.steps(run / "checkpoints") == [8, 12, 16]
-    _flip_bytes(_largest_data_file(run / "checkpoints" / "16"), np.random.default_rng(0))
+    flip_bytes(_largest_data_file(run / "checkpoints" / "16"), np.random.default_rng(0))
     damaged, intact = load_run(run), load_run(small_run)
     assert damaged.step == 12 and "checkpoints/16" in caplog.text and "newest intact" in caplog.text
     assert intact.step == 16
     for step in (8, 12, 16):  # every checkpoint but the last damaged
-        _flip_bytes(_largest_data_file(run / "checkpoints" / str(step)), np.random.default_rng(1))
+        flip_bytes(_largest_data_file(run / "checkpoints" / str(step)), np.random.default_rng(1))
     with pytest.raises(checkpoint.DamagedCheckpointError, match="no intact checkpoint.*new run"):
         load_run(run)
 
@@ -170,11 +163,12 @@ def test_a_damaged_checkpoint_is_skipped_for_the_newest_intact_one(small_run, tm
 @pytest.mark.slow
 @pytest.mark.xdist_group("small_run")
 def test_resume_from_a_damaged_checkpoint_continues_from_the_newest_intact_one(small_run,
-                                                                                 tmp_path):
+                                                                                 tmp_path,
+                                                                                 flip_bytes):
     from robojax.runs import load_run
 
     run = _copy(small_run, tmp_path)
-    _flip_bytes(_largest_data_file(run / "checkpoints" / "16"), np.random.default_rng(3), 64)
+    flip_bytes(_largest_data_file(run / "checkpoints" / "16"), np.random.default_rng(3), 64)
     cli.main(["train", "--resume", str(run), "--num-timesteps", "6144", "--no-progress"])
     resumed = load_run(run)  # from 12, the newest intact one, to the new end
     assert resumed.step == 24 and (run / "checkpoints" / "damaged-16").is_dir()  # kept

@@ -74,14 +74,7 @@ def finished_run(tmp_path_factory):
     return run
 
 
-def _flip_bytes(path: Path, rng, count: int) -> None:
-    data = bytearray(path.read_bytes())
-    at = int(rng.integers(0, max(1, len(data) - count)))
-    data[at:at + count] = bytes((b ^ 0xFF) for b in data[at:at + count])  # never a no-op
-    path.write_bytes(bytes(data))
-
-
-def test_soak_no_restore_ever_proceeds_on_damaged_bytes(finished_run, tmp_path):
+def test_soak_no_restore_ever_proceeds_on_damaged_bytes(finished_run, tmp_path, flip_bytes):
     """20 times: damage random bytes of a random file of the newest checkpoint, then load the
     run as `eval` and `--resume` do. Each load must refuse, or return a checkpoint bitwise equal
     to the undamaged one of the same iteration."""
@@ -95,7 +88,7 @@ def test_soak_no_restore_ever_proceeds_on_damaged_bytes(finished_run, tmp_path):
         run = Path(shutil.copytree(finished_run, tmp_path / str(trial)))
         files = sorted(p for p in (run / "checkpoints" / str(steps[-1])).rglob("*")
                        if p.is_file())
-        _flip_bytes(files[int(rng.integers(len(files)))], rng, int(rng.integers(1, 65)))
+        flip_bytes(files[int(rng.integers(len(files)))], rng, int(rng.integers(1, 65)))
         try:
             loaded = restore_run(run)
         except (ValueError, FileNotFoundError):
