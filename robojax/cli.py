@@ -1,4 +1,4 @@
-"""The `robojax` command: train, eval, collect, export, envs."""
+"""The `robojax` command: train, eval, collect, export, sim2sim, envs."""
 
 import dataclasses
 import os
@@ -77,6 +77,31 @@ class ExportArgs:
 
 
 @dataclasses.dataclass(frozen=True)
+class Sim2SimArgs:
+    """Run an exported policy through the deploy runtime in MuJoCo C (not MJX), beside the MJX
+    evaluation of the same checkpoint: does deploy equal play?"""
+
+    export_dir: tyro.conf.Positional[Path]
+    """A directory written by `robojax export`."""
+    env: str | None = None
+    """The task to run it on; default: the contract's (another one is refused)."""
+    episodes: int = 20
+    """Episodes on each side."""
+    seed: int = 0
+    """Seed of the initial states, the observation noise and the policy's noise inputs."""
+    obs_noise: float = 0.0
+    """Std of Gaussian noise added to each observation the policy reads (both sides)."""
+    action_delay: int = 0
+    """Control steps each command reaches the actuators late (both sides)."""
+    episode_length: int | None = None
+    """Control steps per episode; default: the length the run evaluated with."""
+    run_dir: Path | None = None
+    """The run to evaluate in MJX; default: the one contract.json names."""
+    compare: bool = True
+    """Also evaluate the checkpoint in MJX (--no-compare: MuJoCo C alone)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class EnvsArgs:
     """List the registered envs with their observation and action sizes."""
 
@@ -121,6 +146,36 @@ def _export(args: ExportArgs) -> None:
     console.print(f"exported {', '.join(args.format)} → {out} (contract: {contract.name})")
 
 
+def _sim2sim(args: Sim2SimArgs) -> None:
+    from rich.table import Table
+
+    from robojax.io.progress import console
+    from robojax.sim2sim import sim2sim
+
+    result = sim2sim(args.export_dir, env=args.env, episodes=args.episodes, seed=args.seed,
+                     obs_noise=args.obs_noise, action_delay=args.action_delay,
+                     episode_length=args.episode_length, run_dir=args.run_dir,
+                     compare=args.compare)
+    summary = result.summary()
+    ci = lambda pair: f"[{pair[0]:.1f}, {pair[1]:.1f}]"  # noqa: E731
+    table = Table("simulator", "runtime", "return (mean)", "95% CI", "success")
+    table.add_row("MuJoCo C", "robojax.deploy (ONNX)", f"{summary['mujoco_return']:.1f}",
+                  ci(summary["mujoco_return_ci95"]),
+                  f"{summary['mujoco_success']:.2f}" if "mujoco_success" in summary else "-")
+    if "mjx_return" in summary:
+        table.add_row("MJX", "JAX (robojax eval)", f"{summary['mjx_return']:.1f}",
+                      ci(summary["mjx_return_ci95"]),
+                      f"{summary['mjx_success']:.2f}" if "mjx_success" in summary else "-")
+    console.print(f"{result.env}, {args.episodes} episodes each, obs noise {args.obs_noise}, "
+                  f"action delay {args.action_delay} steps")
+    console.print(table)
+    if "return_ratio" in summary:
+        console.print(f"MuJoCo C / MJX return: {summary['return_ratio']:.3f}")
+    loop = result.loop
+    console.print(f"runtime loop: {loop['steps']} steps, {loop['faults']} faults, "
+                  f"{loop['stale']} stale observations")
+
+
 def _collect(args: CollectArgs) -> None:
     from robojax.data.collect import collect_to_file
     from robojax.runs import run_controller
@@ -151,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = _rename_old_flags(sys.argv[1:] if argv is None else list(argv))
     args = tyro.extras.subcommand_cli_from_dict(
         {"train": TrainArgs, "eval": EvalArgs, "collect": CollectArgs, "export": ExportArgs,
-         "envs": EnvsArgs},
+         "sim2sim": Sim2SimArgs, "envs": EnvsArgs},
         prog="robojax",
         description="robojax: parallel MJX training, evaluation and export.", args=argv)
     if isinstance(args, TrainArgs):
@@ -165,6 +220,8 @@ def main(argv: list[str] | None = None) -> None:
         _collect(args)
     elif isinstance(args, ExportArgs):
         _export(args)
+    elif isinstance(args, Sim2SimArgs):
+        _sim2sim(args)
     else:
         _envs()
 

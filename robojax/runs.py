@@ -218,8 +218,11 @@ def restore_run(run_dir: str | Path, env_config: dict | None = None) -> Run:
     algo = algos.get(args.algo)
     cfg = args.algo_config()
     env = envs.make(args.env, **args.eval_overrides(env_config))
-    # Only the state's shapes: restoring needs no initial values (nor their compiles).
-    init = functools.partial(algo.init, cfg, env, algo.make_train_input(cfg, env))
+    # The state as training built it (its env state may differ from the evaluation env's,
+    # e.g. the action queue of a delay), and only its shapes: restoring needs no initial values.
+    train_env = envs.make(args.env, **args.env_overrides()) if args.eval_env_config or \
+        env_config else env
+    init = functools.partial(algo.init, cfg, train_env, algo.make_train_input(cfg, train_env))
     abstract = jax.eval_shape(init, jax.random.PRNGKey(0))
     states, step = run_dir_io.restore_states(run_dir, abstract, args.num_seeds,
                                              identity=run_identity(args))

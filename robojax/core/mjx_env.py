@@ -11,6 +11,7 @@ import mujoco
 import numpy as np
 from mujoco import mjx
 
+from robojax.core import robustness
 from robojax.core.differentiable import fixed_step_linesearch, guard_reverse_mode
 from robojax.core.env import Env
 from robojax.core.fields import check_types
@@ -30,6 +31,11 @@ class EnvConfig:
     """Physics timestep in seconds; None keeps the MJCF's."""
     reward_scales: Mapping[str, float] = dataclasses.field(default_factory=dict)
     """Weight of each named reward term; the reward is their weighted sum."""
+    obs_noise: float = 0.0
+    """Std of zero-mean Gaussian noise added to every observation (`robojax.core.robustness`)."""
+    action_delay: tuple[int, int] = (0, 0)
+    """Control steps each action is executed late, drawn per episode and env from low..high
+    (`robojax.core.robustness`); e.g. (0, 2) in training, (2, 2) to evaluate at 2."""
 
     def __post_init__(self):
         check_types(self)
@@ -41,6 +47,7 @@ class EnvConfig:
         for term, scale in self.reward_scales.items():
             if not isinstance(scale, int | float) or isinstance(scale, bool):
                 raise TypeError(f"reward_scales[{term!r}] must be a number, got {scale!r}.")
+        robustness.check(self.obs_noise, self.action_delay)
 
 
 class MjxEnv(Env):
@@ -131,10 +138,14 @@ class MjxEnv(Env):
         terms = jax.eval_shape(self.reward_terms, data, data, jnp.zeros(self.action_spec.shape))
         metrics = {**{f"reward/{name}": jnp.zeros(()) for name in terms},
                    "nonfinite_action": jnp.zeros(())}
+        extras = {}
+        if self.config.action_delay != (0, 0):
+            extras = robustness.start_queue(jax.random.fold_in(key, 0xDE1A),
+                                            self.config.action_delay, self.action_spec.size)
         return State(
-            data=data, obs=self.observe(data, key_obs), reward=jnp.zeros(()),
+            data=data, obs=self._observe(data, key_obs), reward=jnp.zeros(()),
             done=jnp.array(False), truncated=jnp.array(False), step=jnp.zeros((), jnp.int32),
-            key=key, metrics=metrics, extras={},
+            key=key, metrics=metrics, extras=extras,
         )
 
     def step(self, state: State, action: jax.Array) -> State:
@@ -144,6 +155,9 @@ class MjxEnv(Env):
         action = check_action(action, self.action_spec)
         finite = jnp.isfinite(action)
         action = jnp.clip(jnp.where(finite, action, 0.0), -1.0, 1.0)
+        extras = state.extras
+        if self.config.action_delay != (0, 0):
+            action, extras = robustness.delay(extras, action)
         ctrl = self._ctrl_low + (action + 1.0) * 0.5 * (self._ctrl_high - self._ctrl_low)
         data = self.physics_step(state.data, ctrl)
         # The episode key stays fixed; per-step randomness folds in the step count, and XLA
@@ -154,10 +168,16 @@ class MjxEnv(Env):
         metrics = {**{f"reward/{name}": value for name, value in terms.items()},
                    "nonfinite_action": jnp.sum(~finite).astype(jnp.float32)}
         return state.replace(
-            data=data, obs=self.observe(data, key_obs), reward=jnp.asarray(reward, jnp.float32),
+            data=data, obs=self._observe(data, key_obs), reward=jnp.asarray(reward, jnp.float32),
             done=jnp.asarray(self.terminated(data), bool), truncated=jnp.array(False),
-            step=state.step + 1, metrics=metrics,
+            step=state.step + 1, metrics=metrics, extras=extras,
         )
+
+    def _observe(self, data: mjx.Data, key: jax.Array) -> jax.Array:
+        obs = self.observe(data, key)
+        if self.config.obs_noise:
+            obs = robustness.add_noise(obs, key, self.config.obs_noise)
+        return obs
 
     def physics_step(self, data: mjx.Data, ctrl: jax.Array) -> mjx.Data:
         """Hold `ctrl` for `n_substeps` physics steps."""

@@ -10,7 +10,8 @@ Install on the robot with `pip install --no-deps robojax && pip install numpy on
 """
 
 from robojax.deploy.contract import ContractError
-from robojax.deploy.loop import LoopStats, run
+from robojax.deploy.loop import LoopStats, SimulatedClock, run
 from robojax.deploy.policy import Policy, check_observation
 
-__all__ = ["ContractError", "LoopStats", "Policy", "check_observation", "run"]
+__all__ = ["ContractError", "LoopStats", "Policy", "SimulatedClock", "check_observation",
+           "run"]

@@ -12,7 +12,8 @@ for what a robot can throw at it:
 - every command is clamped to the actuator range and, with `max_delta`, rate limited;
 - a step that takes longer than the period is an `overrun`; the loop then starts the next
   period at once instead of bursting to catch up.
-`clock` and `sleep` are injectable, so tests run the loop on a simulated clock.
+`clock` and `sleep` are injectable, so tests (and `robojax sim2sim`) run the loop on a
+`SimulatedClock`.
 """
 
 import dataclasses
@@ -47,15 +48,30 @@ class LoopStats:
                 "jitter_p99_ms": ms(self.lateness, 99)}
 
 
+class SimulatedClock:
+    """Time that passes only when the loop sleeps: pass `clock=c, sleep=c.sleep` to `run`."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def run(policy: Policy, read_obs: Callable[[], np.ndarray | None],
         write_command: Callable[[np.ndarray], None], rate_hz: float, *, steps: int,
         safe_command: np.ndarray | None = None, watchdog_s: float | None = None,
-        max_delta: float | None = None, clock: Callable[[], float] = time.perf_counter,
+        max_delta: float | None = None, until: Callable[[], bool] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
         sleep: Callable[[float], None] = time.sleep) -> LoopStats:
     """Run `steps` control steps at `rate_hz`; returns the loop's statistics.
 
     `safe_command` (actuator units) answers faults and stale observations; None holds the last
-    command (zeros before the first). `watchdog_s` defaults to three periods.
+    command (zeros before the first). `watchdog_s` defaults to three periods. `until`, asked
+    after each command, ends the loop early when it returns True (e.g. an episode's end).
     """
     period = 1.0 / rate_hz
     watchdog_s = 3 * period if watchdog_s is None else watchdog_s
@@ -90,6 +106,8 @@ def run(policy: Policy, read_obs: Callable[[], np.ndarray | None],
         if latency > period:
             stats.overruns += 1
             start += (now + latency) - (scheduled + period)  # restart the schedule from here
+        if until is not None and until():
+            break
     return stats
 
 

@@ -45,7 +45,7 @@ def export_run(run_dir: str | Path, out: str | Path, *, formats: Sequence[str] =
     policy = policy_function(program, low, high)
     out = Path(out)
     files = write_models(policy, sig, out, formats, unroll=unroll)
-    contract = describe(run, program, sig, low, high, files, seed_index)
+    contract = describe(run, program, sig, low, high, files, seed_index, run_dir=run_dir)
     return contract_io.write(out, contract)
 
 
@@ -87,8 +87,10 @@ def _check_formats(names: Sequence[str]) -> tuple[str, ...]:
 
 
 def describe(run, program, sig: Signature, low: np.ndarray, high: np.ndarray, files: dict,
-             seed_index: int) -> dict:
+             seed_index: int, run_dir: str | Path | None = None) -> dict:
     """The contract of an export (see `robojax.deploy.contract`)."""
+    from robojax.algos.acting import episode_length
+
     env = run.env.unwrapped
     model = getattr(env, "mj_model", None)
     config = getattr(env, "config", None)
@@ -96,7 +98,8 @@ def describe(run, program, sig: Signature, low: np.ndarray, high: np.ndarray, fi
         "version": contract_io.VERSION,
         "env": {"name": run.args.env,
                 "config": dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {},
-                "mjcf_sha256": model_sha256(model) if model is not None else None},
+                "mjcf_sha256": model_sha256(model) if model is not None else None,
+                "episode_length": episode_length(run.cfg, env)},
         "observation": {"size": env.observation_spec.size, "history": program.n_obs_steps},
         "action": {"size": env.action_spec.size,
                    "names": _actuator_names(model, env.action_spec.size),
@@ -108,7 +111,8 @@ def describe(run, program, sig: Signature, low: np.ndarray, high: np.ndarray, fi
         **io_spec(program, sig),
         "files": files,
         "run": {"algo": run.args.algo, "checkpoint_step": int(run.step),
-                "seed_index": seed_index},
+                "seed_index": seed_index,
+                "dir": str(Path(run_dir).resolve()) if run_dir is not None else None},
         "versions": _versions(),
     }
 
