@@ -2,10 +2,12 @@
 observations, clamps and rate limits. The policy here is a stand-in; the exported one is
 tested in test_export.py."""
 
+from concurrent.futures import Future
+
 import numpy as np
 import pytest
 
-from robojax.deploy import check_observation, run
+from robojax.deploy import Policy, check_observation, run
 
 
 class Clock:
@@ -91,3 +93,82 @@ def test_an_observation_of_the_wrong_size_is_named():
         check_observation([1.0, 2.0], 3)
     with pytest.raises(ValueError, match="NaN or inf"):
         check_observation([1.0, np.nan, 2.0], 3)
+
+
+def test_the_loop_ends_when_until_says_so():
+    clock = Clock()
+    feed, written = iter([[0.1, 0.1, 0.0]] * 10), []
+    stats = run(EchoPolicy(clock, lambda k: 0.001), lambda: next(feed), written.append,
+                rate_hz=100, steps=10, until=lambda: len(written) >= 3, clock=clock,
+                sleep=clock.sleep)
+    assert stats.steps == 3 and len(written) == 3
+
+
+# -- chunked policies: synchronous and asynchronous planning ----------------------------------
+
+class ChunkSession:
+    """An ONNX session stand-in whose call c plans the chunk [100 c, 100 c + 1, ...]."""
+
+    def __init__(self, chunk: int):
+        self.chunk, self.calls = chunk, 0
+
+    def run(self, names, feeds):
+        plan = 100.0 * self.calls + np.arange(self.chunk, dtype=np.float32)
+        self.calls += 1
+        return plan[None, :, None], plan[None, :, None]
+
+
+class LateFuture(Future):
+    """A plan that finishes when the test says so, or when the policy must wait for it."""
+
+    def __init__(self, fn, args):
+        super().__init__()
+        self.fn, self.args = fn, args
+
+    def finish(self):
+        if not self.done():
+            self.set_result(self.fn(*self.args))
+
+    def result(self, timeout=None):
+        self.finish()
+        return super().result(timeout)
+
+
+class ManualExecutor:
+    def __init__(self):
+        self.submitted = []
+
+    def submit(self, fn, *args):
+        self.submitted.append(LateFuture(fn, args))
+        return self.submitted[-1]
+
+
+def _chunk_policy(asynchronous: bool, executor=None) -> Policy:
+    contract = {"inputs": [{"name": "obs", "shape": ["batch", 1, 1]}],
+                "observation": {"size": 1, "history": 1},
+                "action": {"size": 1, "per_call": 4, "ctrl_low": [-1e9], "ctrl_high": [1e9]},
+                "control_dt": 0.01}
+    policy = Policy(ChunkSession(4), contract, asynchronous=asynchronous, executor=executor)
+    policy.plan_seconds.append(0.025)  # plans take 2.5 periods: planning starts 3 actions early
+    return policy
+
+
+def test_a_chunked_policy_plans_when_its_chunk_is_used_up():
+    policy = _chunk_policy(asynchronous=False)
+    assert [float(policy.act([0.0])[0]) for _ in range(6)] == [0, 1, 2, 3, 100, 101]
+
+
+def test_asynchronous_planning_switches_to_the_new_chunk_at_the_step_it_arrives():
+    executor = ManualExecutor()
+    policy = _chunk_policy(asynchronous=True, executor=executor)
+    assert policy.lead == 3
+    executed = [float(policy.act([0.0])[0]) for _ in range(3)]  # plan 1 starts at step 1
+    assert executed == [0, 1, 2] and len(executor.submitted) == 1
+    executor.submitted[0].finish()  # plan 1 arrives after step 2: its actions 0-1 are past
+    executed += [float(policy.act([0.0])[0]) for _ in range(2)]  # plan 2 starts at step 3
+    assert executed[3:] == [102, 103] and policy.starved == 0
+    # Plan 2 is late: step 5 has no action left and waits for it, then takes its action 2.
+    executed.append(float(policy.act([0.0])[0]))
+    assert executed[5] == 202 and policy.starved == 1
+    policy.reset()  # a new episode plans its first chunk at once
+    assert float(policy.act([0.0])[0]) == 300

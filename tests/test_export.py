@@ -190,3 +190,32 @@ def test_the_runtime_runs_without_jax(ppo_export):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert -1.0 <= float(result.stdout.strip()) <= 1.0
+
+
+@pytest.mark.slow
+def test_sim2sim_runs_the_export_in_mujoco_c_beside_its_mjx_evaluation(ppo_export):
+    from robojax.sim2sim import sim2sim
+
+    _, out = ppo_export
+    result = sim2sim(out, episodes=8)
+    summary = result.summary()
+    assert result.loop == {"steps": 8 * 60, "faults": 0, "stale": 0}  # 60: the run's length
+    assert summary["return_ratio"] == pytest.approx(1.0, abs=0.05)
+    assert json.loads((out / "sim2sim.json").read_text())["returns"] == result.returns
+    noisy = sim2sim(out, episodes=8, obs_noise=0.05, action_delay=2, compare=False)
+    assert noisy.returns != result.returns and noisy.mjx is None
+
+
+@pytest.mark.slow
+def test_sim2sim_refuses_a_model_that_changed_since_export(ppo_export, tmp_path):
+    from robojax.sim2sim import sim2sim
+
+    _, out = ppo_export
+    edited = shutil.copytree(out, tmp_path / "edited")
+    contract = json.loads((edited / "contract.json").read_text())
+    contract["env"]["mjcf_sha256"] = "0" * 64
+    (edited / "contract.json").write_text(json.dumps(contract))
+    with pytest.raises(ContractError, match="MuJoCo model differs"):
+        sim2sim(edited, compare=False)
+    with pytest.raises(ContractError, match="trained on 'cartpole-balance', not 'hopper'"):
+        sim2sim(out, env="hopper")

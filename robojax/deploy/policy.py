@@ -7,8 +7,27 @@
 `act` keeps the observation history the policy was trained with (the first observation of an
 episode repeated, as in training) and executes a chunked policy's actions with a receding
 horizon: it plans when the last chunk is used up and returns its actions one per call.
+
+A chunk that takes longer to plan than a control period stalls the step that plans it. With
+`asynchronous=True` (`Policy.load(..., asynchronous=True)`) the next chunk is planned in a
+background thread while the current one executes, so no step waits:
+- planning starts when `lead` actions of the current chunk are left, `lead` being the slowest
+  of the recent plans in control steps, plus one (at most the chunk's length minus one);
+- it plans from the observations up to that step, so its first action belongs to that step.
+  When it arrives k steps later, its first k actions are already in the past: they are dropped
+  and the chunk takes over from its action k (the rest of the old chunk is dropped: the new
+  one saw fresher observations). This is the switching scheme of latency-aware chunk
+  execution (no blending: actions of two chunks are never averaged);
+- if a plan is late and the current chunk runs out, that step waits for it (counted in
+  `starved`). The first chunk of an episode is planned synchronously.
+A policy that executes one action per call (a Gaussian one) has nothing to overlap and always
+plans synchronously.
 """
 
+import collections
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +37,8 @@ from robojax.deploy.contract import ACTIONS, COMMAND, NOISE_PREFIX, OBS, Contrac
 
 
 class Policy:
-    def __init__(self, session, contract: dict, *, seed: int = 0):
+    def __init__(self, session, contract: dict, *, seed: int = 0, asynchronous: bool = False,
+                 executor=None):
         self.contract = contract
         self._session = session
         self._rng = np.random.default_rng(seed)
@@ -32,14 +52,22 @@ class Policy:
         self.ctrl_low = np.asarray(contract["action"]["ctrl_low"], np.float32)
         self.ctrl_high = np.asarray(contract["action"]["ctrl_high"], np.float32)
         self.control_dt = float(contract["control_dt"])
+        self.asynchronous = asynchronous and self.n_action_steps > 1
+        self._executor = executor or (ThreadPoolExecutor(1, thread_name_prefix="planner")
+                                      if self.asynchronous else None)
+        self.plan_seconds: collections.deque = collections.deque(maxlen=20)
+        """How long the recent plans took (s)."""
+        self.starved = 0
+        """Steps that waited for a late asynchronous plan."""
         self.reset()
 
     @classmethod
     def load(cls, directory: str | Path, *, seed: int = 0, env: str | None = None,
-             threads: int = 1) -> "Policy":
+             threads: int = 1, asynchronous: bool = False) -> "Policy":
         """The ONNX policy exported to `directory`, checked against its contract (and, given
         `env`, against the task it must control). `threads`: ONNX Runtime's intra-op threads
-        (1 keeps latency steady next to a control loop)."""
+        (1 keeps latency steady next to a control loop). `asynchronous`: plan chunks in the
+        background (see the module's docstring)."""
         import onnxruntime
 
         contract = contract_io.read(directory)
@@ -54,7 +82,7 @@ class Policy:
         session = onnxruntime.InferenceSession(str(path), options,
                                                providers=["CPUExecutionProvider"])
         _check_io(session, contract, path)
-        return cls(session, contract, seed=seed)
+        return cls(session, contract, seed=seed, asynchronous=asynchronous)
 
     def noise(self, batch: int = 1) -> dict[str, np.ndarray]:
         """Fresh noise inputs for `batch` policy calls, drawn as the contract says."""
@@ -75,6 +103,15 @@ class Policy:
         """Forget the history and the chunk in progress: the next `act` starts an episode."""
         self._history: np.ndarray | None = None
         self._queue: list[np.ndarray] = []
+        self._pending = None  # (future of a chunk, the step it was planned at)
+        self._step = 0
+
+    @property
+    def lead(self) -> int:
+        """Actions left in the current chunk when the next one starts planning (asynchronous
+        mode): the slowest recent plan in control steps, plus one."""
+        slowest = max(self.plan_seconds, default=0.0)
+        return max(1, min(self.n_action_steps - 1, math.ceil(slowest / self.control_dt) + 1))
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """The actuator command (action_size,) for this control step's observation."""
@@ -83,10 +120,34 @@ class Policy:
             self._history = np.repeat(obs[None], self.n_obs_steps, axis=0)
         else:
             self._history = np.concatenate([self._history[1:], obs[None]])
+        command = self._next_async() if self.asynchronous else self._next()
+        self._step += 1
+        return command
+
+    def _next(self) -> np.ndarray:
         if not self._queue:
-            _, command = self.plan(self._history[None])
-            self._queue = list(command[0])
+            self._queue = list(self._timed_plan(self._history, self.noise(1)))
         return self._queue.pop(0)
+
+    def _next_async(self) -> np.ndarray:
+        if self._pending is not None and (self._pending[0].done() or not self._queue):
+            future, planned_at = self._pending
+            self.starved += not future.done()
+            self._pending = None
+            self._queue = list(future.result()[self._step - planned_at:])
+        if not self._queue:  # an episode's first chunk, or a plan too late for any action
+            self._queue = list(self._timed_plan(self._history, self.noise(1)))
+        if len(self._queue) <= self.lead and self._pending is None:
+            future = self._executor.submit(self._timed_plan, self._history, self.noise(1))
+            self._pending = (future, self._step)
+        return self._queue.pop(0)
+
+    def _timed_plan(self, history: np.ndarray, noise: dict) -> np.ndarray:
+        """The commands (Ta, action_size) of one plan from `history`; records its time."""
+        start = time.perf_counter()
+        _, command = self.plan(history[None], noise)
+        self.plan_seconds.append(time.perf_counter() - start)
+        return command[0]
 
 
 def check_observation(obs, size: int) -> np.ndarray:
