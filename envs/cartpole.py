@@ -88,6 +88,10 @@ class Cartpole(MjxEnv):
         use = jax.random.bernoulli(k_use, self.config.random_start)
         return jnp.where(use, random_qpos, qpos), jnp.where(use, random_qvel, qvel)
 
+    def observation_layout(self) -> list[tuple[str, int, str]]:
+        return [("cart_position", 1, "m"), ("pole_cos", 1, ""), ("pole_sin", 1, ""),
+                ("cart_velocity", 1, "m/s"), ("pole_angular_velocity", 1, "rad/s")]
+
     def observe(self, data: mjx.Data, key: jax.Array) -> jax.Array:
         angle = data.qpos[1]
         return jnp.stack([data.qpos[0], jnp.cos(angle), jnp.sin(angle), data.qvel[0],

@@ -57,6 +57,9 @@ class Detour(MjxEnv):
         return data.replace(qpos=jnp.array([x0, START_Y]), qvel=jnp.zeros(2),
                             mocap_pos=data.mocap_pos.at[0, :2].set(jnp.stack([goal_x, GOAL_Y])))
 
+    def observation_layout(self) -> list[tuple[str, int, str]]:
+        return [("position", 2, "m"), ("velocity", 2, "m/s"), ("goal_offset", 2, "m")]
+
     def observe(self, data: mjx.Data, key: jax.Array) -> jax.Array:
         return jnp.concatenate([data.qpos, data.qvel, data.mocap_pos[0, :2] - data.qpos])
 

@@ -46,6 +46,11 @@ class Hopper(MjxEnv):
         qvel = jax.random.uniform(k_vel, (nv,), minval=-noise, maxval=noise)
         return data.replace(qpos=qpos, qvel=qvel)
 
+    def observation_layout(self) -> list[tuple[str, int, str]]:
+        return [("torso_height", 1, "m"), ("torso_pitch", 1, "rad"), ("joint_angles", 3, "rad"),
+                ("torso_velocity", 2, "m/s"), ("torso_pitch_rate", 1, "rad/s"),
+                ("joint_velocities", 3, "rad/s")]
+
     def observe(self, data: mjx.Data, key: jax.Array) -> jax.Array:
         return jnp.concatenate([data.qpos[1:], jnp.clip(data.qvel, -10, 10)])
 

@@ -60,6 +60,9 @@ class Pendulum(MjxEnv):
         angle = jax.random.uniform(key, (1,), minval=-jnp.pi, maxval=jnp.pi)
         return data.replace(qpos=angle, qvel=jnp.zeros(1))
 
+    def observation_layout(self) -> list[tuple[str, int, str]]:
+        return [("pole_cos", 1, ""), ("pole_sin", 1, ""), ("angular_velocity", 1, "rad/s")]
+
     def observe(self, data: mjx.Data, key: jax.Array) -> jax.Array:
         angle = data.qpos[0]
         return jnp.stack([jnp.cos(angle), jnp.sin(angle), data.qvel[0]])

@@ -41,6 +41,9 @@ class PointMass(MjxEnv):
         mocap = data.mocap_pos.at[0, :2].set(target)
         return data.replace(qpos=qpos, qvel=jnp.zeros(2), mocap_pos=mocap)
 
+    def observation_layout(self) -> list[tuple[str, int, str]]:
+        return [("position", 2, "m"), ("velocity", 2, "m/s"), ("target_offset", 2, "m")]
+
     def observe(self, data: mjx.Data, key: jax.Array) -> jax.Array:
         return jnp.concatenate([data.qpos, data.qvel, data.mocap_pos[0, :2] - data.qpos])
 

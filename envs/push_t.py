@@ -116,6 +116,13 @@ class PushT(MjxEnv):
         qpos = jnp.concatenate([pusher, block, yaw[None]])
         return data.replace(qpos=qpos, qvel=jnp.zeros(5), ctrl=pusher)
 
+    def observation_layout(self) -> list[tuple[str, int, str]]:
+        if self.config.observation == "keypoints":
+            return [("agent_position", 2, "m"), ("block_keypoints", KEYPOINTS.size, "m")]
+        return [("agent_position", 2, "m"), ("agent_velocity", 2, "m/s"),
+                ("block_position", 2, "m"), ("block_yaw_cos_sin", 2, ""),
+                ("block_velocity", 3, "m/s, m/s, rad/s")]
+
     def observe(self, data: mjx.Data, key: jax.Array) -> jax.Array:
         yaw = data.qpos[4]
         if self.config.observation == "keypoints":

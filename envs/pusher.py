@@ -53,6 +53,11 @@ class Pusher(MjxEnv):
         return data.replace(qpos=qpos, qvel=jnp.zeros(5),
                             mocap_pos=data.mocap_pos.at[0, :2].set(goal))
 
+    def observation_layout(self) -> list[tuple[str, int, str]]:
+        return [("pusher_position", 2, "m"), ("pusher_velocity", 2, "m/s"),
+                ("block_position", 2, "m"), ("block_yaw_cos_sin", 2, ""),
+                ("block_velocity", 3, "m/s, m/s, rad/s"), ("block_to_goal", 2, "m")]
+
     def observe(self, data: mjx.Data, key: jax.Array) -> jax.Array:
         yaw = data.qpos[4]
         goal = data.mocap_pos[0, :2]

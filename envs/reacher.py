@@ -48,6 +48,10 @@ class Reacher(MjxEnv):
     def _offset(self, data: mjx.Data) -> jax.Array:
         return data.mocap_pos[0, :2] - data.site_xpos[0, :2]
 
+    def observation_layout(self) -> list[tuple[str, int, str]]:
+        return [("joint_cos", 2, ""), ("joint_sin", 2, ""), ("joint_velocity", 2, "rad/s"),
+                ("fingertip_to_target", 2, "m")]
+
     def observe(self, data: mjx.Data, key: jax.Array) -> jax.Array:
         return jnp.concatenate([jnp.cos(data.qpos), jnp.sin(data.qpos), data.qvel,
                                 self._offset(data)])

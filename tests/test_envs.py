@@ -295,3 +295,14 @@ def test_sparse_reward_pays_one_on_success_and_ends_the_episode(name):
     assert float(there.reward) == 1.0 and bool(there.terminated)
     dense = envs.make(name)  # the dense default is unchanged: shaped terms, no early end
     assert not dense.config.sparse_reward
+
+
+@pytest.mark.parametrize("name,config", [(n, {}) for n in envs.names()]
+                         + [("push-t", {"observation": "keypoints"})])
+def test_every_task_names_each_part_of_its_observation(name, config):
+    from robojax.export import observation_layout
+
+    env = envs.make(name, **config)
+    layout = observation_layout(env)  # raises where the parts do not cover the observation
+    assert layout[-1]["slice"][1] == env.observation_spec.size
+    assert len(layout) > 1 and all(part["name"] != "obs" for part in layout)

@@ -137,6 +137,9 @@ def test_exported_ppo_policy_acts_as_the_trained_one(ppo_export):
     contract = json.loads((out / "contract.json").read_text())
     assert contract["env"]["name"] == "cartpole-balance"
     assert contract["action"]["names"] == ["slide"] and contract["control_dt"] == 0.01
+    assert contract["observation"]["layout"][0] == {"name": "cart_position", "slice": [0, 1],
+                                                    "unit": "m"}
+    assert contract["env"]["episode_length"] == 60 and contract["run"]["dir"] == str(run_dir)
     assert [i["name"] for i in contract["inputs"]] == ["obs"]
     assert contract["files"]["onnx"]["path"] == "policy.onnx"
     run = load_run(run_dir)

@@ -6,8 +6,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-# A tiny training budget per notebook, in each notebook's own unit (gradient steps).
-BUDGETS = {"generative_policies": "200", "differentiable_imitation": "10"}
+# A tiny training budget per notebook, in its own unit (gradient steps; env steps for export).
+BUDGETS = {"generative_policies": "200", "differentiable_imitation": "10",
+           "export_and_deploy": "8192"}
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "experiments" / "notebooks").glob("*.ipynb"))
 
 

@@ -115,6 +115,11 @@ class MjxEnv(Env):
     def observe(self, data: mjx.Data, key: jax.Array) -> jax.Array:
         raise NotImplementedError
 
+    def observation_layout(self) -> list[tuple[str, int, str]]:
+        """(name, size, unit) of each consecutive part of the observation ("" where it has no
+        unit, e.g. a cosine); exports write it into their contract. Default: one part."""
+        return [("obs", self.observation_spec.size, "")]
+
     def reward_terms(self, prev: mjx.Data, data: mjx.Data, action: jax.Array) -> dict:
         """Unscaled reward terms by name; each is logged as `reward/<name>`."""
         raise NotImplementedError

@@ -100,7 +100,8 @@ def describe(run, program, sig: Signature, low: np.ndarray, high: np.ndarray, fi
                 "config": dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {},
                 "mjcf_sha256": model_sha256(model) if model is not None else None,
                 "episode_length": episode_length(run.cfg, env)},
-        "observation": {"size": env.observation_spec.size, "history": program.n_obs_steps},
+        "observation": {"size": env.observation_spec.size, "history": program.n_obs_steps,
+                        "layout": observation_layout(env)},
         "action": {"size": env.action_spec.size,
                    "names": _actuator_names(model, env.action_spec.size),
                    "ctrl_low": low.tolist(), "ctrl_high": high.tolist(),
@@ -115,6 +116,20 @@ def describe(run, program, sig: Signature, low: np.ndarray, high: np.ndarray, fi
                 "dir": str(Path(run_dir).resolve()) if run_dir is not None else None},
         "versions": _versions(),
     }
+
+
+def observation_layout(env) -> list[dict]:
+    """Each part of the observation: its name, [start, stop) slice and unit."""
+    parts = env.observation_layout() if hasattr(env, "observation_layout") else \
+        [("obs", env.observation_spec.size, "")]
+    layout, start = [], 0
+    for name, size, unit in parts:
+        layout.append({"name": name, "slice": [start, start + size], "unit": unit})
+        start += size
+    if start != env.observation_spec.size:
+        raise ValueError(f"{type(env).__name__}.observation_layout() covers {start} values, "
+                         f"its observation has {env.observation_spec.size}; fix the layout.")
+    return layout
 
 
 def io_spec(program, sig: Signature) -> dict:
