@@ -8,8 +8,9 @@ weights (BC: To=2, Tp=16, Ta=8; push-t's sizes: 10-d observation, 2-d action) is
 ONNX and StableHLO.
 - parity: max |JAX - format| of the executed actions over `--num-obs` random observation
   histories with the same noise;
-- latency: one observation (batch 1) per call, ONNX Runtime (1 thread) beside the jitted JAX
-  call in the same process, p50/p99 over `--calls` calls after warm-up, and their ratio;
+- latency: one observation (batch 1) per call, ONNX Runtime (`--ort-threads`, default 1)
+  beside the jitted JAX call in the same process, p50/p99 over `--calls` calls after warm-up,
+  and their ratio;
 - loop: `robojax.deploy.run` at 500 Hz with the Gaussian policy and at 50 Hz with the
   diffusion policy (a chunk of Ta = 8 steps), planning each chunk synchronously and then
   asynchronously (in the background while the last one executes), counting deadline misses.
@@ -115,10 +116,11 @@ def parity(program, directory: Path, num_obs: int, rng) -> tuple[float, float]:
     return worst_onnx, worst_hlo
 
 
-def latency(program, directory: Path, calls: int, rng) -> tuple[np.ndarray, np.ndarray]:
+def latency(program, directory: Path, calls: int, rng, threads: int
+            ) -> tuple[np.ndarray, np.ndarray]:
     sig = signature(program, OBS, ACT)
     jitted = jax.jit(policy_function(program, -np.ones(ACT), np.ones(ACT)))
-    onnx = Policy.load(directory, threads=1)
+    onnx = Policy.load(directory, threads=threads)
     inputs = random_inputs(sig, program, 1, rng)
     noise = {k: v for k, v in inputs.items() if k != "obs"}
     device_inputs = [jnp.asarray(v) for v in inputs.values()]
@@ -156,6 +158,8 @@ def main():
     parser.add_argument("--calls", type=int, default=2_000)
     parser.add_argument("--loop-steps", type=int, default=10_000)
     parser.add_argument("--families", nargs="*", default=list(FAMILIES))
+    parser.add_argument("--ort-threads", type=int, default=1,
+                        help="ONNX Runtime's intra-op threads in the latency rows")
     parser.add_argument("--no-unroll", action="store_true",
                         help="keep the ONNX sampler a Loop node (fast conversion, slow runtime)")
     args = parser.parse_args()
@@ -173,7 +177,7 @@ def main():
         _, export_s = export_dir(program, directory, unroll=not args.no_unroll)
         dirs[name] = directory
         worst_onnx, worst_hlo = parity(program, directory, args.num_obs, rng)
-        jax_ms, onnx_ms = latency(program, directory, args.calls, rng)
+        jax_ms, onnx_ms = latency(program, directory, args.calls, rng, args.ort_threads)
         p = lambda x: f"{np.percentile(x, 50):.3f} / {np.percentile(x, 99):.3f}"  # noqa: E731
         print(f"| {name} | {export_s:.1f} | {worst_onnx:.1e} | {worst_hlo:.1e} | {p(jax_ms)} "
               f"| {p(onnx_ms)} | {np.median(onnx_ms) / np.median(jax_ms):.2f} |", flush=True)
