@@ -7,20 +7,7 @@ from concurrent.futures import Future
 import numpy as np
 import pytest
 
-from robojax.deploy import Policy, check_observation, run
-
-
-class Clock:
-    """Simulated time: `sleep` advances it, and so does each `act` by `compute_s`."""
-
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from robojax.deploy import Policy, SimulatedClock, check_observation, run
 
 
 class EchoPolicy:
@@ -39,7 +26,7 @@ class EchoPolicy:
 
 
 def _loop(observations, *, compute_s=lambda k: 0.001, **kwargs):
-    clock = Clock()
+    clock = SimulatedClock()
     policy = EchoPolicy(clock, compute_s)
     feed, written = iter(observations), []
     stats = run(policy, lambda: next(feed), written.append, rate_hz=100,
@@ -96,7 +83,7 @@ def test_an_observation_of_the_wrong_size_is_named():
 
 
 def test_the_loop_ends_when_until_says_so():
-    clock = Clock()
+    clock = SimulatedClock()
     feed, written = iter([[0.1, 0.1, 0.0]] * 10), []
     stats = run(EchoPolicy(clock, lambda k: 0.001), lambda: next(feed), written.append,
                 rate_hz=100, steps=10, until=lambda: len(written) >= 3, clock=clock,
