@@ -14,15 +14,15 @@ Brax runs in its peer venv (experiments/bench/setup_brax_peer.sh), robojax in th
 import argparse
 import dataclasses
 import functools
-import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from _brax_peer import run_peer
+
 HERE = Path(__file__).resolve().parent
-PEER = Path(os.environ.get("BRAX_PEER_VENV", HERE / ".brax-venv")) / "bin" / "python"
 
 # (a): the same PPO on both sides. One unroll per env per iteration (Brax: batch_size *
 # num_minibatches == num_envs), so an "iteration" means the same work in both.
@@ -49,17 +49,7 @@ def brax_kwargs_shared(s: dict) -> dict:
 
 
 def run_brax(kwargs: dict, network: dict, target: float | None = None) -> dict:
-    if not PEER.exists():
-        sys.exit(f"Brax peer venv missing: run {HERE / 'setup_brax_peer.sh'} first.")
-    cmd = [str(PEER), str(HERE / "brax_ppo_peer.py"), "--config", json.dumps(kwargs),
-           "--network", json.dumps(network)]
-    if target is not None:
-        cmd += ["--target", str(target)]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        sys.exit(f"Brax peer failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_peer("brax_ppo_peer.py", kwargs, network, target=target)
 
 
 def brax_epoch_figures(result: dict, steps_per_epoch: int) -> tuple[float, float]:

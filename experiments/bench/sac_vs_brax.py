@@ -15,15 +15,15 @@ Brax runs in its peer venv (experiments/bench/setup_brax_peer.sh), robojax in th
 
 import argparse
 import functools
-import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from _brax_peer import run_peer
+
 HERE = Path(__file__).resolve().parent
-PEER = Path(os.environ.get("BRAX_PEER_VENV", HERE / ".brax-venv")) / "bin" / "python"
 
 SHARED = dict(num_envs=128, batch_size=512, grad_updates_per_step=8, learning_rate=1e-3,
               discount=0.99, tau=0.005, reward_scaling=1.0, min_replay=8192)
@@ -42,17 +42,7 @@ def brax_kwargs(s: dict, num_timesteps: int, num_evals: int) -> dict:
 
 
 def run_brax(env: str, kwargs: dict, network: dict, target: float | None = None) -> dict:
-    if not PEER.exists():
-        sys.exit(f"Brax peer venv missing: run {HERE / 'setup_brax_peer.sh'} first.")
-    cmd = [str(PEER), str(HERE / "brax_sac_peer.py"), "--env", env, "--config",
-           json.dumps(kwargs), "--network", json.dumps(network)]
-    if target is not None:
-        cmd += ["--target", str(target)]
-    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run(cmd, capture_output=True, text=True, env=clean)
-    if out.returncode != 0:
-        sys.exit(f"Brax peer failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_peer("brax_sac_peer.py", kwargs, network, env=env, target=target)
 
 
 def robojax_config(s: dict):
