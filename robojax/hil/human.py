@@ -1,0 +1,173 @@
+"""A simulated human watching a batch of envs and taking over from the policy, as pure functions
+inside the compiled training step.
+
+    human = HumanConfig(rule="deviation", threshold=0.5, reaction_delay=3, attention=4)
+    hstate = init(num_envs)
+    hstate, takeover, action = act(human, hstate, policy_action, expert_action, key,
+                                   episode_start=state_was_reset)
+
+The human acts with a reference (the task's scripted expert, `envs.solver`) and decides when
+to step in by a rule, like RLIF's simulated interveners:
+- "deviation": the policy's action is more than `threshold` from the expert's (L1 or L2 over
+  normalized actions);
+- "stall": the task's progress signal (passed by the caller, e.g. minus the distance to the
+  goal) has not improved by `stall_progress` for `stall_steps` steps;
+- "value": a learned reference value says the policy's action is worse than the expert's,
+  Q(s, a_policy) < value_ratio * Q(s, a_expert) (the caller passes both values).
+A person is slow and finite, so the model has each of these as a field: the takeover starts
+`reaction_delay` steps after the rule first fires (whether or not it still does); once in
+control they keep it for at least `min_takeover` steps and hand back when the policy's action
+is within `release_threshold` of theirs (hysteresis); their actions carry Gaussian noise; they
+watch at most `attention` envs at once (the most deviant first) and give `budget` intervention
+steps in all. Takeovers end with the episode.
+"""
+
+import dataclasses
+from typing import Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True)
+class HumanConfig:
+    rule: Literal["deviation", "stall", "value"] = "deviation"
+    """When to step in (see the module docstring)."""
+    threshold: float = 0.5
+    """deviation: the distance between the policy's and the expert's actions that triggers."""
+    norm: Literal["l1", "l2"] = "l2"
+    """deviation: the distance over the action's components."""
+    release_threshold: float = 0.25
+    """Hand back once the policy's action is this close to the expert's (after
+    `min_takeover` steps)."""
+    stall_steps: int = 30
+    """stall: steps without progress that trigger."""
+    stall_progress: float = 1e-3
+    """stall: the least improvement of the progress signal that counts as progress."""
+    value_ratio: float = 0.9
+    """value: trigger when Q(s, a_policy) < value_ratio * Q(s, a_expert)."""
+    reaction_delay: int = 3
+    """Steps from the rule firing to the takeover."""
+    min_takeover: int = 10
+    """Steps a takeover lasts at least."""
+    action_noise: float = 0.1
+    """Std of the Gaussian noise on the human's (normalized) actions."""
+    attention: int | None = None
+    """At most this many envs corrected at once (None: all)."""
+    budget: int | None = None
+    """Intervention steps over the whole run (None: unlimited)."""
+
+    def __post_init__(self):
+        for name in ("reaction_delay", "min_takeover", "stall_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"HumanConfig.{name} must be >= 0, got {getattr(self, name)}.")
+        if self.attention is not None and self.attention < 1:
+            raise ValueError(f"HumanConfig.attention must be >= 1 (or None for every env), got "
+                             f"{self.attention}.")
+
+
+class HumanState(NamedTuple):
+    countdown: jax.Array
+    """(B,) steps until a noticed takeover starts; -1 when nothing is noticed."""
+    in_control: jax.Array
+    """(B,) whether the human holds the env."""
+    held: jax.Array
+    """(B,) steps of the current takeover."""
+    best_progress: jax.Array
+    """(B,) the best progress this episode (stall rule)."""
+    since_progress: jax.Array
+    """(B,) steps since the progress last improved (stall rule)."""
+    used: jax.Array
+    """() intervention steps given so far."""
+
+
+def init(num_envs: int) -> HumanState:
+    zeros = jnp.zeros(num_envs, jnp.int32)
+    return HumanState(countdown=zeros - 1, in_control=jnp.zeros(num_envs, bool), held=zeros,
+                      best_progress=jnp.full(num_envs, -jnp.inf), since_progress=zeros,
+                      used=jnp.zeros((), jnp.int32))
+
+
+def distance(cfg: HumanConfig, policy_action: jax.Array, expert_action: jax.Array) -> jax.Array:
+    """(B,) distance between the policy's and the expert's actions."""
+    diff = jnp.abs(policy_action - expert_action)
+    return diff.sum(-1) if cfg.norm == "l1" else jnp.sqrt((diff**2).sum(-1))
+
+
+def act(cfg: HumanConfig, state: HumanState, policy_action: jax.Array,
+        expert_action: jax.Array, key: jax.Array, *, episode_start: jax.Array | None = None,
+        progress: jax.Array | None = None, q_policy: jax.Array | None = None,
+        q_expert: jax.Array | None = None) -> tuple[HumanState, jax.Array, jax.Array]:
+    """(new state, takeover mask (B,), executed action (B, A)) for one step of a batch.
+
+    `episode_start` (B,) marks envs whose episode began this step: their takeover ends and the
+    rule's memory clears. `progress` feeds the stall rule, `q_policy`/`q_expert` the value rule.
+    """
+    if episode_start is not None:
+        state = _forget(state, episode_start)
+    gap = distance(cfg, policy_action, expert_action)
+    fires, state = _rule(cfg, state, gap, progress, q_policy, q_expert)
+    # Noticing starts a countdown of reaction_delay steps; it runs out whether or not the rule
+    # still fires.
+    idle = ~state.in_control & (state.countdown < 0)
+    countdown = jnp.where(idle & fires, cfg.reaction_delay, state.countdown)
+    ready = ~state.in_control & (countdown == 0)
+    keep = state.in_control & ((state.held < cfg.min_takeover) | (gap > cfg.release_threshold))
+    start = _within_attention(cfg, keep, ready, gap)
+    in_control = keep | start
+    if cfg.budget is not None:
+        in_control &= state.used + jnp.cumsum(in_control) <= cfg.budget
+    noise = cfg.action_noise * jax.random.normal(key, expert_action.shape)
+    human_action = jnp.clip(expert_action + noise, -1.0, 1.0)
+    action = jnp.where(in_control[:, None], human_action, policy_action)
+    countdown = jnp.where(ready & ~start, 0, jnp.where(countdown > 0, countdown - 1, -1))
+    countdown = jnp.where(start, -1, countdown)  # waiting for attention keeps it at 0
+    state = state._replace(countdown=countdown, in_control=in_control,
+                           held=jnp.where(in_control, state.held + 1, 0),
+                           used=state.used + in_control.sum().astype(jnp.int32))
+    return state, in_control, action
+
+
+def _forget(state: HumanState, episode_start: jax.Array) -> HumanState:
+    fresh = init(episode_start.shape[0])._replace(used=state.used)
+    return jax.tree.map(lambda new, old: jnp.where(episode_start, new, old) if old.ndim else old,
+                        fresh, state)
+
+
+def _rule(cfg: HumanConfig, state: HumanState, gap, progress, q_policy, q_expert):
+    if cfg.rule == "deviation":
+        return gap > cfg.threshold, state
+    if cfg.rule == "stall":
+        if progress is None:
+            raise ValueError("the stall rule needs the task's progress: pass progress=...")
+        improved = progress > state.best_progress + cfg.stall_progress
+        since = jnp.where(improved, 0, state.since_progress + 1)
+        best = jnp.where(improved, progress, state.best_progress)
+        state = state._replace(best_progress=best, since_progress=since)
+        return since >= cfg.stall_steps, state
+    if q_policy is None or q_expert is None:
+        raise ValueError("the value rule needs Q(s, a_policy) and Q(s, a_expert): pass "
+                         "q_policy=... and q_expert=...")
+    return q_policy < cfg.value_ratio * q_expert, state
+
+
+def _within_attention(cfg: HumanConfig, keep: jax.Array, ready: jax.Array,
+                      gap: jax.Array) -> jax.Array:
+    """The envs whose takeover starts now: the ready ones, the most deviant first, as many as
+    the free attention allows (envs already held keep theirs)."""
+    if cfg.attention is None:
+        return ready
+    free = cfg.attention - keep.sum()
+    order = jnp.argsort(-jnp.where(ready, gap, -jnp.inf))
+    rank = jnp.zeros_like(order).at[order].set(jnp.arange(order.shape[0]))
+    return ready & (rank < free)
+
+
+def metrics(previous: HumanState, state: HumanState, dt: float) -> dict:
+    """One step's counts: takeovers started, envs held, their share, the human-seconds spent
+    (held envs x control dt), and the intervention steps given so far."""
+    held = state.in_control.sum()
+    return {"hil/interventions": (state.in_control & ~previous.in_control).sum(),
+            "hil/intervention_steps": held,
+            "hil/intervention_rate": held / state.in_control.shape[0],
+            "hil/human_seconds": held * dt, "hil/budget_used": state.used}
