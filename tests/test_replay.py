@@ -55,6 +55,33 @@ def test_mixed_batches_take_each_buffer_share():
     assert sum(replay.shares({"a": 0.3, "b": 0.3, "c": 0.4}, 5).values()) == 5
 
 
+def test_add_where_writes_only_the_masked_transitions_in_order():
+    buffer = replay.init({"obs": jnp.zeros(2), "reward": jnp.zeros(())}, capacity=5)
+    buffer = replay.add_where(buffer, _batch(0, 5), jnp.array([False, True, False, True, True]))
+    np.testing.assert_array_equal(buffer.data["reward"], [1, 3, 4, 0, 0])
+    assert int(buffer.size) == 3 and int(buffer.position) == 3
+    buffer = replay.add_where(buffer, _batch(10, 3), jnp.array([True, False, True]))  # wraps
+    np.testing.assert_array_equal(buffer.data["reward"], [1, 3, 4, 10, 12])
+    np.testing.assert_array_equal(buffer.data["obs"][3:, 1], [-10, -12])
+    buffer = replay.add_where(buffer, _batch(20, 2), jnp.array([False, True]))
+    np.testing.assert_array_equal(buffer.data["reward"], [21, 3, 4, 10, 12])
+    assert int(buffer.size) == 5 and int(buffer.position) == 1
+
+
+def test_mixed_batches_keep_the_shared_fields_and_fall_back_from_an_empty_buffer():
+    online = replay.full({"reward": jnp.zeros(10), "flag": jnp.ones(10)})
+    interventions = replay.init({"reward": jnp.zeros(()), "flag": jnp.zeros(())}, 8)
+    fractions = {"online": 0.5, "interventions": 0.5}
+    sample = lambda buffer: replay.sample_mixed(  # noqa: E731
+        {"online": online, "interventions": buffer}, fractions, jax.random.PRNGKey(0), 6,
+        fields=("reward",), fallback="online")
+    batch = sample(interventions)  # empty: its half comes from the online buffer
+    assert set(batch) == {"reward"}
+    np.testing.assert_array_equal(batch["reward"], np.zeros(6))
+    batch = sample(replay.add(interventions, {"reward": jnp.full(2, 7.0), "flag": jnp.ones(2)}))
+    np.testing.assert_array_equal(batch["reward"], [0, 0, 0, 7, 7, 7])
+
+
 def test_bad_buffers_and_fractions_are_named_errors():
     with pytest.raises(ValueError, match="capacity >= 1"):
         replay.init({"reward": jnp.zeros(())}, 0)

@@ -65,6 +65,21 @@ def add(buffer: Buffer, batch: Any) -> Buffer:
                   jnp.minimum(buffer.size + n, capacity))
 
 
+def add_where(buffer: Buffer, batch: Any, mask: jax.Array) -> Buffer:
+    """`buffer` with the transitions of `batch` whose `mask` is True written, in order, at its
+    position (e.g. only the steps a human took over)."""
+    capacity = _capacity(buffer.data)
+    if _capacity(batch) > capacity:
+        raise ValueError(f"cannot add {_capacity(batch)} transitions at once to a buffer of "
+                         f"capacity {capacity}; raise the capacity above one step of every env.")
+    offset = jnp.cumsum(mask) - 1
+    slots = jnp.where(mask, (buffer.position + offset) % capacity, capacity)  # capacity: dropped
+    data = jax.tree.map(lambda d, x: d.at[slots].set(x.astype(d.dtype), mode="drop"),
+                        buffer.data, batch)
+    n = mask.sum().astype(jnp.int32)
+    return Buffer(data, (buffer.position + n) % capacity, jnp.minimum(buffer.size + n, capacity))
+
+
 def sample(buffer: Buffer, key: jax.Array, batch_size: int) -> Any:
     """`batch_size` transitions drawn uniformly, with replacement, from the filled slots (an
     empty buffer returns its zero-filled first slot)."""
@@ -90,14 +105,28 @@ def shares(fractions: dict[str, float], batch_size: int) -> dict[str, int]:
 
 
 def sample_mixed(buffers: dict[str, Buffer], fractions: dict[str, float], key: jax.Array,
-                 batch_size: int) -> Any:
+                 batch_size: int, *, fields: tuple[str, ...] | None = None,
+                 fallback: str | None = None) -> Any:
     """One batch of `batch_size` with each named buffer's share (`shares`), concatenated in
-    the order of `fractions`."""
+    the order of `fractions`. `fields` keeps those keys of each buffer's transitions (buffers
+    may store more); with `fallback`, an empty buffer's share is drawn from that one instead
+    (e.g. interventions before the first takeover)."""
     parts = []
     for i, (name, count) in enumerate(shares(fractions, batch_size).items()):
-        if count:
-            parts.append(sample(buffers[name], jax.random.fold_in(key, i), count))
+        if not count:
+            continue
+        drawn = _fields(sample(buffers[name], jax.random.fold_in(key, i), count), fields)
+        if fallback is not None and name != fallback:
+            spare = _fields(sample(buffers[fallback], jax.random.fold_in(key, 1000 + i), count),
+                            fields)
+            filled = buffers[name].size > 0
+            drawn = jax.tree.map(lambda a, b, f=filled: jnp.where(f, a, b), drawn, spare)
+        parts.append(drawn)
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+
+
+def _fields(transitions: dict, fields: tuple[str, ...] | None) -> dict:
+    return transitions if fields is None else {k: transitions[k] for k in fields}
 
 
 def transitions_from_episodes(obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
