@@ -15,6 +15,7 @@ _ALGOS = {
     "ild": "robojax.algos.ild",
     "sac": "robojax.algos.sac",
     "rlpd": "robojax.algos.sac:RLPDConfig",
+    "hil": "robojax.algos.sac:HILConfig",
 }
 
 

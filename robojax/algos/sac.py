@@ -1,5 +1,6 @@
 """Soft actor-critic over many parallel envs, as one compiled program; RLPD is its
-configuration with demonstrations (`RLPDConfig`, registered as `rlpd`).
+configuration with demonstrations (`RLPDConfig`, registered as `rlpd`), and HIL-SERL is RLPD
+with a simulated human who takes over during collection (`HILConfig`, registered as `hil`).
 
 One `train_iteration` steps every env `rollout_length` times with the actor, adds the
 transitions to the device-resident replay buffer (`robojax.data.replay`), and runs
@@ -29,6 +30,8 @@ from robojax.core.types import State
 from robojax.core.wrappers import wrap_for_training
 from robojax.data import demos as demo_files
 from robojax.data import replay
+from robojax.hil import human as simulated_human
+from robojax.hil import intervene
 from robojax.policies.tanh_gaussian import ActorParams, TanhGaussianPolicy
 
 PROGRESS_UNIT, TRAIN_KEY, PLOT_KEY = ENV_STEPS, "train/reward", "eval/episode_reward"
@@ -164,6 +167,38 @@ class RLPDConfig(SACConfig):
     backup_entropy: bool = False
 
 
+@dataclasses.dataclass(frozen=True)
+class HILConfig(RLPDConfig):
+    """HIL-SERL (Luo et al. 2024) against a batched simulator: RLPD while a simulated human
+    (`robojax.hil.human`, acting with the task's scripted expert) watches the envs and takes
+    over by a rule. The executed (human) actions go to the online buffer like any other, and
+    the takeovers also to an intervention buffer that supplies `intervention_fraction` of
+    every batch (out of the offline share, `demo_fraction`); the policy's own action and the
+    takeover flag are stored beside them. Evaluation runs the policy alone."""
+
+    human: simulated_human.HumanConfig = simulated_human.HumanConfig()
+    """The simulated human: rule, reaction delay, takeover length, noise, attention, budget."""
+    intervention_fraction: float = 0.25
+    """Share of every batch drawn from the human's takeovers (the online buffer's until the
+    first one); the demonstrations keep `demo_fraction` minus this."""
+    intervention_capacity: int = 200_000
+    """Intervention buffer size in transitions."""
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 <= self.intervention_fraction <= self.demo_fraction:
+            raise ValueError(f"intervention_fraction must be in [0, demo_fraction = "
+                             f"{self.demo_fraction}], got {self.intervention_fraction}.")
+        if self.intervention_capacity < self.steps_per_iteration():
+            raise ValueError(f"intervention_capacity {self.intervention_capacity} is smaller "
+                             f"than one iteration's transitions ({self.steps_per_iteration()})"
+                             "; raise it.")
+
+
+LEARNER_FIELDS = ("obs", "action", "reward", "discount", "next_obs")
+"""What the updates read of a stored transition (a human's takeovers store more)."""
+
+
 def _default_range(cfg: SACConfig) -> tuple[float, float]:
     if not cfg.discount < 1.0:
         raise ValueError(f"the default HL-Gauss range assumes discount < 1, got "
@@ -193,11 +228,14 @@ class TrainState:
     env_state: State
     key: jax.Array
     iteration: jax.Array
+    human: simulated_human.HumanState | None = None  # HIL: the simulated human's state
+    interventions: replay.Buffer | None = None  # HIL: the human's takeovers
 
 
 class TrainInput(NamedTuple):
     env: Env  # batched, autoresetting
     demos: replay.Buffer | None  # fixed: not checkpointed, read from `dataset` again on resume
+    expert: object = None  # HIL: the scripted expert the simulated human acts with
 
 
 def make_actor(cfg: SACConfig) -> TanhGaussianPolicy:
@@ -226,13 +264,17 @@ def make_train_input(cfg: SACConfig, env: Env) -> TrainInput:
     """The batched, autoresetting training env and the demonstrations, loaded once."""
     cfg.validate()
     train_env = wrap_for_training(env, cfg.num_envs, episode_length=cfg.episode_length)
-    return TrainInput(train_env, load_demos(cfg, env))
+    expert = intervene.expert_policy(env) if isinstance(cfg, HILConfig) else None
+    return TrainInput(train_env, load_demos(cfg, env), expert)
 
 
-def _example_transition(env: Env) -> dict:
+def _example_transition(cfg: SACConfig, env: Env) -> dict:
     obs, act = jnp.zeros(env.observation_spec.shape), jnp.zeros(env.action_spec.shape)
-    return {"obs": obs, "action": act, "reward": jnp.zeros(()), "discount": jnp.zeros(()),
-            "next_obs": obs}
+    example = {"obs": obs, "action": act, "reward": jnp.zeros(()), "discount": jnp.zeros(()),
+               "next_obs": obs}
+    if isinstance(cfg, HILConfig):
+        example |= {"policy_action": act, "intervened": jnp.zeros((), bool)}
+    return example
 
 
 def init(cfg: SACConfig, env: Env, train_input: TrainInput, key: jax.Array) -> TrainState:
@@ -248,34 +290,53 @@ def init(cfg: SACConfig, env: Env, train_input: TrainInput, key: jax.Array) -> T
     optimizer = _optimizer(cfg)
     learner = Learner(actor, critic, jax.tree.map(jnp.copy, critic), log_alpha,
                       optimizer.init(actor), optimizer.init(critic), optimizer.init(log_alpha))
+    example = _example_transition(cfg, env)
+    hil = isinstance(cfg, HILConfig)
     return TrainState(
         learner=learner, obs_stats=normalize.init(obs_spec.shape),
-        buffer=replay.init(_example_transition(env), cfg.buffer_capacity),
+        buffer=replay.init(example, cfg.buffer_capacity),
         env_state=jax.jit(train_input.env.reset)(key_env), key=key_train,
-        iteration=jnp.zeros((), jnp.int32))
+        iteration=jnp.zeros((), jnp.int32),
+        human=simulated_human.init(cfg.num_envs) if hil else None,
+        interventions=replay.init(example, cfg.intervention_capacity) if hil else None)
 
 
-def collect(cfg: SACConfig, env: Env, state: TrainState, key: jax.Array
-            ) -> tuple[State, dict]:
+def collect(cfg: SACConfig, train_input: TrainInput, state: TrainState, key: jax.Array
+            ) -> tuple[TrainState, dict, dict]:
     """Step every env `rollout_length` times: uniform random actions until the buffer holds
-    `learning_starts` transitions, the stochastic actor after. Returns the transitions
-    flattened to (rollout_length * num_envs, ...)."""
-    actor = make_actor(cfg)
+    `learning_starts` transitions, the stochastic actor after (overridden where the simulated
+    human takes over, with HIL). Returns the state with the envs (and the human) moved on,
+    the transitions flattened to (rollout_length * num_envs, ...), and the human's metrics
+    summed over the steps (empty without one)."""
+    env, actor = train_input.env, make_actor(cfg)
     warming_up = state.buffer.size < cfg.learning_starts
 
-    def one_step(env_state, key_step):
+    def one_step(carry, key_step):
+        env_state, human_state = carry
         obs = normalize.observations(cfg, state.obs_stats, env_state.obs)
-        key_actor, key_random = jax.random.split(key_step)
+        key_actor, key_random, key_human = jax.random.split(key_step, 3)
         action = jnp.where(warming_up,
                            jax.random.uniform(key_random, (cfg.num_envs, *env.action_spec.shape),
                                               minval=-1.0, maxval=1.0),
                            actor.sample(state.learner.actor, obs, key_actor))
-        next_state = env.step(env_state, action)
-        return next_state, _transition(env_state, action, next_state)
+        executed, extra, info = action, {}, {}
+        if human_state is not None:
+            human_state, mask, executed, info = intervene.takeover(
+                cfg.human, train_input.expert, human_state, env_state, action, key_human,
+                env.unwrapped.dt)
+            extra = {"policy_action": action, "intervened": mask}
+        next_state = env.step(env_state, executed)
+        return (next_state, human_state), ({**_transition(env_state, executed, next_state),
+                                            **extra}, info)
 
-    env_state, steps = jax.lax.scan(one_step, state.env_state,
-                                    jax.random.split(key, cfg.rollout_length))
-    return env_state, jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), steps)
+    (env_state, human_state), (steps, info) = jax.lax.scan(
+        one_step, (state.env_state, state.human), jax.random.split(key, cfg.rollout_length))
+    steps = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), steps)
+    info = {k: v.sum() if k != "hil/budget_used" else v[-1] for k, v in info.items()}
+    if info:
+        info["hil/intervention_rate"] = info["hil/intervention_steps"] / steps["reward"].shape[0]
+        info["hil/human_seconds_total"] = human_state.used * env.unwrapped.dt
+    return state.replace(env_state=env_state, human=human_state), steps, info
 
 
 def _transition(state: State, action: jax.Array, next_state: State) -> dict:
@@ -355,16 +416,29 @@ def actor_update(cfg: SACConfig, learner: Learner, obs: jax.Array, action_size: 
 
 def sample_batch(cfg: SACConfig, train_input: TrainInput, state: TrainState,
                  key: jax.Array) -> dict:
-    """A batch from the online buffer (and the demonstrations), observations normalized."""
-    if train_input.demos is None:
-        batch = replay.sample(state.buffer, key, cfg.batch_size)
+    """A batch from the online buffer (and the demonstrations, and the human's takeovers),
+    observations normalized."""
+    offline = [("demos", train_input.demos), ("interventions", state.interventions)]
+    offline = dict((name, buffer) for name, buffer in offline if buffer is not None)
+    if not offline:
+        batch = _fields(replay.sample(state.buffer, key, cfg.batch_size))
     else:
+        fractions = {"online": 1.0 - cfg.demo_fraction}
+        if len(offline) == 2:
+            fractions |= {"demos": cfg.demo_fraction - cfg.intervention_fraction,
+                          "interventions": cfg.intervention_fraction}
+        else:
+            fractions |= {name: cfg.demo_fraction for name in offline}
         batch = replay.sample_mixed(
-            {"online": state.buffer, "demos": train_input.demos},
-            {"online": 1.0 - cfg.demo_fraction, "demos": cfg.demo_fraction}, key,
-            cfg.batch_size)
+            {"online": state.buffer, **offline}, fractions, key, cfg.batch_size,
+            fields=LEARNER_FIELDS,
+            fallback="online" if state.interventions is not None else None)
     norm = lambda x: normalize.observations(cfg, state.obs_stats, x)
     return {**batch, "obs": norm(batch["obs"]), "next_obs": norm(batch["next_obs"])}
+
+
+def _fields(transitions: dict) -> dict:
+    return {k: transitions[k] for k in LEARNER_FIELDS}
 
 
 def update(cfg: SACConfig, train_input: TrainInput, state: TrainState, action_size: int,
@@ -402,12 +476,14 @@ def train_iteration(cfg: SACConfig, train_input: TrainInput, state: TrainState
     """Collect `rollout_length` steps of every env into the buffer, then update (once the
     buffer holds `learning_starts` transitions)."""
     key, key_collect, key_update = jax.random.split(state.key, 3)
-    env_state, transitions = collect(cfg, train_input.env, state, key_collect)
+    state, transitions, human_info = collect(cfg, train_input, state, key_collect)
     obs_stats = state.obs_stats
     if cfg.normalize_observations:
         obs_stats = normalize.update(obs_stats, transitions["obs"])
-    state = state.replace(obs_stats=obs_stats, env_state=env_state,
-                          buffer=replay.add(state.buffer, transitions))
+    state = state.replace(obs_stats=obs_stats, buffer=replay.add(state.buffer, transitions))
+    if state.interventions is not None:
+        state = state.replace(interventions=replay.add_where(
+            state.interventions, transitions, transitions["intervened"]))
     action_size = transitions["action"].shape[-1]
     learner, info = jax.lax.cond(
         state.buffer.size >= cfg.learning_starts,
@@ -415,6 +491,7 @@ def train_iteration(cfg: SACConfig, train_input: TrainInput, state: TrainState
         lambda: (state.learner, _skipped_update(cfg, state.learner)))
     metrics = {
         **info,
+        **human_info,
         "train/reward": transitions["reward"].mean(),
         "buffer/fill": state.buffer.size / state.buffer.capacity,
         "train/updates_per_transition": jnp.float32(

@@ -1,0 +1,33 @@
+"""The simulated human inside a training rollout, with the task's scripted expert
+(`envs.solver`) as their hands: `takeover` is one step of it over the env batch."""
+
+from collections.abc import Callable
+
+import jax
+
+from robojax import envs
+from robojax.core.env import Env
+from robojax.core.types import State
+from robojax.hil import human
+
+
+def expert_policy(env: Env) -> Callable[[State], jax.Array]:
+    """The task's scripted expert over a batch of states: `(B, ...) states -> (B, A)`."""
+    task = env.unwrapped
+    name = getattr(task, "registry_name", None)
+    if name is None:
+        raise ValueError("a simulated human acts with a registered task's scripted expert; "
+                         f"{type(task).__name__} was not built by robojax.envs.make.")
+    solve = envs.solver(name)  # raises, naming the tasks that have one
+    batched = jax.vmap(lambda state: solve(task, state))
+    # The wrappers' extras (autoreset's cache and clock) are not per-env states: left out.
+    return lambda states: batched(states.replace(extras={}))
+
+
+def takeover(cfg: human.HumanConfig, expert: Callable, hstate: human.HumanState,
+             env_state: State, policy_action: jax.Array, key: jax.Array, dt: float):
+    """(human state, takeover mask, executed action, metrics) for one step of the batch; an
+    env whose step counter is 0 has just begun an episode."""
+    new, mask, action = human.act(cfg, hstate, policy_action, expert(env_state), key,
+                                  episode_start=env_state.step == 0)
+    return new, mask, action, human.metrics(hstate, new, dt)

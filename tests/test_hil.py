@@ -1,0 +1,52 @@
+"""HIL (`--algo hil`): RLPD with the simulated human taking over during collection."""
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+from robojax import algos
+from robojax.algos import sac
+from robojax.envs import make as make_env
+from robojax.hil import human
+
+TINY = sac.HILConfig(num_envs=4, batch_size=8, learning_starts=8, buffer_capacity=64,
+                     intervention_capacity=64, grad_updates_per_step=2,
+                     critic_updates_per_actor=2, num_critics=2, policy_hidden_sizes=(8,),
+                     critic_hidden_sizes=(4,), num_eval_envs=2, episode_length=20,
+                     human=human.HumanConfig(threshold=0.3, reaction_delay=1, min_takeover=3,
+                                             action_noise=0.0))
+
+
+def test_takeovers_are_executed_stored_flagged_and_counted():
+    env = make_env("point-mass")
+    train_input = sac.make_train_input(TINY, env)
+    state = sac.init(TINY, env, train_input, jax.random.PRNGKey(0))
+    step = jax.jit(lambda s: sac.train_iteration(TINY, train_input, s))
+    totals = 0
+    for _ in range(6):
+        state, metrics = step(state)
+        totals += int(metrics["hil/intervention_steps"])
+    online = jax.tree.map(np.asarray, state.buffer.data)
+    taken = online["intervened"][:24]
+    assert 0 < taken.sum() < 24 and totals == taken.sum() == int(state.human.used)
+    # The executed action of a takeover is the expert's (noise 0), not the policy's.
+    assert not np.allclose(online["action"][:24][taken], online["policy_action"][:24][taken])
+    np.testing.assert_array_equal(online["action"][:24][~taken],
+                                  online["policy_action"][:24][~taken])
+    # The intervention buffer holds exactly the takeovers, in order.
+    kept = jax.tree.map(np.asarray, state.interventions.data)
+    assert int(state.interventions.size) == taken.sum()
+    np.testing.assert_array_equal(kept["action"][:taken.sum()], online["action"][:24][taken])
+    assert metrics["hil/human_seconds_total"] == pytest.approx(totals * env.dt)
+
+
+def test_hil_is_registered_as_rlpd_with_a_human():
+    hil = algos.get("hil")
+    assert hil.train_iteration is sac.train_iteration and hil.Config is sac.HILConfig
+    assert isinstance(hil.Config().human, human.HumanConfig)
+    with pytest.raises(ValueError, match="intervention_fraction"):
+        dataclasses.replace(TINY, intervention_fraction=0.9).validate()
+    with pytest.raises(ValueError, match="hopper has no scripted solver"):
+        sac.make_train_input(TINY, make_env("hopper"))
