@@ -301,6 +301,11 @@ def finish(args: TrainArgs, run_dir: Path, setup: Setup, state, wall_time: float
     last = read_metrics(run_dir / "metrics.csv")[-1]
     console.print(f"{key} {last[key]:.4g} (episode reward {last['eval/episode_reward']:.1f}) "
                   f"after {last[unit]:,} {unit.replace('_', ' ')}, {wall_time:.0f} s → {plot}")
+    if "hil/intervention_rate" in last:
+        from robojax.io.plots import plot_interventions
+
+        plot_interventions(run_dir / "metrics.csv", run_dir / "interventions.png",
+                           title=f"{title} on {args.env}")
     if args.video:
         from robojax.rollout import save_video
 

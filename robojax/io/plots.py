@@ -34,3 +34,35 @@ def plot_learning_curve(metrics_csv: str | Path, out_png: str | Path, *, title: 
     out_png = Path(out_png)
     fig.savefig(out_png, dpi=110)
     return out_png
+
+
+def plot_interventions(metrics_csv: str | Path, out_png: str | Path, *, title: str = ""
+                       ) -> Path:
+    """A human-in-the-loop run: the policy's evaluation (success rate where the task reports
+    one, else return) and the human's intervention rate, against env steps and against the
+    human-seconds spent so far."""
+    from matplotlib.figure import Figure
+
+    rows = [r for r in read_metrics(metrics_csv) if np.isfinite(r.get("hil/intervention_rate",
+                                                                      np.nan))]
+    key = "eval/success_rate" if rows and "eval/success_rate" in rows[0] else \
+        "eval/episode_reward"
+    column = lambda name: np.array([r.get(name, np.nan) for r in rows], float)  # noqa: E731
+    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, x, label in ((axes[0], column("env_steps"), "env steps"),
+                         (axes[1], column("hil/human_seconds_total"), "human-seconds")):
+        ax.plot(x, column(key), marker="o", color="tab:blue", label=key)
+        ax.set_xlabel(label)
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+        twin = ax.twinx()
+        twin.plot(x, column("hil/intervention_rate"), marker=".", color="tab:red",
+                  label="intervention rate")
+        twin.set_ylabel("intervention rate", color="tab:red")
+        twin.set_ylim(0, 1)
+    if title:
+        fig.suptitle(title)
+    out_png = Path(out_png)
+    fig.savefig(out_png, dpi=110)
+    return out_png
