@@ -5,10 +5,10 @@ import dataclasses
 import jax
 import numpy as np
 import pytest
+from robojax.envs import make as make_env
 
 from robojax import algos
 from robojax.algos import sac
-from robojax.envs import make as make_env
 from robojax.hil import human
 
 TINY = sac.HILConfig(num_envs=4, batch_size=8, learning_starts=8, buffer_capacity=64,
@@ -50,3 +50,23 @@ def test_hil_is_registered_as_rlpd_with_a_human():
         dataclasses.replace(TINY, intervention_fraction=0.9).validate()
     with pytest.raises(ValueError, match="hopper has no scripted solver"):
         sac.make_train_input(TINY, make_env("hopper"))
+
+
+@pytest.mark.slow
+def test_a_hil_run_trains_checkpoints_and_plots_its_interventions(tmp_path):
+    from robojax import cli
+    from robojax.io.metrics import read_metrics
+
+    run_dir = tmp_path / "hil"
+    cli.main(["train", "--algo", "hil", "--env", "point-mass", "--run-dir", str(run_dir),
+              "--num-timesteps", "1024", "--num-envs", "8", "--episode-length", "50",
+              "--hil.num-evals", "2", "--hil.num-eval-envs", "4", "--hil.learning-starts", "64",
+              "--hil.batch-size", "32", "--hil.grad-updates-per-step", "2",
+              "--hil.critic-updates-per-actor", "2", "--hil.num-critics", "2",
+              "--hil.policy-hidden-sizes", "16", "--hil.critic-hidden-sizes", "16",
+              "--hil.human.attention", "2", "--no-video", "--no-progress"])
+    last = read_metrics(run_dir / "metrics.csv")[-1]
+    # At most 2 of the 8 envs held at a time, each step 0.02 s of the human's time.
+    assert 0 < last["hil/human_seconds_total"] <= 1024 * 2 / 8 * 0.02
+    assert (run_dir / "interventions.png").stat().st_size > 0
+    assert max(int(p.name) for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit()) > 0

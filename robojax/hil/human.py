@@ -74,7 +74,8 @@ class HumanState(NamedTuple):
     held: jax.Array
     """(B,) steps of the current takeover."""
     best_progress: jax.Array
-    """(B,) the best progress this episode (stall rule)."""
+    """(B,) the best progress this episode (stall rule); the lowest float before any, finite
+    so that the trainer's non-finite check passes."""
     since_progress: jax.Array
     """(B,) steps since the progress last improved (stall rule)."""
     used: jax.Array
@@ -82,10 +83,12 @@ class HumanState(NamedTuple):
 
 
 def init(num_envs: int) -> HumanState:
-    zeros = jnp.zeros(num_envs, jnp.int32)
-    return HumanState(countdown=zeros - 1, in_control=jnp.zeros(num_envs, bool), held=zeros,
-                      best_progress=jnp.full(num_envs, -jnp.inf), since_progress=zeros,
-                      used=jnp.zeros((), jnp.int32))
+    # Every field its own array: a train step that donates the state may not see one twice.
+    zeros = lambda: jnp.zeros(num_envs, jnp.int32)  # noqa: E731
+    lowest = jnp.finfo(jnp.float32).min
+    return HumanState(countdown=zeros() - 1, in_control=jnp.zeros(num_envs, bool),
+                      held=zeros(), best_progress=jnp.full(num_envs, lowest),
+                      since_progress=zeros(), used=jnp.zeros((), jnp.int32))
 
 
 def distance(cfg: HumanConfig, policy_action: jax.Array, expert_action: jax.Array) -> jax.Array:
