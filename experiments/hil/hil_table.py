@@ -73,8 +73,9 @@ def main():
     args = parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     dataset = demos(args)
-    print(f"| method | final success [95% CI] | env steps until the seeds' mean reaches {args.threshold:.0%} "
-          "| human-seconds to it | final intervention rate |\n|---|---|---|---|---|")
+    print(f"| method | final success [95% CI] | env steps until the seeds' mean reaches "
+          f"{args.threshold:.0%} | human-seconds to it | final intervention rate |\n"
+          "|---|---|---|---|---|")
     for method in args.methods:
         run_dir = train(args, method, dataset)
         rows = [r for r in read_metrics(run_dir / "metrics.csv")
