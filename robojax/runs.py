@@ -23,7 +23,8 @@ class RunArgs:
     """Train a policy; writes checkpoints, metrics.csv, TensorBoard events, a plot and a video."""
 
     algo: str = "ppo"
-    """Training algorithm (see `robojax.algos.names()`): ppo, bc, apg, shac, ild, sac or rlpd."""
+    """Training algorithm (see `robojax.algos.names()`): ppo, bc, apg, shac, ild, sac, rlpd or
+    hil."""
     env: str = "cartpole-balance"
     """A registered env (see `robojax envs`), `playground:<Name>` or `brax:<name>`."""
     run_dir: Path | None = None
@@ -66,7 +67,7 @@ class RunArgs:
     """Policy family for learning from demonstrations: gaussian, diffusion, flow, energy."""
     dataset: Path | None = None
     """Demonstrations (HDF5, robomimic layout) for --algo bc, or sampled beside online data
-    by --algo sac and rlpd."""
+    by --algo sac, rlpd and hil."""
     demo: Path | None = None
     """The one demonstration (HDF5) that --algo ild imitates."""
 
