@@ -70,3 +70,26 @@ def test_a_hil_run_trains_checkpoints_and_plots_its_interventions(tmp_path):
     assert 0 < last["hil/human_seconds_total"] <= 1024 * 2 / 8 * 0.02
     assert (run_dir / "interventions.png").stat().st_size > 0
     assert max(int(p.name) for p in (run_dir / "checkpoints").iterdir() if p.name.isdigit()) > 0
+
+
+@pytest.mark.parametrize("rule", ["stall", "value"])
+def test_every_rule_reads_its_signal_from_the_rollout(rule):
+    from robojax.core.wrappers import VmapWrapper
+    from robojax.hil import intervene
+
+    env = make_env("point-mass")
+    batch = VmapWrapper(env, 3)
+    env_state = jax.jit(batch.reset)(jax.random.PRNGKey(0))
+    env_state = env_state.replace(step=env_state.step + 1)  # not an episode's first step
+    expert = intervene.expert_policy(env)
+    cfg = human.HumanConfig(rule=rule, reaction_delay=0, stall_steps=1, value_ratio=0.9)
+    hstate = human.init(3)
+    policy = expert(env_state).at[0].add(1.0)  # env 0's policy strays from the expert
+    value = lambda actions: -jax.numpy.abs(actions - expert(env_state)).sum(-1)  # noqa: E731
+    for _ in range(2):  # the stall rule needs a step without progress first
+        hstate, mask, _, _ = intervene.takeover(cfg, expert, hstate, env_state, policy,
+                                                jax.random.PRNGKey(1), env.dt, value)
+    if rule == "value":  # only the straying env's value falls below the expert's
+        assert mask.tolist() == [True, False, False]
+    else:  # the reward does not change: every env stalls
+        assert mask.tolist() == [True, True, True]

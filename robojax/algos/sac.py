@@ -321,9 +321,11 @@ def collect(cfg: SACConfig, train_input: TrainInput, state: TrainState, key: jax
                            actor.sample(state.learner.actor, obs, key_actor))
         executed, extra, info = action, {}, {}
         if human_state is not None:
+            value = lambda a: cfg.critic_ensemble().values(  # noqa: E731
+                state.learner.critic, obs, a).mean(0)
             human_state, mask, executed, info = intervene.takeover(
                 cfg.human, train_input.expert, human_state, env_state, action, key_human,
-                env.unwrapped.dt)
+                env.unwrapped.dt, value)
             extra = {"policy_action": action, "intervened": mask}
         next_state = env.step(env_state, executed)
         return (next_state, human_state), ({**_transition(env_state, executed, next_state),

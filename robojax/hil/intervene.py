@@ -25,9 +25,22 @@ def expert_policy(env: Env) -> Callable[[State], jax.Array]:
 
 
 def takeover(cfg: human.HumanConfig, expert: Callable, hstate: human.HumanState,
-             env_state: State, policy_action: jax.Array, key: jax.Array, dt: float):
+             env_state: State, policy_action: jax.Array, key: jax.Array, dt: float,
+             value: Callable[[jax.Array], jax.Array] | None = None):
     """(human state, takeover mask, executed action, metrics) for one step of the batch; an
-    env whose step counter is 0 has just begun an episode."""
-    new, mask, action = human.act(cfg, hstate, policy_action, expert(env_state), key,
-                                  episode_start=env_state.step == 0)
+    env whose step counter is 0 has just begun an episode.
+
+    The stall rule reads the task's last reward as its progress (a dense reward rises as the
+    task advances). The value rule compares `value(actions)` (B,) at the policy's and at the
+    expert's actions (the learner's critic, with HIL)."""
+    expert_action = expert(env_state)
+    signals = {}
+    if cfg.rule == "stall":
+        signals["progress"] = env_state.reward
+    if cfg.rule == "value":
+        if value is None:
+            raise ValueError("the value rule needs a value function of the actions.")
+        signals |= {"q_policy": value(policy_action), "q_expert": value(expert_action)}
+    new, mask, action = human.act(cfg, hstate, policy_action, expert_action, key,
+                                  episode_start=env_state.step == 0, **signals)
     return new, mask, action, human.metrics(hstate, new, dt)
