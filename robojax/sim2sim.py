@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import mujoco
 import numpy as np
 from mujoco import mjx
@@ -54,7 +55,7 @@ class MujocoTask:
             data = mjx.forward(env.mjx_model, template.replace(**state))
             terms = env.reward_terms(prev, data, action)
             return (data, env.observe(data, key), env.combine_reward(terms),
-                    env.terminated(data), terms.get("success", jax.numpy.zeros(())))
+                    env.terminated(data), terms.get("success", jnp.zeros(())))
 
         self._sense = jax.jit(sense)
         data = jax.eval_shape(lambda: template)
