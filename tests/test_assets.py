@@ -51,6 +51,7 @@ def test_push_t_model_matches_the_task_constants():
     np.testing.assert_allclose(model.actuator_ctrlrange, [[-push_t.REACH, push_t.REACH]] * 2)
 
 
+@pytest.mark.slow
 def test_a_built_wheel_ships_the_models_and_builds_every_task(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
                     str(tmp_path), str(ROOT)], check=True, capture_output=True)

@@ -64,6 +64,7 @@ def test_register_checks_what_it_is_given():
     assert "weird" not in envs.names()
 
 
+@pytest.mark.slow
 def test_the_reward_sees_the_clipped_action_the_physics_executes():
     env = envs.make("pusher")
     state = env.reset(jax.random.PRNGKey(0))
@@ -84,6 +85,7 @@ def test_nonfinite_count_covers_the_learner_not_the_envs():
     assert int(nonfinite_count(state)) == 2  # the env's NaN is the NaN guard's business
 
 
+@pytest.mark.slow
 def test_a_diverging_run_stops_with_the_iteration_and_keeps_its_good_checkpoints(tmp_path):
     from robojax.train import NonFiniteTrainingError
 
@@ -142,6 +144,7 @@ def _largest_data_file(checkpoint_dir: Path) -> Path:
                key=lambda p: p.stat().st_size)
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("small_run")
 def test_a_damaged_checkpoint_is_skipped_for_the_newest_intact_one(small_run, tmp_path, caplog,
                                                                    flip_bytes):
@@ -175,6 +178,7 @@ def test_resume_from_a_damaged_checkpoint_continues_from_the_newest_intact_one(s
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(resumed.state.params))
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("small_run")
 def test_a_checkpoint_of_another_env_is_refused(small_run, tmp_path):
     import json
@@ -253,6 +257,7 @@ def test_a_full_disk_is_one_message_that_says_how_to_continue(tiny_disk, monkeyp
         "checkpoints written so far are intact).", "(ROBOJAX_DEBUG=1 shows the traceback)"]
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("small_run")
 def test_resume_refuses_flags_that_would_change_the_run_by_name(small_run, tmp_path):
     run = _copy(small_run, tmp_path)
@@ -309,6 +314,7 @@ def test_env_config_values_convert_where_the_type_allows():
     assert type(config.episode_length) is int
 
 
+@pytest.mark.slow
 def test_a_nonfinite_action_under_jit_is_replaced_counted_and_reported():
     from robojax.core.wrappers import EpisodeWrapper, VmapWrapper
     from robojax.rollout import evaluate_episodes, nonfinite_action_warning

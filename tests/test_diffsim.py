@@ -26,6 +26,7 @@ def _rollout_loss(cfg: diffsim.GradientConfig, env, length: int):
     return loss
 
 
+@pytest.mark.slow
 def test_gradient_matches_central_finite_differences_without_contacts():
     env = envs.make("pendulum-swingup")
     loss = jax.jit(_rollout_loss(diffsim.GradientConfig(remat=False), env, length=30))
@@ -61,6 +62,7 @@ def test_gradients_through_100_contact_steps_are_finite():
     assert float(jnp.abs(grad).max()) > 0
 
 
+@pytest.mark.slow
 def test_differentiable_solver_leaves_the_forward_pass_bitwise_unchanged():
     env = envs.make("hopper")  # contacts: the solver's line search runs
     batched = VmapWrapper(env, 4)
@@ -151,6 +153,7 @@ def _total_reward(env, state, action, length: int = 3):
     return jax.lax.scan(step, state, None, length=length)[1].sum()
 
 
+@pytest.mark.slow
 def test_a_users_grad_through_env_step_needs_the_switch_and_the_error_names_it():
     env = envs.make("cartpole-swingup")  # a rail limit: MJX iterates its constraint solver
     state = jax.jit(env.reset)(jax.random.PRNGKey(0))

@@ -120,6 +120,7 @@ def _two_point_denoiser(policy):
     return predict
 
 
+@pytest.mark.slow
 def test_ddim_with_all_steps_matches_ddpm_in_distribution():
     # With the exact denoiser both samplers must return the data distribution itself.
     policy = policies.DiffusionPolicy(num_train_steps=50, prediction="epsilon")
@@ -217,6 +218,7 @@ def test_energy_descent_stops_early_once_converged():
     assert int(taken) == 1
 
 
+@pytest.mark.slow
 def test_sampling_shapes_batched_and_single():
     for name in ("diffusion", "flow", "energy"):
         policy, params, _ = trained(name)

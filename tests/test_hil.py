@@ -19,6 +19,7 @@ TINY = sac.HILConfig(num_envs=4, batch_size=8, learning_starts=8, buffer_capacit
                                              action_noise=0.0))
 
 
+@pytest.mark.slow
 def test_takeovers_are_executed_stored_flagged_and_counted():
     env = make_env("point-mass")
     train_input = sac.make_train_input(TINY, env)

@@ -39,6 +39,7 @@ def test_episode_wrapper_truncates_and_autoreset_keeps_final_obs(cartpole):
     np.testing.assert_allclose(state.extras["final_obs"][:, 0], before.obs[:, 0], atol=0.05)
 
 
+@pytest.mark.slow
 def test_autoreset_restarts_from_fresh_states_or_from_the_first_one(cartpole):
     zeros = jnp.zeros((2, 1))
 
