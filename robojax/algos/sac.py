@@ -314,7 +314,8 @@ def collect(cfg: SACConfig, train_input: TrainInput, state: TrainState, key: jax
     def one_step(carry, key_step):
         env_state, human_state = carry
         obs = normalize.observations(cfg, state.obs_stats, env_state.obs)
-        key_actor, key_random, key_human = jax.random.split(key_step, 3)
+        key_actor, key_random = jax.random.split(key_step)
+        key_human = jax.random.fold_in(key_step, 2)  # SAC's own draws stay as they were
         action = jnp.where(warming_up,
                            jax.random.uniform(key_random, (cfg.num_envs, *env.action_spec.shape),
                                               minval=-1.0, maxval=1.0),
@@ -423,7 +424,7 @@ def sample_batch(cfg: SACConfig, train_input: TrainInput, state: TrainState,
     offline = [("demos", train_input.demos), ("interventions", state.interventions)]
     offline = dict((name, buffer) for name, buffer in offline if buffer is not None)
     if not offline:
-        batch = _fields(replay.sample(state.buffer, key, cfg.batch_size))
+        batch = replay.sample(state.buffer, key, cfg.batch_size)  # holds LEARNER_FIELDS only
     else:
         fractions = {"online": 1.0 - cfg.demo_fraction}
         if len(offline) == 2:
@@ -437,10 +438,6 @@ def sample_batch(cfg: SACConfig, train_input: TrainInput, state: TrainState,
             fallback="online" if state.interventions is not None else None)
     norm = lambda x: normalize.observations(cfg, state.obs_stats, x)
     return {**batch, "obs": norm(batch["obs"]), "next_obs": norm(batch["next_obs"])}
-
-
-def _fields(transitions: dict) -> dict:
-    return {k: transitions[k] for k in LEARNER_FIELDS}
 
 
 def update(cfg: SACConfig, train_input: TrainInput, state: TrainState, action_size: int,
