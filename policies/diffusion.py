@@ -173,26 +173,36 @@ class DiffusionPolicy:
         spaced T // steps apart.
         """
         steps, sampler = self._steps_and_sampler(steps, sampler)
-        shape = obs.shape[:-1] + params.chunk
-        ratio = self.num_train_steps // steps
-        timesteps = jnp.arange(steps - 1, -1, -1) * ratio
-        alphas = self._alphas_cumprod
         step_noise = (jnp.moveaxis(noise["steps"], -3, 0) if sampler == "ddpm"
                       else jnp.zeros((steps, 0)))
 
         def denoise(x, inputs):
-            t, eta = inputs
-            ab = alphas[t]
-            ab_prev = jnp.where(t - ratio >= 0, alphas[jnp.maximum(t - ratio, 0)], 1.0)
-            out = self._predict(params, x, jnp.broadcast_to(t, shape[:-2]), obs)
-            x0, eps = self._x0_and_eps(out, x, ab)
-            if sampler == "ddim":
-                return jnp.sqrt(ab_prev) * x0 + jnp.sqrt(1 - ab_prev) * eps, None
-            alpha_t = ab / ab_prev
-            mean = (jnp.sqrt(ab_prev) * (1 - alpha_t) * x0
-                    + jnp.sqrt(alpha_t) * (1 - ab_prev) * x) / (1 - ab)
-            std = jnp.sqrt(jnp.maximum((1 - ab_prev) / (1 - ab) * (1 - alpha_t), 1e-20))
-            return mean + jnp.where(t > 0, std, 0.0) * eta, None
+            k, eta = inputs
+            mean, std = self.denoise_step(params, x, k, steps, obs, sampler)
+            return (mean if sampler == "ddim" else mean + std * eta), None
 
-        x, _ = sampler_scan(denoise, noise["init"], (timesteps, step_noise))
+        x, _ = sampler_scan(denoise, noise["init"], (jnp.arange(steps), step_noise))
         return jnp.clip(x, -1.0, 1.0)
+
+    def denoise_step(self, params: ChunkParams, x: jax.Array, k: jax.Array, steps: int,
+                     obs: jax.Array, sampler: str | None = None
+                     ) -> tuple[jax.Array, jax.Array]:
+        """Mean and standard deviation of the chunk after denoising step `k` (0 .. steps-1,
+        timestep (steps-1-k) * T // steps) from chunks `x` (..., H, A): the DDPM posterior
+        q(x_prev | x, x0_hat), whose std is 0 on the last step, or the deterministic DDIM
+        update (std 0)."""
+        sampler = sampler or self.sampler
+        ratio = self.num_train_steps // steps
+        t = (steps - 1 - k) * ratio
+        alphas = self._alphas_cumprod
+        ab = alphas[t]
+        ab_prev = jnp.where(t - ratio >= 0, alphas[jnp.maximum(t - ratio, 0)], 1.0)
+        out = self._predict(params, x, jnp.broadcast_to(t, x.shape[:-2]), obs)
+        x0, eps = self._x0_and_eps(out, x, ab)
+        if sampler == "ddim":
+            return jnp.sqrt(ab_prev) * x0 + jnp.sqrt(1 - ab_prev) * eps, jnp.zeros(())
+        alpha_t = ab / ab_prev
+        mean = (jnp.sqrt(ab_prev) * (1 - alpha_t) * x0
+                + jnp.sqrt(alpha_t) * (1 - ab_prev) * x) / (1 - ab)
+        std = jnp.sqrt(jnp.maximum((1 - ab_prev) / (1 - ab) * (1 - alpha_t), 1e-20))
+        return mean, jnp.where(t > 0, std, 0.0)

@@ -129,17 +129,18 @@ class FlowPolicy:
         steps = steps or self.inference_steps
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
-        shape = obs.shape[:-1] + params.chunk
+        x, _ = sampler_scan(lambda x, i: (self.euler_step(params, x, i, steps, obs), None),
+                            noise["init"], jnp.arange(steps))
+        return jnp.clip(x, -1.0, 1.0) if clip else x
+
+    def euler_step(self, params: ChunkParams, x: jax.Array, i: jax.Array, steps: int,
+                   obs: jax.Array) -> jax.Array:
+        """Chunks `x` (..., H, A) after Euler step `i` (0 .. steps-1) of `steps`: the
+        deterministic part of each transition of the sampling chain."""
         dt = 1.0 / steps
         d = 0.0 if steps >= self.max_steps else dt
-        batch = jnp.ones(shape[:-2])
-
-        def euler(x, i):
-            v = self.velocity(params, x, i * dt * batch, d * batch, obs)
-            return x + dt * v, None
-
-        x, _ = sampler_scan(euler, noise["init"], jnp.arange(steps))
-        return jnp.clip(x, -1.0, 1.0) if clip else x
+        batch = jnp.ones(x.shape[:-2])
+        return x + dt * self.velocity(params, x, i * dt * batch, d * batch, obs)
 
 
 def _remaining(t: jax.Array) -> jax.Array:

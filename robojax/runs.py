@@ -23,8 +23,8 @@ class RunArgs:
     """Train a policy; writes checkpoints, metrics.csv, TensorBoard events, a plot and a video."""
 
     algo: str = "ppo"
-    """Training algorithm (see `robojax.algos.names()`): ppo, bc, apg, shac, ild, sac, rlpd or
-    hil."""
+    """Training algorithm (see `robojax.algos.names()`): ppo, bc, apg, shac, ild, sac, rlpd,
+    hil, reinflow or dppo."""
     env: str = "cartpole-balance"
     """A registered env (see `robojax envs`), `playground:<Name>` or `brax:<name>`."""
     run_dir: Path | None = None
@@ -70,6 +70,9 @@ class RunArgs:
     by --algo sac, rlpd and hil."""
     demo: Path | None = None
     """The one demonstration (HDF5) that --algo ild imitates."""
+    init_from: Path | None = None
+    """The run a fine-tuning algorithm starts from: a `--algo bc --policy flow` run for
+    --algo reinflow, `--policy diffusion` for --algo dppo."""
 
     def algo_config(self):
         """The chosen algorithm's config with the shared flags applied."""
@@ -77,7 +80,7 @@ class RunArgs:
         fields = {f.name for f in dataclasses.fields(cfg)}
         given = (("num_envs", self.num_envs), ("num_timesteps", self.num_timesteps),
                  ("episode_length", self.episode_length), ("policy", self.policy),
-                 ("dataset", self.dataset), ("demo", self.demo))
+                 ("dataset", self.dataset), ("demo", self.demo), ("init_from", self.init_from))
         for name, value in given:
             if value is not None and name not in fields:
                 raise ValueError(f"--{name.replace('_', '-')} does not apply to --algo "

@@ -122,14 +122,14 @@ class NonFiniteTrainingError(RuntimeError):
 
 # Env states and replay data are left out: the NaN guard resets diverged envs, and the
 # learners keep non-finite transitions out of their updates.
-_UNCHECKED_FIELDS = ("env_state", "buffer")
+_UNCHECKED_FIELDS = ("env_state", "buffer", "history")
 
 
 def nonfinite_count(state: Any) -> jax.Array:
     """How many values of the learner's part of `state` are NaN or infinite."""
     if dataclasses.is_dataclass(state):
         state = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)
-                 if f.name not in _UNCHECKED_FIELDS}
+                 if f.name not in _UNCHECKED_FIELDS and f.metadata.get("pytree_node", True)}
     leaves = [x for x in jax.tree.leaves(state) if jnp.issubdtype(jnp.result_type(x),
                                                                   jnp.inexact)]
     return sum((jnp.sum(~jnp.isfinite(x)) for x in leaves), jnp.zeros((), jnp.int32))

@@ -16,6 +16,8 @@ _ALGOS = {
     "sac": "robojax.algos.sac",
     "rlpd": "robojax.algos.sac:RLPDConfig",
     "hil": "robojax.algos.sac:HILConfig",
+    "reinflow": "robojax.algos.finetune:ReinFlowConfig",
+    "dppo": "robojax.algos.finetune:DPPOConfig",
 }
 
 

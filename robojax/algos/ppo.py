@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from robojax.algos import acting
+from robojax.algos import acting, surrogate
 from robojax.algos.base import ENV_STEPS, RolloutConfig, RolloutState
 from robojax.algos.returns import compute_gae
 from robojax.core import normalize
@@ -150,45 +150,22 @@ def loss_fn(params: dict, cfg: PPOConfig, batch: dict) -> tuple[jax.Array, dict]
     """Clipped surrogate + value MSE - entropy bonus on a minibatch of normalized obs."""
     policy = make_policy(cfg)
     log_prob = policy.log_prob(params["policy"], batch["obs"], batch["action"])
-    ratio = jnp.exp(log_prob - batch["log_prob"])
-    adv = batch["advantage"]
-    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-    surrogate = jnp.minimum(ratio * adv,
-                            jnp.clip(ratio, 1 - cfg.clip_epsilon, 1 + cfg.clip_epsilon) * adv)
-    policy_loss = -surrogate.mean()
+    policy_loss, info = surrogate.clipped_surrogate(
+        log_prob, batch["log_prob"], surrogate.standardize(batch["advantage"]),
+        cfg.clip_epsilon)
     values = value_network(cfg).apply(params["value"], batch["obs"])[..., 0]
     value_loss = 0.5 * jnp.mean((values - batch["target"]) ** 2)
     entropy = policy.entropy(params["policy"], batch["obs"]).mean()
     total = policy_loss + cfg.value_cost * value_loss - cfg.entropy_cost * entropy
-    info = {"loss/policy": policy_loss, "loss/value": value_loss, "loss/entropy": entropy,
-            "loss/approx_kl": jnp.mean(batch["log_prob"] - log_prob),
-            "loss/clip_fraction": jnp.mean(jnp.abs(ratio - 1) > cfg.clip_epsilon)}
-    return total, info
+    return total, {**info, "loss/value": value_loss, "loss/entropy": entropy}
 
 
 def update(cfg: PPOConfig, params: dict, opt_state, batch: dict,
            key: jax.Array) -> tuple[dict, optax.OptState, dict]:
     """`cfg.num_epochs` shuffled passes of `cfg.num_minibatches` gradient steps over `batch`."""
-    optimizer = make_optimizer(cfg)
-    grad_fn = jax.grad(loss_fn, has_aux=True)
-
-    def minibatch_step(carry, minibatch):
-        params, opt_state = carry
-        grads, info = grad_fn(params, cfg, minibatch)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        info["loss/grad_norm"] = optax.global_norm(grads)
-        return (optax.apply_updates(params, updates), opt_state), info
-
-    def epoch(carry, key_epoch):
-        size = jax.tree.leaves(batch)[0].shape[0]
-        order = jax.random.permutation(key_epoch, size)
-        shuffled = jax.tree.map(
-            lambda x: x[order].reshape((cfg.num_minibatches, -1, *x.shape[1:])), batch)
-        return jax.lax.scan(minibatch_step, carry, shuffled)
-
-    (params, opt_state), info = jax.lax.scan(
-        epoch, (params, opt_state), jax.random.split(key, cfg.num_epochs))
-    return params, opt_state, jax.tree.map(jnp.mean, info)
+    grad_fn = jax.grad(lambda p, minibatch: loss_fn(p, cfg, minibatch), has_aux=True)
+    return surrogate.minibatch_epochs(grad_fn, make_optimizer(cfg), params, opt_state, batch,
+                                      key, cfg.num_epochs, cfg.num_minibatches)
 
 
 def train_iteration(cfg: PPOConfig, env: Env, state: TrainState) -> tuple[TrainState, dict]:
