@@ -24,7 +24,7 @@ class RunArgs:
 
     algo: str = "ppo"
     """Training algorithm (see `robojax.algos.names()`): ppo, bc, apg, shac, ild, sac, rlpd,
-    hil, reinflow or dppo."""
+    hil, reinflow, dppo or residual."""
     env: str = "cartpole-balance"
     """A registered env (see `robojax envs`), `playground:<Name>` or `brax:<name>`."""
     run_dir: Path | None = None
@@ -72,7 +72,8 @@ class RunArgs:
     """The one demonstration (HDF5) that --algo ild imitates."""
     init_from: Path | None = None
     """The run a fine-tuning algorithm starts from: a `--algo bc --policy flow` run for
-    --algo reinflow, `--policy diffusion` for --algo dppo."""
+    --algo reinflow, `--policy diffusion` for --algo dppo, any `--algo bc` run for --algo
+    residual."""
 
     def algo_config(self):
         """The chosen algorithm's config with the shared flags applied."""

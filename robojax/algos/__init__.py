@@ -18,6 +18,7 @@ _ALGOS = {
     "hil": "robojax.algos.sac:HILConfig",
     "reinflow": "robojax.algos.finetune:ReinFlowConfig",
     "dppo": "robojax.algos.finetune:DPPOConfig",
+    "residual": "robojax.algos.residual",
 }
 
 

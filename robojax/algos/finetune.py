@@ -471,7 +471,12 @@ def plan_fn(cfg: FinetuneConfig, state: TrainState):
     return plan
 
 
-def controller(cfg: FinetuneConfig, state: TrainState) -> Controller:
+def controller(cfg: FinetuneConfig, state: TrainState, *, steps: int | None = None
+               ) -> Controller:
+    """The noise-free chain executed with the cloned run's receding horizon; `steps` other
+    than the run's changes the chain's length (the fine-tuned steps stay the last ones)."""
+    if steps is not None:
+        cfg = dataclasses.replace(cfg, inference_steps=steps)
     return chunk_controller(state.spec.chunks, state.spec.action_size, plan_fn(cfg, state))
 
 

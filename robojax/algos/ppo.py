@@ -148,16 +148,8 @@ def rollout(cfg: PPOConfig, env: Env, params: dict, obs_stats, env_state: State,
 
 def loss_fn(params: dict, cfg: PPOConfig, batch: dict) -> tuple[jax.Array, dict]:
     """Clipped surrogate + value MSE - entropy bonus on a minibatch of normalized obs."""
-    policy = make_policy(cfg)
-    log_prob = policy.log_prob(params["policy"], batch["obs"], batch["action"])
-    policy_loss, info = surrogate.clipped_surrogate(
-        log_prob, batch["log_prob"], surrogate.standardize(batch["advantage"]),
-        cfg.clip_epsilon)
-    values = value_network(cfg).apply(params["value"], batch["obs"])[..., 0]
-    value_loss = 0.5 * jnp.mean((values - batch["target"]) ** 2)
-    entropy = policy.entropy(params["policy"], batch["obs"]).mean()
-    total = policy_loss + cfg.value_cost * value_loss - cfg.entropy_cost * entropy
-    return total, {**info, "loss/value": value_loss, "loss/entropy": entropy}
+    return surrogate.actor_critic_loss(make_policy(cfg), value_network(cfg), params, batch,
+                                       cfg.clip_epsilon, cfg.value_cost, cfg.entropy_cost)
 
 
 def update(cfg: PPOConfig, params: dict, opt_state, batch: dict,

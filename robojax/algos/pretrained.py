@@ -13,7 +13,9 @@ def load_cloned(path: Path | None, env: Env, families: tuple[str, ...], algo: st
     checked to clone one of `families` on `env`."""
     from robojax import runs  # the run layer sits above the algorithms
 
-    family, name = " or ".join(families), getattr(env, "registry_name", None) or env.name
+    family = " or ".join([", ".join(families[:-1]), families[-1]] if len(families) > 1 else
+                         families)
+    name = getattr(env, "registry_name", None) or env.name
     start = f"`robojax train --algo bc --policy {families[0]} --env {name} ...`"
     if path is None:
         raise ValueError(f"--algo {algo} fine-tunes a cloned {family} policy: pass "

@@ -21,6 +21,22 @@ def clipped_surrogate(log_prob: jax.Array, old_log_prob: jax.Array, advantage: j
                   "loss/clip_fraction": jnp.mean(jnp.abs(ratio - 1) > clip_epsilon)}
 
 
+def actor_critic_loss(policy, value_net, params: dict, batch: dict, clip_epsilon: float,
+                      value_cost: float, entropy_cost: float) -> tuple[jax.Array, dict]:
+    """PPO's loss on a minibatch: the clipped surrogate of `policy` (params["policy"]) on
+    `batch["obs"]`/`["action"]` with standardized advantages, plus the value MSE of
+    `value_net` (params["value"]) on `batch["value_obs"]` (default: the policy's input)
+    against `batch["target"]`, minus the entropy bonus."""
+    log_prob = policy.log_prob(params["policy"], batch["obs"], batch["action"])
+    policy_loss, info = clipped_surrogate(log_prob, batch["log_prob"],
+                                          standardize(batch["advantage"]), clip_epsilon)
+    values = value_net.apply(params["value"], batch.get("value_obs", batch["obs"]))[..., 0]
+    value_loss = 0.5 * jnp.mean((values - batch["target"]) ** 2)
+    entropy = policy.entropy(params["policy"], batch["obs"]).mean()
+    total = policy_loss + value_cost * value_loss - entropy_cost * entropy
+    return total, {**info, "loss/value": value_loss, "loss/entropy": entropy}
+
+
 def standardize(advantage: jax.Array) -> jax.Array:
     return (advantage - advantage.mean()) / (advantage.std() + 1e-8)
 

@@ -1,0 +1,100 @@
+"""RL fine-tuning on `detour` from deliberately weak behaviour cloning: success and the split
+between the two ways round the wall, before and after ReinFlow (flow) and DPPO (diffusion).
+
+Per seed: clone the scripted expert's demos briefly (MLP denoiser), fine-tune with the task's
+sparse reward (success +1, touching the wall -1, no distance shaping: with the distance term a
+policy earns more by hovering near the goal than by reaching it), then roll both policies out in
+`--episodes` parallel episodes. A success passed the wall on the left when the puck's mean
+sideways position level with the wall is negative. Success gets a Wilson 95% interval over all
+episodes of all seeds.
+
+    python experiments/generative/finetune_detour.py --seeds 3 --timesteps 600000
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from robojax.rollout import rollout_states
+from robojax.runs import load_run
+from robojax.stats import wilson
+
+SPARSE = "reward_scales={'near_goal': 0.0}"
+FAMILIES = {"flow": ("reinflow", 1000), "diffusion": ("dppo", 600)}  # algo, BC grad steps
+
+
+def robojax(*args: str) -> float:
+    start = time.perf_counter()
+    quiet = ("--no-progress", "--no-video") if args[0] == "train" else ()
+    subprocess.run([sys.executable, "-m", "robojax.cli", *args, *quiet], check=True,
+                   stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def outcomes(run_dir: Path, episodes: int, seed: int) -> dict:
+    """Success and left/right of the successes over `episodes` parallel episodes."""
+    _, algo, cfg, env, state, _ = load_run(run_dir)
+    states, _ = rollout_states(env, algo.controller(cfg, state), jax.random.PRNGKey(seed),
+                               env.config.episode_length, episodes)
+    position, done = np.asarray(states.obs[..., :2]), np.asarray(states.done)
+    success = np.asarray(states.metrics["reward/success"])
+    last = np.where(done.any(0), done.argmax(0), len(done) - 1)
+    alive = np.arange(len(done))[:, None] <= last
+    won = (alive * success).max(0) > 0
+    level = alive & (np.abs(position[..., 1]) < 0.1)
+    mean_x = (position[..., 0] * level).sum(0) / np.maximum(level.sum(0), 1)
+    return {"episodes": episodes, "successes": int(won.sum()),
+            "left": int((won & (mean_x < 0)).sum()), "right": int((won & (mean_x >= 0)).sum())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--timesteps", type=int, default=600_000)
+    parser.add_argument("--episodes", type=int, default=512)
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
+    parser.add_argument("--out", type=Path, default=Path("runs/finetune-detour"))
+    args = parser.parse_args()
+    demos = args.out / "detour_demos_100.hdf5"
+    if not demos.exists():
+        robojax("collect", "--env", "detour", "--episodes", "100", "--only-success",
+                "--out", str(demos))
+    results = {}
+    for family in args.families:
+        algo, grad_steps = FAMILIES[family]
+        for seed in range(args.seeds):
+            bc, tuned = args.out / f"bc-{family}-{seed}", args.out / f"{algo}-{seed}"
+            bc_s = robojax("train", "--algo", "bc", "--policy", family, "--env", "detour",
+                           "--dataset", str(demos), "--seed", str(seed), "--run-dir", str(bc),
+                           f"--bc.{family}.denoiser.network", "mlp",
+                           f"--bc.{family}.denoiser.mlp-hidden", "256", "256", "256",
+                           "--bc.num-grad-steps", str(grad_steps), "--bc.num-evals", "1")
+            ft_s = robojax("train", "--algo", algo, "--env", "detour", "--init-from", str(bc),
+                           "--env-config", SPARSE, "--seed", str(seed), "--run-dir", str(tuned),
+                           "--num-timesteps", str(args.timesteps), f"--{algo}.num-evals", "10")
+            row = {"bc": outcomes(bc, args.episodes, 10_000 + seed),
+                   "tuned": outcomes(tuned, args.episodes, 10_000 + seed),
+                   "bc_s": bc_s, "tuned_s": ft_s}
+            results[f"{algo}-{seed}"] = row
+            print(json.dumps({f"{algo}-{seed}": row}), flush=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    print("\n| policy | success [Wilson 95% CI] | left / right of the successes |\n|---|---|---|")
+    for family in args.families:
+        algo = FAMILIES[family][0]
+        for stage, name in (("bc", f"{family} BC"), ("tuned", f"{family} BC + {algo}")):
+            rows = [r[stage] for k, r in results.items() if k.startswith(algo)]
+            won, n = sum(r["successes"] for r in rows), sum(r["episodes"] for r in rows)
+            left, right = sum(r["left"] for r in rows), sum(r["right"] for r in rows)
+            low, high = wilson(won, n)
+            print(f"| {name} | {won / n:.3f} [{low:.3f}, {high:.3f}] | "
+                  f"{left / max(won, 1):.2f} / {right / max(won, 1):.2f} |")
+
+
+if __name__ == "__main__":
+    main()

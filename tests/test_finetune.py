@@ -1,0 +1,231 @@
+"""RL fine-tuning of cloned generative policies (ReinFlow, DPPO): the sampling chain's
+likelihood against direct Gaussian computations, the start equal to the cloned sampler, the
+errors of a wrong --init-from, and fine-tuning that lifts a weak detour policy."""
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from robojax.policies import DiffusionPolicy, FlowPolicy
+from robojax.policies.chunking import ChunkConfig
+from robojax.policies.diffusion import DenoiserConfig, cosine_alphas_cumprod
+
+from robojax import cli
+from robojax.algos import finetune
+from robojax.core.types import ArraySpec
+from robojax.io import run as run_dir_io
+from robojax.io.metrics import read_metrics
+from robojax.runs import TrainArgs
+from robojax.train import train
+
+pytestmark = pytest.mark.xdist_group("finetune")
+
+OBS, ACT = 3, 2
+CHUNKS = ChunkConfig(n_obs_steps=2, horizon=8, n_action_steps=4)
+MLP = DenoiserConfig(network="mlp", mlp_hidden=(32, 32), time_dim=16)
+
+
+def _perturbed(params, scale=0.3):
+    """Weights moved off their initialization, so the networks' outputs are not trivial."""
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(7), len(leaves))
+    return jax.tree.unflatten(tree, [x + scale * jax.random.normal(k, x.shape)
+                                     for x, k in zip(leaves, keys, strict=True)])
+
+
+def _state(cfg, policy) -> finetune.TrainState:
+    """A fine-tuning state around a random cloned policy, without an env."""
+    cond_size = OBS * CHUNKS.n_obs_steps
+    weights = _perturbed(policy.init(jax.random.PRNGKey(0), ArraySpec((cond_size,)),
+                                     ArraySpec((CHUNKS.horizon, ACT))))
+    params = {"policy": weights}
+    if isinstance(cfg, finetune.ReinFlowConfig):
+        size = CHUNKS.horizon * ACT
+        params["noise"] = _perturbed(finetune.noise_network(cfg, size).init(
+            jax.random.PRNGKey(1), jnp.zeros((cond_size + 1 + size,))), 0.1)
+    spec = finetune.Cloned(policy, CHUNKS, ACT)
+    return finetune.TrainState(params=params, frozen=weights, opt_state=None,
+                               obs_mean=jnp.zeros(OBS), obs_std=jnp.ones(OBS), env_state=None,
+                               history=None, key=jax.random.PRNGKey(2),
+                               iteration=jnp.zeros((), jnp.int32), spec=spec)
+
+
+def _normal_log_density(x, mean, std):
+    return np.sum(-0.5 * ((x - mean) / std) ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi))
+
+
+def test_reinflow_chain_likelihood_is_the_gaussian_of_each_euler_step():
+    cfg = finetune.ReinFlowConfig(inference_steps=3)
+    policy = FlowPolicy(denoiser=MLP)
+    state = _state(cfg, policy)
+    cond = jax.random.normal(jax.random.PRNGKey(3), (5, OBS * CHUNKS.n_obs_steps))
+    chain, log_prob = finetune.sample_chain(cfg, state, cond, jax.random.PRNGKey(4))
+    assert chain.shape == (5, 4, CHUNKS.horizon, ACT) and log_prob.shape == (5, 3, 8, 2)
+    noise_net = finetune.noise_network(cfg, CHUNKS.horizon * ACT)
+    for b in range(5):
+        expected = 0.0
+        for k in range(3):
+            x = chain[b:b + 1, k]
+            drift = policy.velocity(state.params["policy"], x, jnp.full((1,), k / 3),
+                                    jnp.full((1,), 1 / 3), cond[b:b + 1])
+            mean = np.asarray(x + drift / 3)
+            raw = noise_net.apply(state.params["noise"], jnp.concatenate(
+                [cond[b:b + 1], jnp.full((1, 1), k / 3), x.reshape(1, -1)], axis=-1))
+            std = cfg.min_std + (cfg.max_std - cfg.min_std) / (1 + np.exp(-np.asarray(raw)))
+            expected += _normal_log_density(np.asarray(chain[b, k + 1]).ravel(), mean.ravel(),
+                                            std.ravel())
+        assert float(log_prob[b].sum()) == pytest.approx(expected, rel=1e-4)
+    again = finetune.chain_log_prob(cfg, state.spec, state.params, cond, chain)
+    np.testing.assert_allclose(again, log_prob, rtol=1e-4, atol=1e-4)
+
+
+def test_dppo_step_likelihood_is_the_ddpm_posterior_by_hand():
+    policy = DiffusionPolicy(denoiser=MLP, num_train_steps=20, sampler="ddpm")
+    cfg = finetune.DPPOConfig(inference_steps=4, ft_denoising_steps=2, min_std=1e-3)
+    state = _state(cfg, policy)
+    cond = jax.random.normal(jax.random.PRNGKey(3), (1, OBS * CHUNKS.n_obs_steps))
+    chain, log_prob = finetune.sample_chain(cfg, state, cond, jax.random.PRNGKey(4))
+    assert log_prob.shape == (1, 2, 8, 2)  # the last two of four steps are trained
+    # The first trained step (k = 2 of 4): timestep t = 5 of T = 20 towards t = 0.
+    alphas = cosine_alphas_cumprod(20)
+    ab, ab_prev = alphas[5], alphas[0]
+    beta = 1 - ab / ab_prev
+    x = np.asarray(chain[0, 0])
+    x0 = np.clip(np.asarray(policy._predict(state.params["policy"], chain[:, 0],
+                                            jnp.array([5]), cond))[0], -1, 1)
+    mean = (np.sqrt(ab_prev) * beta / (1 - ab)) * x0 + \
+        (np.sqrt(1 - beta) * (1 - ab_prev) / (1 - ab)) * x
+    std = np.sqrt(beta * (1 - ab_prev) / (1 - ab))
+    expected = _normal_log_density(np.asarray(chain[0, 1]), mean, std)
+    assert float(log_prob[0, 0].sum()) == pytest.approx(expected, rel=1e-4)
+    # The last step (t = 0) lands on the predicted chunk; its std is the floor.
+    x0_last = np.clip(np.asarray(policy._predict(state.params["policy"], chain[:, 1],
+                                                 jnp.array([0]), cond))[0], -1, 1)
+    expected_last = _normal_log_density(np.asarray(chain[0, 2]), x0_last, cfg.min_std)
+    assert float(log_prob[0, 1].sum()) == pytest.approx(expected_last, rel=1e-4)
+
+
+@pytest.mark.parametrize("family", ["flow", "diffusion"])
+def test_fine_tuning_starts_at_the_cloned_sampler(family):
+    """The noise-free chain with the cloned weights is the cloned policy's own sampler."""
+    if family == "flow":
+        policy, cfg = FlowPolicy(denoiser=MLP), finetune.ReinFlowConfig(inference_steps=4)
+    else:
+        policy = DiffusionPolicy(denoiser=MLP, num_train_steps=20)
+        cfg = finetune.DPPOConfig(inference_steps=5, ft_denoising_steps=2)
+    state = _state(cfg, policy)
+    cond = jax.random.normal(jax.random.PRNGKey(3), (6, OBS * CHUNKS.n_obs_steps))
+    x0 = jax.random.normal(jax.random.PRNGKey(5), (6, CHUNKS.horizon, ACT))
+    ours = finetune.mean_chain(cfg, state, cond, x0)
+    cloned = policy.sample_from_noise(state.params["policy"], cond, {"init": x0},
+                                      steps=cfg.inference_steps)
+    np.testing.assert_allclose(ours, cloned, atol=1e-6)
+    assert float(jnp.abs(ours).max()) > 0.05  # not a trivially zero chunk
+
+
+def _fake_run(path: Path, **args) -> Path:
+    run_dir_io.write_config(path, TrainArgs(**args))
+    return path
+
+
+def test_a_wrong_init_from_is_refused_by_name(tmp_path):
+    def tune(algo, init_from, env="detour"):
+        return train(TrainArgs(algo=algo, env=env, init_from=init_from, progress=False,
+                               run_dir=tmp_path / "tuned"))
+
+    with pytest.raises(ValueError, match="pass --init-from RUN_DIR"):
+        tune("reinflow", None)
+    with pytest.raises(ValueError, match="is not a run directory"):
+        tune("reinflow", tmp_path)
+    ppo = _fake_run(tmp_path / "ppo", algo="ppo", env="detour")
+    with pytest.raises(ValueError, match="`--algo ppo` run.*behaviour-cloned flow"):
+        tune("reinflow", ppo)
+    diffusion = _fake_run(tmp_path / "diffusion", algo="bc", policy="diffusion", env="detour",
+                          dataset=Path("demos.hdf5"))
+    with pytest.raises(ValueError, match=r"--algo dppo fine-tunes it"):
+        tune("reinflow", diffusion)
+    gaussian = _fake_run(tmp_path / "gaussian", algo="bc", policy="gaussian", env="detour",
+                         dataset=Path("demos.hdf5"))
+    with pytest.raises(ValueError, match="fine-tunes a behaviour-cloned diffusion"):
+        tune("dppo", gaussian)
+    with pytest.raises(ValueError, match="trained on 'detour', not 'point-mass'"):
+        tune("dppo", diffusion, env="point-mass")
+    assert not (tmp_path / "tuned").exists()  # refused before anything is written
+
+
+def test_fine_tuning_configs_refuse_what_cannot_run():
+    with pytest.raises(ValueError, match="min_std must be > 0"):
+        finetune.DPPOConfig(min_std=0.0).validate()
+    with pytest.raises(ValueError, match="ft_denoising_steps must be >= 1"):
+        finetune.DPPOConfig(ft_denoising_steps=0).validate()
+    with pytest.raises(ValueError, match=r"max_std \(0.01\) must be >= min_std"):
+        finetune.ReinFlowConfig(max_std=0.01).validate()
+    assert dataclasses.replace(finetune.DPPOConfig(), sampler="ddpm").validate() is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family,algo,grad_steps", [("flow", "reinflow", 800),
+                                                    ("diffusion", "dppo", 500)])
+def test_fine_tuning_lifts_a_weak_detour_policy(detour_demos, tmp_path, family, algo,
+                                                grad_steps):
+    bc, tuned = tmp_path / "bc", tmp_path / algo
+    cli.main(["train", "--algo", "bc", "--policy", family, "--dataset", str(detour_demos),
+              "--env", "detour", "--run-dir", str(bc), "--no-progress", "--no-video",
+              f"--bc.{family}.denoiser.network", "mlp", f"--bc.{family}.denoiser.mlp-hidden",
+              "256", "256", "256", "--bc.num-grad-steps", str(grad_steps), "--bc.num-evals", "0"])
+    cli.main(["train", "--algo", algo, "--env", "detour", "--init-from", str(bc),
+              "--env-config", "reward_scales={'near_goal': 0.0}", "--run-dir", str(tuned),
+              "--no-progress", "--num-timesteps", "250000", f"--{algo}.num-evals", "2",
+              f"--{algo}.num-eval-envs", "256"])
+    rows = read_metrics(tuned / "metrics.csv")
+    start, end = rows[0]["eval/success_rate"], rows[-1]["eval/success_rate"]
+    assert start < 0.75 and end >= start + 0.15, (start, end)
+    assert (tuned / "video.mp4").exists()
+    cli.main(["export", str(tuned), "--out", str(tmp_path / "export")])
+    assert (tmp_path / "export" / "contract.json").exists()
+
+
+@pytest.mark.slow
+def test_the_residual_starts_exactly_at_the_base_policy(detour_demos, tmp_path):
+    """At initialization the residual's output layer is zero: the combined policy's actions
+    are bitwise the cloned policy's, in evaluation and in the training rollout's base."""
+    from robojax import algos, envs
+    from robojax.algos import residual
+    from robojax.rollout import rollout_states
+    from robojax.runs import load_run
+
+    bc = tmp_path / "bc"
+    cli.main(["train", "--algo", "bc", "--policy", "diffusion", "--dataset", str(detour_demos),
+              "--env", "detour", "--run-dir", str(bc), "--no-progress", "--no-video",
+              "--bc.diffusion.denoiser.network", "mlp", "--bc.diffusion.denoiser.mlp-hidden",
+              "64", "64", "--bc.num-grad-steps", "100", "--bc.num-evals", "0"])
+    base = load_run(bc)
+    env = envs.make("detour")
+    cfg = residual.ResidualConfig(init_from=bc, num_envs=8, rollout_length=4,
+                                  num_minibatches=2)
+    state = residual.init(cfg, env, residual.make_train_input(cfg, env), jax.random.PRNGKey(0))
+    key = jax.random.PRNGKey(3)
+    ours, _ = rollout_states(env, residual.controller(cfg, state), key, 40, 16)
+    cloned, _ = rollout_states(env, algos.get("bc").controller(base.cfg, base.state), key, 40,
+                               16)
+    np.testing.assert_array_equal(np.asarray(ours.obs), np.asarray(cloned.obs))
+    # The mean correction is exactly zero, while the sampled ones explore around it.
+    inputs = jnp.zeros((3, env.observation_spec.size + env.action_spec.size))
+    policy = residual.make_policy(cfg)
+    assert not np.any(np.asarray(policy.mode(state.params["policy"], inputs)))
+    assert np.all(np.asarray(policy.sample(state.params["policy"], inputs, key)) != 0)
+
+
+def test_residual_refuses_a_run_that_is_not_a_clone(tmp_path):
+    ppo = _fake_run(tmp_path / "ppo", algo="ppo", env="detour")
+    with pytest.raises(ValueError, match="residual fine-tunes a behaviour-cloned gaussian, "
+                                         "diffusion, flow or energy policy"):
+        train(TrainArgs(algo="residual", env="detour", init_from=ppo, progress=False,
+                        run_dir=tmp_path / "tuned"))
+    with pytest.raises(ValueError, match="residual_scale must be > 0"):
+        from robojax.algos.residual import ResidualConfig
+
+        ResidualConfig(residual_scale=0.0).validate()
