@@ -77,6 +77,26 @@ class ExportArgs:
 
 
 @dataclasses.dataclass(frozen=True)
+class ComposeArgs:
+    """Mix two behaviour-cloned diffusion (or flow) policies at every sampling step and search
+    the weight: weight * FIRST + (1 - weight) * SECOND, evaluated on the same episodes; writes
+    FIRST/compose.json."""
+
+    first: tyro.conf.Positional[Path]
+    """A `robojax train --algo bc --policy diffusion|flow` run (its chunking is used)."""
+    second: tyro.conf.Positional[Path]
+    """Another run of the same family and env."""
+    weights: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    """Weights to evaluate (1: FIRST alone, 0: SECOND alone)."""
+    num_episodes: int = 256
+    """Parallel evaluation episodes per weight."""
+    seed: int = 1
+    """Seed of the evaluation episodes (the same for every weight)."""
+    steps: int | None = None
+    """Sampling steps; default: FIRST's."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Sim2SimArgs:
     """Run an exported policy through the deploy runtime in MuJoCo C (not MJX), beside the MJX
     evaluation of the same checkpoint: does deploy equal play?"""
@@ -206,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = _rename_old_flags(sys.argv[1:] if argv is None else list(argv))
     args = tyro.extras.subcommand_cli_from_dict(
         {"train": TrainArgs, "eval": EvalArgs, "collect": CollectArgs, "export": ExportArgs,
-         "sim2sim": Sim2SimArgs, "envs": EnvsArgs},
+         "sim2sim": Sim2SimArgs, "compose": ComposeArgs, "envs": EnvsArgs},
         prog="robojax",
         description="robojax: parallel MJX training, evaluation and export.", args=argv)
     if isinstance(args, TrainArgs):
@@ -222,6 +242,11 @@ def main(argv: list[str] | None = None) -> None:
         _export(args)
     elif isinstance(args, Sim2SimArgs):
         _sim2sim(args)
+    elif isinstance(args, ComposeArgs):
+        from robojax.steer import search
+
+        search(args.first, args.second, args.weights, num_episodes=args.num_episodes,
+               seed=args.seed, steps=args.steps)
     else:
         _envs()
 

@@ -1,12 +1,14 @@
 """RL fine-tuning on `detour` from deliberately weak behaviour cloning: success and the split
-between the two ways round the wall, before and after ReinFlow (flow) and DPPO (diffusion).
+between the two ways round the wall, before and after ReinFlow (flow), DPPO (diffusion) and
+residual RL (on the diffusion clone).
 
-Per seed: clone the scripted expert's demos briefly (MLP denoiser), fine-tune with the task's
-sparse reward (success +1, touching the wall -1, no distance shaping: with the distance term a
-policy earns more by hovering near the goal than by reaching it), then roll both policies out in
-`--episodes` parallel episodes. A success passed the wall on the left when the puck's mean
-sideways position level with the wall is negative. Success gets a Wilson 95% interval over all
-episodes of all seeds.
+Per seed: clone the scripted expert's demos briefly (MLP denoiser), fine-tune with a sparse
+reward, then roll both policies out in `--episodes` parallel episodes. The reward has no
+distance shaping (with it a policy earns more by hovering near the goal than by reaching it):
+success +1 and touching the wall -1 for ReinFlow and DPPO; success alone for the residual,
+which otherwise learns to stop short of the wall. A success passed the wall on the left when
+the puck's mean sideways position level with the wall is negative. Success gets a Wilson 95%
+interval over all episodes of all seeds.
 
     python experiments/generative/finetune_detour.py --seeds 3 --timesteps 600000
 """
@@ -26,7 +28,10 @@ from robojax.runs import load_run
 from robojax.stats import wilson
 
 SPARSE = "reward_scales={'near_goal': 0.0}"
-FAMILIES = {"flow": ("reinflow", 1000), "diffusion": ("dppo", 600)}  # algo, BC grad steps
+SUCCESS_ONLY = "reward_scales={'near_goal': 0.0, 'collision': 0.0}"
+BC_STEPS = {"flow": 1000, "diffusion": 600}
+ALGOS = {"reinflow": ("flow", SPARSE), "dppo": ("diffusion", SPARSE),
+         "residual": ("diffusion", SUCCESS_ONLY)}  # the cloned family, the training reward
 
 
 def robojax(*args: str) -> float:
@@ -58,35 +63,39 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--timesteps", type=int, default=600_000)
     parser.add_argument("--episodes", type=int, default=512)
-    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
+    parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
     parser.add_argument("--out", type=Path, default=Path("runs/finetune-detour"))
     args = parser.parse_args()
     demos = args.out / "detour_demos_100.hdf5"
     if not demos.exists():
         robojax("collect", "--env", "detour", "--episodes", "100", "--only-success",
                 "--out", str(demos))
-    results = {}
-    for family in args.families:
-        algo, grad_steps = FAMILIES[family]
+    results_file = args.out / "results.json"
+    results = json.loads(results_file.read_text()) if results_file.exists() else {}
+    for algo in args.algos:
+        family, reward = ALGOS[algo]
         for seed in range(args.seeds):
             bc, tuned = args.out / f"bc-{family}-{seed}", args.out / f"{algo}-{seed}"
-            bc_s = robojax("train", "--algo", "bc", "--policy", family, "--env", "detour",
-                           "--dataset", str(demos), "--seed", str(seed), "--run-dir", str(bc),
-                           f"--bc.{family}.denoiser.network", "mlp",
-                           f"--bc.{family}.denoiser.mlp-hidden", "256", "256", "256",
-                           "--bc.num-grad-steps", str(grad_steps), "--bc.num-evals", "1")
+            bc_s = 0.0
+            if not (bc / "checkpoints").is_dir():  # the clones are shared by the algorithms
+                bc_s = robojax("train", "--algo", "bc", "--policy", family, "--env", "detour",
+                               "--dataset", str(demos), "--seed", str(seed), "--run-dir",
+                               str(bc), f"--bc.{family}.denoiser.network", "mlp",
+                               f"--bc.{family}.denoiser.mlp-hidden", "256", "256", "256",
+                               "--bc.num-grad-steps", str(BC_STEPS[family]),
+                               "--bc.num-evals", "1")
             ft_s = robojax("train", "--algo", algo, "--env", "detour", "--init-from", str(bc),
-                           "--env-config", SPARSE, "--seed", str(seed), "--run-dir", str(tuned),
+                           "--env-config", reward, "--seed", str(seed), "--run-dir", str(tuned),
                            "--num-timesteps", str(args.timesteps), f"--{algo}.num-evals", "10")
             row = {"bc": outcomes(bc, args.episodes, 10_000 + seed),
                    "tuned": outcomes(tuned, args.episodes, 10_000 + seed),
                    "bc_s": bc_s, "tuned_s": ft_s}
             results[f"{algo}-{seed}"] = row
             print(json.dumps({f"{algo}-{seed}": row}), flush=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=1))
+            results_file.write_text(json.dumps(results, indent=1))
     print("\n| policy | success [Wilson 95% CI] | left / right of the successes |\n|---|---|---|")
-    for family in args.families:
-        algo = FAMILIES[family][0]
+    for algo in args.algos:
+        family = ALGOS[algo][0]
         for stage, name in (("bc", f"{family} BC"), ("tuned", f"{family} BC + {algo}")):
             rows = [r[stage] for k, r in results.items() if k.startswith(algo)]
             won, n = sum(r["successes"] for r in rows), sum(r["episodes"] for r in rows)

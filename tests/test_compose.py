@@ -1,0 +1,73 @@
+"""Composition of two generative policies at sampling time: weight 1 and 0 are each part
+exactly, a weight in between is neither, and mismatched parts are refused by name."""
+
+import jax
+import numpy as np
+import pytest
+from robojax.policies import DiffusionPolicy, FlowPolicy
+from robojax.policies.compose import compose
+from robojax.policies.diffusion import DenoiserConfig
+
+from robojax.core.types import ArraySpec
+
+MLP = DenoiserConfig(network="mlp", mlp_hidden=(32, 32), time_dim=16)
+COND_A, COND_B, CHUNK = 6, 4, (8, 2)
+
+
+def _params(policy, cond_size, seed):
+    params = policy.init(jax.random.PRNGKey(seed), ArraySpec((cond_size,)), ArraySpec(CHUNK))
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.PRNGKey(seed + 10), len(leaves))
+    return jax.tree.unflatten(tree, [x + 0.3 * jax.random.normal(k, x.shape)
+                                     for x, k in zip(leaves, keys, strict=True)])
+
+
+@pytest.mark.parametrize("family", [FlowPolicy, DiffusionPolicy])
+def test_weights_one_and_zero_are_each_part(family):
+    first, second = family(denoiser=MLP), family(denoiser=DenoiserConfig(
+        network="mlp", mlp_hidden=(16,), time_dim=8))
+    params_a, params_b = _params(first, COND_A, 0), _params(second, COND_B, 1)
+    cond_a = jax.random.normal(jax.random.PRNGKey(2), (5, COND_A))
+    cond_b = jax.random.normal(jax.random.PRNGKey(3), (5, COND_B))
+    noise = {"init": jax.random.normal(jax.random.PRNGKey(4), (5, *CHUNK))}
+    both = np.concatenate([cond_a, cond_b], axis=-1)
+
+    def composed(weight):
+        policy, params = compose(first, params_a, second, params_b, weight, COND_A)
+        return np.asarray(policy.sample_from_noise(params, both, noise, steps=4))
+
+    alone_a = np.asarray(first.sample_from_noise(params_a, cond_a, noise, steps=4))
+    alone_b = np.asarray(second.sample_from_noise(params_b, cond_b, noise, steps=4))
+    np.testing.assert_array_equal(composed(1.0), alone_a)
+    np.testing.assert_array_equal(composed(0.0), alone_b)
+    middle = composed(0.5)
+    assert not np.allclose(middle, alone_a) and not np.allclose(middle, alone_b)
+
+
+def test_mismatched_parts_are_refused():
+    flow, diffusion = FlowPolicy(denoiser=MLP), DiffusionPolicy(denoiser=MLP)
+    pf, pd = _params(flow, COND_A, 0), _params(diffusion, COND_A, 1)
+    with pytest.raises(ValueError, match="two diffusion or two flow policies"):
+        compose(flow, pf, diffusion, pd, 0.5, COND_A)
+    with pytest.raises(ValueError, match="must lie in \\[0, 1\\]"):
+        compose(flow, pf, flow, pf, 1.5, COND_A)
+    epsilon = DiffusionPolicy(denoiser=MLP, prediction="epsilon")
+    with pytest.raises(ValueError, match="differ in prediction"):
+        compose(diffusion, pd, epsilon, pd, 0.5, COND_A)
+
+
+def test_compose_refuses_a_run_that_is_not_a_generative_clone(tmp_path):
+    from pathlib import Path
+
+    from robojax import cli
+    from robojax.io import run as run_dir_io
+    from robojax.runs import TrainArgs
+
+    run_dir_io.write_config(tmp_path / "ppo", TrainArgs(algo="ppo", env="detour"))
+    run_dir_io.write_config(tmp_path / "gauss", TrainArgs(algo="bc", env="detour",
+                                                          policy="gaussian",
+                                                          dataset=Path("d.hdf5")))
+    with pytest.raises(ValueError, match="is a `--algo ppo` run; composition mixes"):
+        cli.main(["compose", str(tmp_path / "ppo"), str(tmp_path / "gauss")])
+    with pytest.raises(ValueError, match="`--algo bc --policy gaussian` run"):
+        cli.main(["compose", str(tmp_path / "gauss"), str(tmp_path / "ppo")])
