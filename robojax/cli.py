@@ -97,6 +97,29 @@ class ComposeArgs:
 
 
 @dataclasses.dataclass(frozen=True)
+class VgpsArgs:
+    """Value-guided sampling of a behaviour-cloned diffusion (or flow) policy: fit a Q on the
+    policy's own rollouts, then let it pick each chunk among several draws; compares the
+    candidate counts on the same episodes and writes RUN_DIR/vgps.json."""
+
+    run_dir: tyro.conf.Positional[Path]
+    """A `robojax train --algo bc --policy diffusion|flow` run."""
+    candidates: tuple[int, ...] = (1, 4, 16)
+    """Numbers of candidate chunks to compare (1: the policy alone)."""
+    temperature: float = 0.0
+    """0: execute the best-scored candidate; > 0: draw one by softmax(Q / temperature)."""
+    q_episodes: int = 1024
+    """Rollouts of the policy that Q is fitted on."""
+    num_episodes: int = 512
+    """Parallel evaluation episodes per candidate count."""
+    seed: int = 1
+    """Seed of the evaluation episodes (the fitting rollouts use others)."""
+    env_config: tuple[str, ...] = ()
+    """Overrides of the run's env config as KEY=VALUE; the reward Q learns is the env's, e.g.
+    success alone: `--env-config "reward_scales={'near_goal': 0.0}"`."""
+
+
+@dataclasses.dataclass(frozen=True)
 class Sim2SimArgs:
     """Run an exported policy through the deploy runtime in MuJoCo C (not MJX), beside the MJX
     evaluation of the same checkpoint: does deploy equal play?"""
@@ -226,7 +249,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = _rename_old_flags(sys.argv[1:] if argv is None else list(argv))
     args = tyro.extras.subcommand_cli_from_dict(
         {"train": TrainArgs, "eval": EvalArgs, "collect": CollectArgs, "export": ExportArgs,
-         "sim2sim": Sim2SimArgs, "compose": ComposeArgs, "envs": EnvsArgs},
+         "sim2sim": Sim2SimArgs, "compose": ComposeArgs, "vgps": VgpsArgs,
+         "envs": EnvsArgs},
         prog="robojax",
         description="robojax: parallel MJX training, evaluation and export.", args=argv)
     if isinstance(args, TrainArgs):
@@ -247,8 +271,19 @@ def main(argv: list[str] | None = None) -> None:
 
         search(args.first, args.second, args.weights, num_episodes=args.num_episodes,
                seed=args.seed, steps=args.steps)
+    elif isinstance(args, VgpsArgs):
+        _vgps(args)
     else:
         _envs()
+
+
+def _vgps(args: VgpsArgs) -> None:
+    from robojax.steer import value_guided_search
+
+    value_guided_search(args.run_dir, num_candidates=args.candidates,
+                        temperature=args.temperature, q_episodes=args.q_episodes,
+                        num_episodes=args.num_episodes, seed=args.seed,
+                        env_config=parse_overrides(args.env_config))
 
 
 # Errors robojax raises for bad input, each with a message that names the problem and the fix.

@@ -71,3 +71,38 @@ def test_compose_refuses_a_run_that_is_not_a_generative_clone(tmp_path):
         cli.main(["compose", str(tmp_path / "ppo"), str(tmp_path / "gauss")])
     with pytest.raises(ValueError, match="`--algo bc --policy gaussian` run"):
         cli.main(["compose", str(tmp_path / "gauss"), str(tmp_path / "ppo")])
+
+
+def test_value_guidance_picks_the_mode_its_q_prefers():
+    """A bimodal sampler (each chunk all +0.5 or all -0.5): a Q preferring positive actions
+    makes the guided plan positive everywhere; one candidate is the sampler itself; a high
+    temperature leaves both modes."""
+    import jax.numpy as jnp
+    from robojax.policies.guided import value_guided
+
+    def sample(cond, key):
+        side = jnp.where(jax.random.bernoulli(key, 0.5, (cond.shape[0],)), 0.5, -0.5)
+        return jnp.broadcast_to(side[:, None, None], (cond.shape[0], *CHUNK))
+
+    score = lambda cond, chunks: chunks.mean(axis=(-1, -2))
+    cond, key = jnp.zeros((256, 3)), jax.random.PRNGKey(0)
+    guided = np.asarray(value_guided(sample, score, 16)(cond, key))
+    assert np.all(guided == 0.5)
+    alone = np.asarray(value_guided(sample, score, 1)(cond, key))
+    first_draw = np.asarray(sample(cond, jax.random.split(jax.random.split(key)[0], 1)[0]))
+    np.testing.assert_array_equal(alone, first_draw)
+    assert 0.3 < (alone[:, 0, 0] > 0).mean() < 0.7
+    soft = np.asarray(value_guided(sample, score, 16, temperature=100.0)(cond, key))
+    assert 0.3 < (soft[:, 0, 0] > 0).mean() < 0.7
+    with pytest.raises(ValueError, match="num_candidates must be >= 1"):
+        value_guided(sample, score, 0)
+
+
+def test_vgps_refuses_a_run_that_is_not_a_generative_clone(tmp_path):
+    from robojax import cli
+    from robojax.io import run as run_dir_io
+    from robojax.runs import TrainArgs
+
+    run_dir_io.write_config(tmp_path / "ppo", TrainArgs(algo="ppo", env="detour"))
+    with pytest.raises(ValueError, match="is a `--algo ppo` run; value-guided sampling draws"):
+        cli.main(["vgps", str(tmp_path / "ppo")])
