@@ -8,7 +8,7 @@ from nbclient import NotebookClient
 
 # A tiny training budget per notebook, in its own unit (gradient steps; env steps for export).
 BUDGETS = {"generative_policies": "200", "differentiable_imitation": "10",
-           "export_and_deploy": "8192"}
+           "export_and_deploy": "8192", "finetune_generative": "8192"}
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "experiments" / "notebooks").glob("*.ipynb"))
 
 
