@@ -11,6 +11,7 @@ the puck's mean sideways position level with the wall is negative. Success gets 
 interval over all episodes of all seeds.
 
     python experiments/generative/finetune_detour.py --seeds 3 --timesteps 600000
+    python experiments/generative/finetune_detour.py --seeds 3 --report   # tables only
 """
 
 import argparse
@@ -23,6 +24,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from robojax.io.metrics import read_metrics
 from robojax.rollout import rollout_states
 from robojax.runs import load_run
 from robojax.stats import wilson
@@ -65,7 +67,14 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=512)
     parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
     parser.add_argument("--out", type=Path, default=Path("runs/finetune-detour"))
+    parser.add_argument("--threshold", type=float, default=0.75,
+                        help="success of the periodic evaluation the time-to rows count to")
+    parser.add_argument("--report", action="store_true",
+                        help="print the tables of the runs already in --out")
     args = parser.parse_args()
+    if args.report:
+        report(args, json.loads((args.out / "results.json").read_text()))
+        return
     demos = args.out / "detour_demos_100.hdf5"
     if not demos.exists():
         robojax("collect", "--env", "detour", "--episodes", "100", "--only-success",
@@ -93,6 +102,27 @@ def main() -> None:
             results[f"{algo}-{seed}"] = row
             print(json.dumps({f"{algo}-{seed}": row}), flush=True)
             results_file.write_text(json.dumps(results, indent=1))
+    report(args, results)
+
+
+def time_to(run_dir: Path, threshold: float) -> tuple[float, float] | None:
+    """(env steps, wall seconds) of the first periodic evaluation at or past `threshold`."""
+    for row in read_metrics(run_dir / "metrics.csv"):
+        if row["eval/success_rate"] >= threshold:
+            return row["env_steps"], row["wall_time_s"]
+    return None
+
+
+def report(args: argparse.Namespace, results: dict) -> None:
+    print("\n| run | BC success | tuned success | minority side of the tuned successes | "
+          f"env steps, wall s to {args.threshold} |\n|---|---|---|---|---|")
+    for name, row in results.items():
+        tuned = row["tuned"]
+        minority = min(tuned["left"], tuned["right"]) / max(tuned["successes"], 1)
+        reached = time_to(args.out / name, args.threshold)
+        when = f"{reached[0]:,.0f}, {reached[1]:.0f}" if reached else "not reached"
+        print(f"| {name} | {row['bc']['successes'] / row['bc']['episodes']:.3f} | "
+              f"{tuned['successes'] / tuned['episodes']:.3f} | {minority:.2f} | {when} |")
     print("\n| policy | success [Wilson 95% CI] | left / right of the successes |\n|---|---|---|")
     for algo in args.algos:
         family = ALGOS[algo][0]
