@@ -39,6 +39,30 @@ def _cloned(run_dir: Path, use: str = "composition mixes") -> Run:
     return load_run(run_dir)
 
 
+def _evaluate_each(run: Run, controllers: Sequence[Controller], num_episodes: int,
+                   seed: int) -> list[dict]:
+    """Success (with its Wilson interval) and return of each controller over the same
+    `num_episodes` episodes of the run's env."""
+    env = acting.make_eval_env(dataclasses.replace(run.cfg, num_eval_envs=num_episodes),
+                               run.env)
+    key_reset, key_act = jax.random.split(jax.random.PRNGKey(seed))
+    rows = []
+    for controller in controllers:
+        metrics = jax.jit(lambda c=controller: evaluate_episodes(
+            env, c, key_reset, key_act, track_success=True))()
+        success = float(metrics["eval/success_rate"])
+        rows.append({"success_rate": success,
+                     "success_ci": list(wilson(round(success * num_episodes), num_episodes)),
+                     "episode_reward": float(metrics["eval/episode_reward"])})
+    return rows
+
+
+def _summary(row: dict) -> str:
+    low, high = row["success_ci"]
+    return (f"success {row['success_rate']:.3f} [{low:.3f}, {high:.3f}], "
+            f"return {row['episode_reward']:.1f}")
+
+
 def composed_controller(first: Run, second: Run, weight: float,
                         steps: int | None = None) -> Controller:
     """`weight` * first + (1 - weight) * second at every sampling step, acting with the first
@@ -54,12 +78,8 @@ def composed_controller(first: Run, second: Run, weight: float,
                              b.ema_params, weight, a.obs_mean.size * first.cfg.chunks.n_obs_steps)
     steps = steps or first.cfg.inference_steps
 
-    def encode(state, history):
-        normed = (history - state.obs_mean) / state.obs_std
-        return normed.reshape(*normed.shape[:-2], -1)
-
     def plan(history, key):
-        cond = jnp.concatenate([encode(a, history), encode(b, history)], axis=-1)
+        cond = jnp.concatenate([_encode(a, history), _encode(b, history)], axis=-1)
         return policy.sample(params, cond, key, steps=steps)
 
     return chunk_controller(first.cfg.chunks, a.action_size, plan)
@@ -70,20 +90,11 @@ def search(first_dir: Path, second_dir: Path, weights: Sequence[float], *,
     """Success (with its Wilson interval) and return of the composition at each weight, on the
     same episodes; writes compose.json beside the first run and names the best weight."""
     first, second = _cloned(first_dir), _cloned(second_dir)
-    eval_env = acting.make_eval_env(dataclasses.replace(first.cfg, num_eval_envs=num_episodes),
-                                    first.env)
-    key_reset, key_act = jax.random.split(jax.random.PRNGKey(seed))
-    rows = []
-    for weight in weights:
-        controller = composed_controller(first, second, weight, steps)
-        metrics = jax.jit(lambda c=controller: evaluate_episodes(
-            eval_env, c, key_reset, key_act, track_success=True))()
-        success = float(metrics["eval/success_rate"])
-        low, high = wilson(round(success * num_episodes), num_episodes)
-        rows.append({"weight": float(weight), "success_rate": success, "success_ci": [low, high],
-                     "episode_reward": float(metrics["eval/episode_reward"])})
-        console.print(f"weight {weight:.2f}: success {success:.3f} [{low:.3f}, {high:.3f}], "
-                      f"return {rows[-1]['episode_reward']:.1f}")
+    rows = [{"weight": float(weight), **row} for weight, row in zip(weights, _evaluate_each(
+        first, [composed_controller(first, second, w, steps) for w in weights], num_episodes,
+        seed), strict=True)]
+    for row in rows:
+        console.print(f"weight {row['weight']:.2f}: {_summary(row)}")
     best = max(rows, key=lambda r: (r["success_rate"], r["episode_reward"]))
     result = {"first": str(first_dir), "second": str(second_dir), "episodes": num_episodes,
               "seed": seed, "weights": rows, "best_weight": best["weight"]}
@@ -217,24 +228,15 @@ def value_guided_search(run_dir: Path, *, num_candidates: Sequence[int] = (1, 4,
     (other than the fitting ones); writes RUN_DIR/vgps.json."""
     _cloned(run_dir, "value-guided sampling draws from")
     run = load_run(run_dir, env_config=env_config)
-    key_data, key_q, key_eval = jax.random.split(jax.random.PRNGKey(seed + 1_000), 3)
+    key_data, key_q = jax.random.split(jax.random.PRNGKey(seed + 1_000))
     q = train_q(collect_returns(run, q_episodes, key_data), key_q)
     console.print(f"Q fitted on {q['samples']:,} decisions of {q_episodes} episodes "
                   f"(final MSE {q['final_mse']:.4f})")
-    eval_env = acting.make_eval_env(dataclasses.replace(run.cfg, num_eval_envs=num_episodes),
-                                    run.env)
-    key_reset, key_act = jax.random.split(jax.random.PRNGKey(seed))
-    rows = []
-    for n in num_candidates:
-        controller = value_guided_controller(run, q, n, temperature)
-        metrics = jax.jit(lambda c=controller: evaluate_episodes(
-            eval_env, c, key_reset, key_act, track_success=True))()
-        success = float(metrics["eval/success_rate"])
-        low, high = wilson(round(success * num_episodes), num_episodes)
-        rows.append({"candidates": n, "success_rate": success, "success_ci": [low, high],
-                     "episode_reward": float(metrics["eval/episode_reward"])})
-        console.print(f"{n:3d} candidate(s): success {success:.3f} [{low:.3f}, {high:.3f}], "
-                      f"return {rows[-1]['episode_reward']:.1f}")
+    rows = [{"candidates": n, **row} for n, row in zip(num_candidates, _evaluate_each(
+        run, [value_guided_controller(run, q, n, temperature) for n in num_candidates],
+        num_episodes, seed), strict=True)]
+    for row in rows:
+        console.print(f"{row['candidates']:3d} candidate(s): {_summary(row)}")
     result = {"run": str(run_dir), "temperature": temperature, "q_episodes": q_episodes,
               "q_final_mse": q["final_mse"], "episodes": num_episodes, "seed": seed,
               "env_config": {k: repr(v) for k, v in (env_config or {}).items()}, "rows": rows}

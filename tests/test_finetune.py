@@ -65,7 +65,7 @@ def test_reinflow_chain_likelihood_is_the_gaussian_of_each_euler_step():
     chain, log_prob = finetune.sample_chain(cfg, state, cond, jax.random.PRNGKey(4))
     assert chain.shape == (5, 4, CHUNKS.horizon, ACT) and log_prob.shape == (5, 3, 8, 2)
     noise_net = finetune.noise_network(cfg, CHUNKS.horizon * ACT)
-    for b in range(5):
+    for b in range(2):
         expected = 0.0
         for k in range(3):
             x = chain[b:b + 1, k]
