@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from robojax.core.env import Env
+from robojax.data import DemoFileError
 from robojax.io import run as run_dir_io
 
 
@@ -34,7 +35,13 @@ def load_cloned(path: Path | None, env: Env, families: tuple[str, ...], algo: st
     if args.env != name:
         raise ValueError(f"--init-from {path} was trained on {args.env!r}, not {name!r}; "
                          f"pass --env {args.env} or a run cloned on {name}.")
-    run = runs.load_run(path)
+    try:
+        run = runs.load_run(path)
+    except (FileNotFoundError, DemoFileError) as err:  # restoring a clone reads its demos
+        raise ValueError(f"--init-from {path}: restoring the cloned run reads its "
+                         f"demonstrations, {args.dataset}, as it was trained with, relative to "
+                         f"the current directory ({err}); run from the directory it was trained "
+                         "in, or keep the file there.") from err
     if run.state.obs_mean.shape[-1] != env.observation_spec.size:
         raise ValueError(f"--init-from {path} sees {run.state.obs_mean.shape[-1]} observation "
                          f"values and this {name} {env.observation_spec.size}: pass the "
