@@ -25,6 +25,12 @@ class ChunkConfig:
     n_action_steps: int = 8
     """Actions executed before planning again."""
 
+    def executed(self, chunks: jax.Array) -> jax.Array:
+        """The `n_action_steps` actions (..., Ta, A) a chunk (..., H, A) executes: from the
+        current step (row n_obs_steps - 1) on."""
+        start = self.n_obs_steps - 1
+        return chunks[..., start:start + self.n_action_steps, :]
+
     def validate(self) -> None:
         if min(self.n_obs_steps, self.horizon, self.n_action_steps) < 1:
             raise ValueError(f"chunk sizes must be >= 1, got {self}")
@@ -33,6 +39,13 @@ class ChunkConfig:
                 f"n_obs_steps - 1 + n_action_steps = {self.n_obs_steps - 1 + self.n_action_steps}"
                 f" exceeds the horizon {self.horizon}: the executed actions must lie inside the "
                 "predicted chunk. Raise the horizon or lower n_action_steps.")
+
+
+def encode_history(history: jax.Array, mean: jax.Array, std: jax.Array) -> jax.Array:
+    """An observation history (..., To, obs_dim) normalized by the demos' statistics and
+    flattened to the policy's conditioning (..., To * obs_dim)."""
+    normed = (history - mean) / std
+    return normed.reshape(*normed.shape[:-2], -1)
 
 
 class ChunkMemory(NamedTuple):
@@ -61,7 +74,7 @@ def chunk_controller(chunks: ChunkConfig, action_size: int,
         fresh = (state.step == 0)[:, None, None]
         history = jnp.where(fresh, jnp.repeat(obs[:, None], to, axis=1), shifted)
         actions = jax.lax.cond(memory.index == 0,
-                               lambda: plan(history, key)[:, to - 1:to - 1 + ta],
+                               lambda: chunks.executed(plan(history, key)),
                                lambda: memory.actions)
         action = actions[:, memory.index]
         return action, ChunkMemory(history, actions, (memory.index + 1) % ta)

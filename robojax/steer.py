@@ -19,7 +19,7 @@ import optax
 from robojax.algos import acting
 from robojax.core.controller import Controller
 from robojax.io.progress import console
-from robojax.policies.chunking import chunk_controller
+from robojax.policies.chunking import chunk_controller, encode_history
 from robojax.policies.compose import compose
 from robojax.policies.guided import value_guided
 from robojax.policies.networks import MLP
@@ -107,8 +107,7 @@ def search(first_dir: Path, second_dir: Path, weights: Sequence[float], *,
 # Value-guided sampling ----------------------------------------------------------------------
 
 def _encode(state, history: jax.Array) -> jax.Array:
-    normed = (history - state.obs_mean) / state.obs_std
-    return normed.reshape(*normed.shape[:-2], -1)
+    return encode_history(history, state.obs_mean, state.obs_std)
 
 
 def q_network(hidden_sizes: Sequence[int] = (256, 256)) -> MLP:
@@ -118,8 +117,7 @@ def q_network(hidden_sizes: Sequence[int] = (256, 256)) -> MLP:
 
 def _executed(run: Run, chunks: jax.Array) -> jax.Array:
     """The actions a chunk (..., H, A) executes, flattened (..., Ta * A)."""
-    to, ta = run.cfg.chunks.n_obs_steps, run.cfg.chunks.n_action_steps
-    executed = chunks[..., to - 1:to - 1 + ta, :]
+    executed = run.cfg.chunks.executed(chunks)
     return executed.reshape(*executed.shape[:-2], -1)
 
 
@@ -150,7 +148,7 @@ def collect_returns(run: Run, num_episodes: int, key: jax.Array, discount: float
 
         inner = (env_state, history, alive, jnp.zeros_like(alive), 1.0)
         (env_state, history, still, reward, _), _ = jax.lax.scan(
-            act, inner, jnp.moveaxis(chunks[:, to - 1:to - 1 + ta], 1, 0))
+            act, inner, jnp.moveaxis(cfg.chunks.executed(chunks), 1, 0))
         return (env_state, history, still), (cond, _executed(run, chunks), reward, alive)
 
     @jax.jit

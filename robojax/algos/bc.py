@@ -24,7 +24,7 @@ from robojax.core.reflection import Reflection, check_reflection
 from robojax.core.types import ArraySpec
 from robojax.data.augment import reflect_half, reflect_obs
 from robojax.policies import DiffusionPolicy, EnergyPolicy, FlowPolicy, GaussianPolicy
-from robojax.policies.chunking import ChunkConfig, chunk_controller
+from robojax.policies.chunking import ChunkConfig, chunk_controller, encode_history
 from robojax.rollout import evaluate_episodes
 
 PROGRESS_UNIT, TRAIN_KEY, PLOT_KEY = GRAD_STEPS, "train/loss", "eval/success_rate"
@@ -177,8 +177,7 @@ def init(cfg: BCConfig, env: Env, data: TrainInput, key: jax.Array) -> TrainStat
 
 def _policy_input(state: TrainState, history: jax.Array) -> jax.Array:
     """Normalize an observation history (..., To, obs_dim) and flatten it."""
-    normed = (history - state.obs_mean) / state.obs_std
-    return normed.reshape(*normed.shape[:-2], -1)
+    return encode_history(history, state.obs_mean, state.obs_std)
 
 
 def ema_decay(cfg: BCConfig, step: jax.Array) -> jax.Array:
@@ -247,7 +246,7 @@ def program(cfg: BCConfig, state: TrainState, *, steps: int | None = None) -> Po
                                                              steps=steps)
 
     def fn(history, noise):
-        return chunk(_policy_input(state, history), noise)[:, to - 1:to - 1 + ta]
+        return cfg.chunks.executed(chunk(_policy_input(state, history), noise))
 
     return PolicyProgram(fn, to, ta, noise, sampler)
 

@@ -37,7 +37,7 @@ from robojax.core.sharding import shard_env_batch
 from robojax.core.types import State
 from robojax.core.wrappers import wrap_for_training
 from robojax.policies import ChunkParams, DiffusionPolicy, FlowPolicy
-from robojax.policies.chunking import ChunkConfig, chunk_controller
+from robojax.policies.chunking import ChunkConfig, chunk_controller, encode_history
 from robojax.policies.networks import MLP
 from robojax.rollout import evaluate_episodes
 
@@ -253,8 +253,7 @@ def init(cfg: FinetuneConfig, env: Env, data: TrainInput, key: jax.Array) -> Tra
 
 def policy_input(state: TrainState, history: jax.Array) -> jax.Array:
     """The observation history (..., To, obs_dim) normalized as the cloned run did, flat."""
-    normed = (history - state.obs_mean) / state.obs_std
-    return normed.reshape(*normed.shape[:-2], -1)
+    return encode_history(history, state.obs_mean, state.obs_std)
 
 
 # The sampling chain ------------------------------------------------------------------------
@@ -338,8 +337,7 @@ def executed_log_prob(spec: Cloned, log_prob: jax.Array) -> jax.Array:
     """What the ratio is built from, per transition: the element log densities (..., H, A) of
     the executed actions only (the rest of the chunk never reaches the env), clamped to
     [-5, 2] and averaged, as DPPO does, so a ratio stays near 1 however large the chunk."""
-    to, ta = spec.chunks.n_obs_steps, spec.chunks.n_action_steps
-    executed = log_prob[..., to - 1:to - 1 + ta, :]
+    executed = spec.chunks.executed(log_prob)
     return jnp.clip(executed, -5.0, 2.0).mean(axis=(-1, -2))
 
 
@@ -396,13 +394,13 @@ def execute(cfg: FinetuneConfig, data: TrainInput, env_state: State, history: ja
 def rollout(cfg: FinetuneConfig, data: TrainInput, state: TrainState,
             key: jax.Array) -> tuple[tuple[State, jax.Array], Decision]:
     """`rollout_length / n_action_steps` decisions in every env."""
-    to, ta = state.spec.chunks.n_obs_steps, state.spec.chunks.n_action_steps
+    ta = state.spec.chunks.n_action_steps
 
     def decide(carry, key_decision):
         env_state, history = carry
         cond = policy_input(state, history)
         chain, log_prob = sample_chain(cfg, state, cond, key_decision)
-        actions = jnp.clip(chain[:, -1], -1.0, 1.0)[:, to - 1:to - 1 + ta]
+        actions = state.spec.chunks.executed(jnp.clip(chain[:, -1], -1.0, 1.0))
         env_state, history, ret, done, truncated, reached = execute(
             cfg, data, env_state, history, actions)
         decision = Decision(cond, chain, log_prob, ret, done, truncated,
@@ -498,7 +496,7 @@ def program(cfg: FinetuneConfig, state: TrainState) -> PolicyProgram:
 
     def fn(history, noise):
         chunk = mean_chain(cfg, state, policy_input(state, history), noise["init"])
-        return chunk[:, to - 1:to - 1 + ta]
+        return spec.chunks.executed(chunk)
 
     return PolicyProgram(fn, to, ta, {"init": NoiseSpec((spec.chunks.horizon,
                                                          spec.action_size))}, sampler)
