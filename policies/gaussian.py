@@ -5,6 +5,7 @@ interface: `init`, `sample`, `log_prob`, `loss` (behaviour cloning by MSE on the
 """
 
 import dataclasses
+import math
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +13,7 @@ from robojax.policies.networks import MLP
 
 from robojax.core.types import ArraySpec
 
-_LOG_2PI = jnp.log(2 * jnp.pi)
+_LOG_2PI = math.log(2 * math.pi)
 
 
 @dataclasses.dataclass(frozen=True)

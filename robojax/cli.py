@@ -293,10 +293,12 @@ _INPUT_ERRORS = (ValueError, TypeError, KeyError, FileNotFoundError, ImportError
 def _exit_code(err: Exception) -> int | None:
     """2 for bad input, 1 for a run that failed (diverged, disk full), None for anything else
     (a bug: its traceback is shown)."""
+    from robojax.core.distributed import PeerLostError
     from robojax.io.run import RunWriteError, write_failure
     from robojax.train import NonFiniteTrainingError
 
-    if isinstance(err, RunWriteError | NonFiniteTrainingError) or write_failure(err) is not None:
+    if isinstance(err, RunWriteError | NonFiniteTrainingError | PeerLostError) or \
+            write_failure(err) is not None:
         return 1
     return 2 if isinstance(err, _INPUT_ERRORS) else None
 
@@ -324,11 +326,30 @@ def run(argv: list[str] | None = None) -> None:
     except Exception as err:
         code = _exit_code(err)
         if code is None or debug:
+            _leave_others(err)
             raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"robojax: error: {message}\n(ROBOJAX_DEBUG=1 shows the traceback)",
               file=sys.stderr)
+        _leave_others(err, code)
         sys.exit(code)
+
+
+def _leave_others(err: Exception, code: int = 1) -> None:
+    """In a multi-process run, exit at once: JAX's own exit would wait for the other
+    processes, which wait in their next collective for this one, each until the timeout. Exiting
+    breaks the collective, so they stop with an error naming a lost process."""
+    import jax
+
+    if not (jax.distributed.is_initialized() and jax.process_count() > 1):
+        return
+    if _exit_code(err) is None:
+        import traceback
+
+        traceback.print_exception(err)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

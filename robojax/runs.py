@@ -74,6 +74,22 @@ class RunArgs:
     """The run a fine-tuning algorithm starts from: a `--algo bc --policy flow` run for
     --algo reinflow, `--policy diffusion` for --algo dppo, any `--algo bc` run for --algo
     residual."""
+    distributed: bool = False
+    """Train across processes with jax.distributed, one per host (or per GPU), every process
+    started with the same command: with --coordinator, --num-processes and --process-id, or
+    with none of them under SLURM (srun), Open MPI (mpirun) or on a Cloud TPU slice, where JAX
+    reads them. Process 0 writes the run directory, which must be on a filesystem all
+    processes share."""
+    coordinator: str | None = None
+    """HOST:PORT of the coordinator process 0 hosts, for --distributed."""
+    num_processes: int | None = None
+    """Processes of a --distributed run (config.json records the count; a resumed run needs
+    the same)."""
+    process_id: int | None = None
+    """This process's index, 0 to N-1, in a --distributed run."""
+    distributed_timeout: int = 60
+    """Seconds a --distributed run waits for every process to join; later, a process silent
+    this long counts as gone and the others stop with an error."""
 
     def algo_config(self):
         """The chosen algorithm's config with the shared flags applied."""
@@ -97,6 +113,15 @@ class RunArgs:
             envs.get_config(self.env, **self.env_overrides())
             envs.get_config(self.env, **self.eval_overrides())
         self.algo_config().validate()
+        launch = {"--coordinator": self.coordinator, "--process-id": self.process_id}
+        given = [flag for flag, value in launch.items() if value is not None]
+        if given and not self.distributed:
+            raise ValueError(f"{' and '.join(given)} apply to multi-process runs; add "
+                             "--distributed.")
+        if self.distributed:
+            from robojax.core.distributed import check_flags
+
+            check_flags(self.coordinator, self.num_processes, self.process_id)
 
     def env_overrides(self) -> dict:
         """The env-config overrides training runs with (--env-config)."""
@@ -160,6 +185,9 @@ def run_identity(args: Any) -> dict:
 
 # What a resumed run takes from the command line; every other flag must match the saved run.
 _RESUME_FLAGS = ("num_timesteps", "video", "progress", "on_nonfinite")
+# How this launch joins the other processes: taken from the command line, never compared.
+_LAUNCH_FLAGS = ("distributed", "coordinator", "num_processes", "process_id",
+                 "distributed_timeout")
 
 
 def _flags(args: TrainArgs) -> dict[str, Any]:
@@ -170,9 +198,26 @@ def _flags(args: TrainArgs) -> dict[str, Any]:
         if f.name in algos.names():
             flags.update({f"{f.name}.{g.name}": getattr(value, g.name)
                           for g in dataclasses.fields(value)})
-        elif f.name not in ("resume", "run_dir"):
+        elif f.name not in ("resume", "run_dir", *_LAUNCH_FLAGS):
             flags[f.name] = value
     return flags
+
+
+def shared_flags(args: TrainArgs) -> dict[str, Any]:
+    """The flags every process of a --distributed run must share: all but --process-id."""
+    return {**_flags(args), "run_dir": args.run_dir, "resume": args.resume,
+            **{k: getattr(args, k) for k in _LAUNCH_FLAGS if k != "process_id"}}
+
+
+def check_process_count(saved: TrainArgs, processes: int, run_dir: Path) -> None:
+    """Refuse to resume a run with a process count other than the one that trained it."""
+    trained = saved.num_processes or 1
+    if trained != processes:
+        how = (f"with --distributed and {trained} processes" if trained > 1 else
+               "as one process, without --distributed")
+        raise ValueError(f"the run in {run_dir} was trained by {trained} process(es) and this "
+                         f"resume has {processes}: resume it {how} (the same devices keep the run "
+                         "reproducible), or start a new run directory.")
 
 
 def resumed_args(given: TrainArgs, saved: TrainArgs) -> TrainArgs:
@@ -189,6 +234,7 @@ def resumed_args(given: TrainArgs, saved: TrainArgs) -> TrainArgs:
                          "would change it. Drop them (a resumed run takes --num-timesteps, "
                          "--on-nonfinite, --video and --progress), or start a new run "
                          "directory.")
+    saved = dataclasses.replace(saved, **{k: getattr(given, k) for k in _LAUNCH_FLAGS})
     for name, value in changed.items():
         algo, _, field = name.rpartition(".")
         if algo:

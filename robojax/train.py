@@ -22,14 +22,21 @@ import numpy as np
 
 from robojax import algos, envs
 from robojax.algos import acting
-from robojax.core import memory
+from robojax.core import distributed, memory
 from robojax.core.env import Env
 from robojax.io import checkpoint
 from robojax.io import run as run_dir_io
 from robojax.io.metrics import MetricsLogger
 from robojax.io.progress import TrainProgress, console
 from robojax.rollout import nonfinite_action_warning
-from robojax.runs import TrainArgs, read_args, resumed_args, run_identity
+from robojax.runs import (
+    TrainArgs,
+    check_process_count,
+    read_args,
+    resumed_args,
+    run_identity,
+    shared_flags,
+)
 
 
 def _stack(states):
@@ -41,7 +48,7 @@ def _first_seed(tree, num_seeds: int):
 
 
 def _mean_metrics(metrics: dict) -> dict[str, float]:
-    return {k: float(np.mean(np.asarray(v))) for k, v in metrics.items()}
+    return {k: float(np.mean(distributed.host_value(v))) for k, v in metrics.items()}
 
 
 def _chunking(cfg, num_evals: int) -> tuple[int, int, int]:
@@ -59,8 +66,9 @@ def resolve_args(args: TrainArgs, run_dir: Path) -> TrainArgs:
     run in `run_dir` with the flags a resumed run takes (`resumed_args`)."""
     if args.resume is None:
         return args
-    args = dataclasses.replace(resumed_args(args, read_args(run_dir)), resume=run_dir,
-                               run_dir=run_dir)
+    saved = read_args(run_dir)
+    check_process_count(saved, jax.process_count(), run_dir)
+    args = dataclasses.replace(resumed_args(args, saved), resume=run_dir, run_dir=run_dir)
     args.validate()
     return args
 
@@ -89,6 +97,8 @@ def build(args: TrainArgs) -> Setup:
     seed_keys = jax.random.split(jax.random.PRNGKey(args.seed), args.num_seeds)
     states = [algo.init(cfg, env, train_input, key) for key in seed_keys]
     state = states[0] if args.num_seeds == 1 else _stack(states)
+    if jax.process_count() > 1:
+        state = distributed.globalize(state)
     return Setup(algo, cfg, env, train_input, eval_env, state)
 
 
@@ -96,14 +106,28 @@ def train(args: TrainArgs) -> Path:
     """Run (or resume) training as `args` says; returns the run directory."""
     start = time.perf_counter()
     args.validate()  # bad flags fail before anything is written
+    args = join_processes(args)
     run_dir = Path(args.resume or args.run_dir or run_dir_io.default_run_dir(args.env, args.algo))
+    if args.distributed:
+        run_dir = Path(distributed.exchange_text(str(run_dir))[0])  # process 0's
     try:
         args = resolve_args(args, run_dir)
         setup = build(args)  # bad input (data, memory) fails before anything is written
-        run_dir_io.write_config(run_dir, args)
+        if distributed.is_main():
+            run_dir_io.write_config(run_dir, args)
         state, wall_time = run_loop(args, run_dir, setup, start)
-        finish(args, run_dir, setup, _first_seed(state, args.num_seeds), wall_time)
+        state = _first_seed(state, args.num_seeds)
+        if jax.process_count() > 1:
+            state = distributed.to_host(state)
+        if distributed.is_main():
+            finish(args, run_dir, setup, state, wall_time)
     except Exception as err:
+        if distributed.is_peer_loss(err):
+            raise distributed.PeerLostError(
+                f"process {jax.process_index()} stops: another of the run's "
+                f"{jax.process_count()} processes is gone ({_first_line(err)}). The "
+                f"checkpoints written so far are intact: start all {jax.process_count()} "
+                f"processes again with --resume {run_dir}.") from err
         reason = run_dir_io.write_failure(err)
         if reason is None:
             raise
@@ -114,6 +138,23 @@ def train(args: TrainArgs) -> Path:
             f"cannot write the run directory {run_dir.absolute()}: {reason}. Free space or "
             f"make it writable, {then}.") from err
     return run_dir
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+
+
+def join_processes(args: TrainArgs) -> TrainArgs:
+    """With `--distributed`: connect to the other processes, check that all were started with
+    the same flags, and record the process count. Only process 0 prints from here on."""
+    if not args.distributed:
+        return args
+    distributed.initialize(args.coordinator, args.num_processes, args.process_id,
+                           args.distributed_timeout)
+    args = dataclasses.replace(args, num_processes=jax.process_count())
+    distributed.check_same(shared_flags(args))
+    console.quiet = not distributed.is_main()
+    return args
 
 
 class NonFiniteTrainingError(RuntimeError):
@@ -157,14 +198,18 @@ def _resume_state(args: TrainArgs, ckpt_dir: Path, state):
     """The latest finished checkpoint's state and iteration, or `state` and None."""
     if args.resume is None:
         return state, None
-    checkpoint.remove_unfinished(ckpt_dir)
+    if distributed.is_main():
+        checkpoint.remove_unfinished(ckpt_dir)
+    distributed.barrier("robojax-resume")
     try:
         state, iteration = checkpoint.restore(ckpt_dir, state, identity=run_identity(args))
     except FileNotFoundError:
         console.print(f"no finished checkpoint in {ckpt_dir}; starting from scratch")
         return state, None
-    for path in checkpoint.set_aside_newer(ckpt_dir, iteration):
-        console.print(f"[yellow]warning:[/] the damaged checkpoint is kept as {path}")
+    if distributed.is_main():
+        for path in checkpoint.set_aside_newer(ckpt_dir, iteration):
+            console.print(f"[yellow]warning:[/] the damaged checkpoint is kept as {path}")
+    distributed.barrier("robojax-resumed")
     console.print(f"resumed {args.resume} at iteration {iteration}")
     return state, iteration
 
@@ -183,7 +228,8 @@ def run_loop(args: TrainArgs, run_dir: Path, setup: Setup, start: float) -> tupl
     iteration = resumed_iter or 0
     unit, plot_key = algo.PROGRESS_UNIT, algo.PLOT_KEY
     logger = MetricsLogger(run_dir, resume_step=None if resumed_iter is None
-                           else resumed_iter * steps_per_iter, step_key=unit)
+                           else resumed_iter * steps_per_iter,
+                           step_key=unit) if distributed.is_main() else _NoMetrics()
     wall_offset = logger.last_wall_time if resumed_iter is not None else 0.0
 
     def wall() -> float:
@@ -205,8 +251,9 @@ def run_loop(args: TrainArgs, run_dir: Path, setup: Setup, start: float) -> tupl
     console.print(f"[bold]robojax[/] {args.algo} on {args.env}: "
                   f"{getattr(cfg, 'num_envs', cfg.num_eval_envs)} envs x {args.num_seeds} "
                   f"seed(s), {total_iters * steps_per_iter:,} {unit.replace('_', ' ')} per "
-                  f"seed, {len(jax.devices())} {jax.default_backend()} device(s) → {run_dir}")
-    progress = TrainProgress(total_iters * steps_per_iter, enabled=args.progress,
+                  f"seed, {_devices()} → {run_dir}")
+    progress = TrainProgress(total_iters * steps_per_iter,
+                             enabled=args.progress and distributed.is_main(),
                              unit=unit.replace("_", " "),
                              train_label=algo.TRAIN_KEY.split("/")[1],
                              eval_label=plot_key.removeprefix("eval/"))
@@ -225,7 +272,8 @@ def run_loop(args: TrainArgs, run_dir: Path, setup: Setup, start: float) -> tupl
         while iteration < total_iters:
             state, metrics = run_chunk(state)
             iteration += chunk
-            if int(np.sum(metrics["train/nonfinite"])):  # nothing of it is logged or saved
+            nonfinite = int(np.sum(distributed.host_value(metrics["train/nonfinite"])))
+            if nonfinite:  # nothing of it is logged or saved
                 checkpoints.wait()
                 args, setup, state, iteration = _roll_back(args, setup, run_dir, state,
                                                            metrics, iteration)
@@ -240,6 +288,23 @@ def run_loop(args: TrainArgs, run_dir: Path, setup: Setup, start: float) -> tupl
                 progress.update(iteration * steps_per_iter, eval_value=row[plot_key])
     logger.close()
     return state, wall()
+
+
+class _NoMetrics:
+    """The metrics logger of the processes other than 0 in a distributed run: process 0 logs."""
+
+    last_wall_time = 0.0
+
+    def log(self, row: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _devices() -> str:
+    count = f"{len(jax.devices())} {jax.default_backend()} device(s)"
+    return count if jax.process_count() == 1 else f"{count} in {jax.process_count()} processes"
 
 
 # --on-nonfinite rollback: each rollback multiplies the learning rates by this, at most this often.
@@ -261,9 +326,12 @@ def _roll_back(args: TrainArgs, setup: Setup, run_dir: Path, state, metrics: dic
                  for f in dataclasses.fields(cfg) if f.name.endswith("learning_rate")}
         args = dataclasses.replace(args, rollbacks=rollbacks + 1, **{
             args.algo: dataclasses.replace(cfg, **rates)})
-        run_dir_io.write_config(run_dir, args)
+        if distributed.is_main():
+            run_dir_io.write_config(run_dir, args)
         state, restored = checkpoint.restore(ckpt_dir, state, identity=run_identity(args))
-        checkpoint.set_aside_newer(ckpt_dir, restored)
+        if distributed.is_main():
+            checkpoint.set_aside_newer(ckpt_dir, restored)
+        distributed.barrier("robojax-rollback")
         console.print(f"[yellow]rollback {rollbacks + 1} of {MAX_ROLLBACKS}:[/] {count} NaN or "
                       f"infinite value(s) by iteration {iteration}; back to iteration "
                       f"{restored} with learning rate(s) x{ROLLBACK_LR_SCALE}: "

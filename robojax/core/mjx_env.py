@@ -67,7 +67,9 @@ class MjxEnv(Env):
             self._mj_model.opt.timestep = config.timestep
         if config.n_substeps < 1:
             raise ValueError(f"n_substeps must be >= 1, got {config.n_substeps}")
-        self._mjx_model = mjx.put_model(self._mj_model)
+        # On this process's own device: MJX's default, jax.devices()[0], belongs to process 0
+        # in a multi-process run.
+        self._mjx_model = mjx.put_model(self._mj_model, device=jax.local_devices()[0])
         nu = self._mj_model.nu
         limited = self._mj_model.actuator_ctrllimited.astype(bool)
         ranges = np.where(limited[:, None], self._mj_model.actuator_ctrlrange, [[-1.0, 1.0]])

@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
+from robojax.core import distributed
+
 log = logging.getLogger(__name__)
 
 
@@ -56,7 +58,9 @@ def _stored_leaves(tree: Any) -> dict[str, Any]:
 
 
 def _crc32(x: Any) -> int:
-    return zlib.crc32(np.ascontiguousarray(np.asarray(x)).reshape(-1).view(np.uint8))
+    # Of the whole array: in a multi-process run, gathered from every process's shards.
+    return zlib.crc32(np.ascontiguousarray(distributed.host_value(x)).reshape(-1)
+                      .view(np.uint8))
 
 
 def _digest(record: dict) -> str:
@@ -104,7 +108,9 @@ class Writer:
     def __enter__(self) -> "Writer":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc is not None and distributed.is_peer_loss(exc):
+            return  # the last write would wait for a process that is gone: leave it unfinished
         self._manager.wait_until_finished()
         self._manager.close()
 
@@ -177,7 +183,7 @@ def restore(directory: str | Path, target: Any, step: int | None = None,
         raise FileNotFoundError(f"no finished checkpoint in {directory}; start a new run "
                                 "instead of resuming.")
     expected = _describe(target)
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _stored_leaves(target))
+    abstract = jax.tree.map(_restore_target, _stored_leaves(target))
     damaged = []
     with _manager(directory) as manager:
         for candidate in candidates:
@@ -212,6 +218,17 @@ def restore(directory: str | Path, target: Any, step: int | None = None,
     raise DamagedCheckpointError(
         f"no intact checkpoint in {directory}: {'; '.join(damaged)}. Start a new run directory "
         "(the metrics and config of this one are unaffected).")
+
+
+def _restore_target(x: Any) -> jax.ShapeDtypeStruct:
+    """Where a leaf is restored: where `x` is, or, for an abstract leaf without a place, on
+    this process's first device (a run trained over several devices or processes is read back
+    onto one)."""
+    leaf = ocp.utils.to_shape_dtype_struct(x)
+    if getattr(leaf, "sharding", None) is None:
+        local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        leaf = jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=local)
+    return leaf
 
 
 def _skip(directory: Path, candidate: int, err: Exception) -> str:
