@@ -297,7 +297,7 @@ def _exit_code(err: Exception) -> int | None:
     from robojax.io.run import RunWriteError, write_failure
     from robojax.train import NonFiniteTrainingError
 
-    if isinstance(err, RunWriteError | NonFiniteTrainingError | PeerLostError) or \
+    if isinstance(err, RunWriteError | NonFiniteTrainingError | PeerLostError | TimeoutError) or \
             write_failure(err) is not None:
         return 1
     return 2 if isinstance(err, _INPUT_ERRORS) else None

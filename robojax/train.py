@@ -206,10 +206,8 @@ def _resume_state(args: TrainArgs, ckpt_dir: Path, state):
     except FileNotFoundError:
         console.print(f"no finished checkpoint in {ckpt_dir}; starting from scratch")
         return state, None
-    if distributed.is_main():
-        for path in checkpoint.set_aside_newer(ckpt_dir, iteration):
-            console.print(f"[yellow]warning:[/] the damaged checkpoint is kept as {path}")
-    distributed.barrier("robojax-resumed")
+    for path in checkpoint.set_aside_newer(ckpt_dir, iteration):
+        console.print(f"[yellow]warning:[/] the damaged checkpoint is kept as {path}")
     console.print(f"resumed {args.resume} at iteration {iteration}")
     return state, iteration
 
@@ -329,9 +327,7 @@ def _roll_back(args: TrainArgs, setup: Setup, run_dir: Path, state, metrics: dic
         if distributed.is_main():
             run_dir_io.write_config(run_dir, args)
         state, restored = checkpoint.restore(ckpt_dir, state, identity=run_identity(args))
-        if distributed.is_main():
-            checkpoint.set_aside_newer(ckpt_dir, restored)
-        distributed.barrier("robojax-rollback")
+        checkpoint.set_aside_newer(ckpt_dir, restored)
         console.print(f"[yellow]rollback {rollbacks + 1} of {MAX_ROLLBACKS}:[/] {count} NaN or "
                       f"infinite value(s) by iteration {iteration}; back to iteration "
                       f"{restored} with learning rate(s) x{ROLLBACK_LR_SCALE}: "

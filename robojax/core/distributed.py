@@ -13,6 +13,8 @@ global mesh, and reading global values back to the host.
 
 import json
 import re
+import socket
+import time
 
 import jax
 import numpy as np
@@ -25,6 +27,10 @@ from robojax.core.sharding import batch_mesh
 class PeerLostError(RuntimeError):
     """Another process of the run stopped (killed, crashed, preempted, or its host went down)."""
 
+
+# How long the other processes wait at exit for process 0, which draws the plot and renders the
+# video last. A process that dies meanwhile is still noticed within the heartbeat timeout.
+_EXIT_WAIT_S = 1800
 
 _ADDRESS = re.compile(r"^\[?[A-Za-z0-9_.:-]+\]?:\d{1,5}$")
 
@@ -70,11 +76,13 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
         raise RuntimeError("--distributed must start before JAX runs anything in this process "
                            "(here JAX's backends are already up); start training in a fresh "
                            "process, e.g. from the `robojax train` command.")
+    if coordinator is not None and process_id != 0:
+        wait_for_coordinator(coordinator, timeout, process_id)
     try:
         jax.distributed.initialize(coordinator, num_processes, process_id,
                                    initialization_timeout=timeout,
                                    heartbeat_timeout_seconds=timeout,
-                                   shutdown_timeout_seconds=timeout)
+                                   shutdown_timeout_seconds=max(timeout, _EXIT_WAIT_S))
     except ValueError as err:
         if coordinator is None:
             raise ValueError(f"--distributed found no cluster to join ({err}). Give "
@@ -90,6 +98,26 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
             "processes (process 0 hosts the coordinator) with the same --coordinator, check "
             "that its host and port are reachable from here, or raise "
             "--distributed-timeout.") from err
+
+
+def wait_for_coordinator(coordinator: str, timeout: float, process_id: int | None) -> None:
+    """Return once the coordinator at HOST:PORT accepts connections; raise TimeoutError, with
+    what to check, when it does not within `timeout` seconds. (JAX itself would abort the
+    process with a bare DEADLINE_EXCEEDED.)"""
+    host, _, port = coordinator.rpartition(":")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
+                return
+        except OSError as err:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"process {process_id} could not reach the coordinator at {coordinator} "
+                    f"within {timeout:g} s ({err.strerror or err}). Start process 0 (it hosts "
+                    "the coordinator) with the same --coordinator, check that the host and port "
+                    "are reachable from here, or raise --distributed-timeout.") from err
+            time.sleep(0.2)
 
 
 def is_main() -> bool:

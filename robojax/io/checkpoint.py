@@ -239,14 +239,17 @@ def _skip(directory: Path, candidate: int, err: Exception) -> str:
 
 def set_aside_newer(directory: str | Path, step: int) -> list[Path]:
     """Rename the checkpoints newer than `step` (those a restore skipped as damaged) to
-    `damaged-<step>`, so training can write those steps again; returns the new paths."""
+    `damaged-<step>`, so training can write those steps again; returns the new paths. In a
+    multi-process run every process calls it and process 0 renames."""
     directory = Path(directory)
     moved = []
     for newer in (s for s in steps(directory) if s > step):
         target = directory / f"damaged-{newer}"
-        shutil.rmtree(target, ignore_errors=True)
-        (directory / str(newer)).rename(target)
+        if distributed.is_main():
+            shutil.rmtree(target, ignore_errors=True)
+            (directory / str(newer)).rename(target)
         moved.append(target)
+    distributed.barrier("robojax-set-aside")
     return moved
 
 

@@ -1,0 +1,134 @@
+"""Multi-process training on jax.distributed, with real processes on 127.0.0.1 (gloo on CPU)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from robojax import cli
+from robojax.io import checkpoint
+from robojax.runs import load_run
+
+# PPO on cartpole-balance, 32 iterations of 32 envs x 8 steps, a checkpoint every 8.
+TRAIN = ["train", "--env", "cartpole-balance", "--num-envs", "32", "--num-timesteps", "8192",
+         "--ppo.rollout-length", "8", "--ppo.num-minibatches", "4", "--ppo.num-epochs", "1",
+         "--ppo.num-evals", "4", "--ppo.num-eval-envs", "8", "--no-video", "--no-progress"]
+ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _robojax(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "robojax.cli", *args]
+
+
+def _launch(args: list[str], port: int, processes: int = 2, timeout: int = 20,
+            extra: dict[int, list[str]] | None = None) -> list[subprocess.Popen]:
+    """Start `processes` processes of `robojax <args> --distributed`, process i with
+    `extra[i]` appended."""
+    flags = ["--distributed", "--coordinator", f"127.0.0.1:{port}", "--num-processes",
+             str(processes), "--distributed-timeout", str(timeout)]
+    return [subprocess.Popen(_robojax([*args, *flags, "--process-id", str(i),
+                                       *(extra or {}).get(i, [])]), env=ENV, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for i in range(processes)]
+
+
+def _finish(procs: list[subprocess.Popen], timeout: float = 600) -> list[tuple[int, str]]:
+    return [(p.wait(timeout), p.communicate()[0] + p.communicate()[1]) for p in procs]
+
+
+def test_process_id_outside_the_range_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run([*TRAIN, "--distributed", "--coordinator", "127.0.0.1:1234",
+                 "--num-processes", "2", "--process-id", "2"])
+    assert exit_info.value.code == 2
+    assert "--process-id 2 is outside 0..1" in capsys.readouterr().err
+
+
+def test_partial_or_stray_launch_flags_are_refused(capsys):
+    for flags, expected in ((["--distributed", "--coordinator", "127.0.0.1:1234"],
+                             "--num-processes, --process-id missing"),
+                            (["--process-id", "0"], "add --distributed"),
+                            (["--distributed", "--coordinator", "localhost", "--num-processes",
+                              "2", "--process-id", "0"], "is not HOST:PORT")):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.run([*TRAIN, *flags])
+        assert exit_info.value.code == 2
+        assert expected in capsys.readouterr().err
+
+
+def test_unreachable_coordinator_is_a_clear_error_after_the_timeout(tmp_path):
+    """Process 1 alone: nobody hosts the coordinator, so it gives up after 2 s."""
+    start = time.monotonic()
+    out = subprocess.run(_robojax([*TRAIN, "--run-dir", str(tmp_path / "run"), "--distributed",
+                                   "--coordinator", f"127.0.0.1:{_free_port()}",
+                                   "--num-processes", "2", "--process-id", "1",
+                                   "--distributed-timeout", "2"]),
+                         env=ENV, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert "process 1 could not reach the coordinator" in out.stderr
+    assert "--distributed-timeout" in out.stderr
+    assert time.monotonic() - start < 60
+
+
+def test_processes_started_with_different_flags_all_stop_naming_them(tmp_path):
+    procs = _launch([*TRAIN, "--run-dir", str(tmp_path / "run")], _free_port(),
+                    extra={1: ["--seed", "3"]})
+    for code, output in _finish(procs, timeout=120):
+        assert code == 2, output[-2000:]
+        assert "--seed 3 on process 1, 0 on process 0" in output
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+@pytest.mark.slow
+def test_two_processes_train_as_one_process_with_two_devices(tmp_path):
+    """Two processes with one CPU device each run the same SPMD program as one process with
+    two devices: the same partitioning, and each all-reduce sums the same two per-device
+    partial results (in gloo instead of in memory). So the runs agree bitwise, through a kill of
+    one process, the other's exit, and a resume of both."""
+    reference, run = tmp_path / "reference", tmp_path / "run"
+    subprocess.run(_robojax([*TRAIN, "--run-dir", str(reference)]), check=True, text=True,
+                   capture_output=True, timeout=600,
+                   env={**ENV, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} "
+                        "--xla_force_host_platform_device_count=2"})
+    port = _free_port()
+    procs = _launch([*TRAIN, "--run-dir", str(run)], port)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and not checkpoint.steps(run / "checkpoints"):
+        assert procs[0].poll() is None, procs[0].communicate()[1][-3000:]
+        time.sleep(0.05)
+    procs[1].send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    code, output = _finish(procs[:1], timeout=120)[0]
+    assert time.monotonic() - killed < 60  # the survivor stops instead of waiting forever
+    assert code == 1, output[-3000:]
+    assert "another of the run's 2 processes is gone" in output
+    assert f"--resume {run}" in output
+    done = checkpoint.steps(run / "checkpoints")
+    assert done and max(done) < 32
+
+    resumed = _finish(_launch(["train", "--resume", str(run), "--no-progress"], _free_port()))
+    for code, output in resumed:
+        assert code == 0, output[-3000:]
+    assert "env steps" not in resumed[1][1]  # only process 0 reports
+    expected, got = load_run(reference), load_run(run)  # both read back onto one device
+    assert expected.step == got.step == 32
+    assert checkpoint.tree_equal(expected.state, got.state)
+    rows = np.genfromtxt(run / "metrics.csv", delimiter=",", names=True)
+    assert list(rows["iteration"]) == [0, 8, 16, 24, 32]
+
+    alone = subprocess.run(_robojax(["train", "--resume", str(run)]), env=ENV,
+                           capture_output=True, text=True, timeout=120)
+    assert alone.returncode == 2
+    assert "trained by 2 process(es) and this resume has 1" in alone.stderr
+
