@@ -22,7 +22,7 @@ import numpy as np
 
 from robojax import algos, envs
 from robojax.algos import acting
-from robojax.core import distributed, memory
+from robojax.core import distributed, memory, sharding
 from robojax.core.env import Env
 from robojax.io import checkpoint
 from robojax.io import run as run_dir_io
@@ -97,8 +97,8 @@ def build(args: TrainArgs) -> Setup:
     seed_keys = jax.random.split(jax.random.PRNGKey(args.seed), args.num_seeds)
     states = [algo.init(cfg, env, train_input, key) for key in seed_keys]
     state = states[0] if args.num_seeds == 1 else _stack(states)
-    if jax.process_count() > 1:
-        state = distributed.globalize(state)
+    if jax.process_count() > 1:  # every leaf a global array, also of algorithms that never shard
+        state = sharding.place_on_mesh(state)
     return Setup(algo, cfg, env, train_input, eval_env, state)
 
 

@@ -33,7 +33,7 @@ from robojax.algos.returns import compute_gae
 from robojax.core.controller import Controller
 from robojax.core.env import Env
 from robojax.core.program import NoiseSpec, PolicyProgram
-from robojax.core.sharding import shard_env_batch
+from robojax.core.sharding import place_on_mesh, shard_env_batch
 from robojax.core.types import State
 from robojax.core.wrappers import wrap_for_training
 from robojax.policies import ChunkParams, DiffusionPolicy, FlowPolicy
@@ -245,10 +245,11 @@ def init(cfg: FinetuneConfig, env: Env, data: TrainInput, key: jax.Array) -> Tra
             key_noise, jnp.zeros((cond_size + 1 + chunk_size,)))
     env_state = shard_env_batch(jax.jit(data.env.reset)(key_env))
     history = jnp.repeat(env_state.obs[:, None], spec.chunks.n_obs_steps, axis=1)
-    return TrainState(params=params, frozen=jax.tree.map(jnp.copy, weights),
-                      opt_state=_optimizer(cfg).init(params), obs_mean=cloned.obs_mean,
-                      obs_std=cloned.obs_std, env_state=env_state, history=history,
-                      key=key_train, iteration=jnp.zeros((), jnp.int32), spec=spec)
+    return place_on_mesh(TrainState(
+        params=params, frozen=jax.tree.map(jnp.copy, weights),
+        opt_state=_optimizer(cfg).init(params), obs_mean=cloned.obs_mean, obs_std=cloned.obs_std,
+        env_state=env_state, history=history, key=key_train, iteration=jnp.zeros((), jnp.int32),
+        spec=spec))
 
 
 def policy_input(state: TrainState, history: jax.Array) -> jax.Array:

@@ -16,7 +16,7 @@ from robojax.algos.base import ENV_STEPS, RolloutConfig, RolloutState
 from robojax.algos.returns import compute_gae
 from robojax.core import normalize
 from robojax.core.env import Env
-from robojax.core.sharding import shard_env_batch
+from robojax.core.sharding import place_on_mesh, shard_env_batch
 from robojax.core.types import State
 from robojax.core.wrappers import wrap_for_training
 from robojax.policies.gaussian import GaussianPolicy
@@ -120,11 +120,11 @@ def init(cfg: PPOConfig, env: Env, train_env: Env, key: jax.Array) -> TrainState
         "value": value_network(cfg).init(key_value, jnp.zeros(obs_spec.shape)),
     }
     env_state = shard_env_batch(jax.jit(train_env.reset)(key_env))
-    return TrainState(
+    return place_on_mesh(TrainState(
         params=params, opt_state=make_optimizer(cfg).init(params),
         obs_stats=normalize.init(obs_spec.shape), env_state=env_state, key=key_train,
         iteration=jnp.zeros((), jnp.int32),
-    )
+    ))
 
 
 def rollout(cfg: PPOConfig, env: Env, params: dict, obs_stats, env_state: State,

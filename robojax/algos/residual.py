@@ -29,7 +29,7 @@ from robojax.core import normalize
 from robojax.core.controller import Controller
 from robojax.core.env import Env
 from robojax.core.program import PolicyProgram
-from robojax.core.sharding import shard_env_batch
+from robojax.core.sharding import place_on_mesh, shard_env_batch
 from robojax.core.types import ArraySpec, State
 from robojax.core.wrappers import wrap_for_training
 from robojax.policies.gaussian import GaussianPolicy
@@ -167,7 +167,7 @@ def init(cfg: ResidualConfig, env: Env, data: TrainInput, key: jax.Array) -> Tra
                        obs_stats=normalize.init((obs_size,)), base=data.base_state,
                        base_memory=None, env_state=env_state, key=key_train,
                        iteration=jnp.zeros((), jnp.int32), base_cfg=data.base_cfg)
-    return state.replace(base_memory=base_controller(state).init(env_state))
+    return place_on_mesh(state.replace(base_memory=base_controller(state).init(env_state)))
 
 
 def residual_input(cfg: ResidualConfig, obs_stats, obs: jax.Array,

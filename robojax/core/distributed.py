@@ -7,8 +7,8 @@ one compiled step runs over all of them: the env batch is split across the globa
 CPU, NCCL on GPU, ICI/DCN on TPU). Nothing here is specific to one backend.
 
 Besides starting the runtime, this module holds the few host-side steps that differ when arrays
-span processes: exchanging small texts (flags, the run directory), placing a pytree on the
-global mesh, and reading global values back to the host.
+span processes: exchanging small texts (flags, the run directory), barriers, and reading global
+values back to the host.
 """
 
 import json
@@ -19,9 +19,6 @@ import time
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
-from jax.sharding import NamedSharding, PartitionSpec
-
-from robojax.core.sharding import batch_mesh
 
 
 class PeerLostError(RuntimeError):
@@ -156,21 +153,6 @@ def barrier(name: str) -> None:
     """Wait until every process reaches the barrier `name`."""
     if jax.process_count() > 1:
         multihost_utils.sync_global_devices(name)
-
-
-def globalize(tree):
-    """`tree` with every leaf on the global mesh: leaves already spread over all devices (the
-    env batch) stay as they are, the others (parameters, optimizer, keys) are replicated. Each
-    process must hold the same values, as it does after the same seeded initialization."""
-    replicated = NamedSharding(batch_mesh(), PartitionSpec())
-    everywhere = set(jax.devices())
-
-    def place(x):
-        if isinstance(x, jax.Array) and set(x.sharding.device_set) == everywhere:
-            return x
-        return jax.device_put(x, replicated) if hasattr(x, "shape") else x
-
-    return jax.tree.map(place, tree)
 
 
 def host_value(x):

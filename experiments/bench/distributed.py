@@ -1,0 +1,175 @@
+"""Scaling over processes: PPO on cartpole-balance as 1 process x 1 device, 1 process x 2
+devices (`--xla_force_host_platform_device_count=2`) and 2 processes x 1 device
+(`jax.distributed` on 127.0.0.1, gloo all-reduces), side by side on this machine.
+
+Each layout runs in fresh processes with the persistent compilation cache off, so compile times
+are cold. Per layout: compile time of one chunk of iterations, steady-state env steps/s (median
+of the timed chunks), and the time of one all-reduce of a vector the size of the PPO parameters
+(what each gradient step sums across devices), from which the all-reduce share of an iteration
+follows: PPO runs num_epochs x num_minibatches gradient steps per iteration, each one all-reduce
+of the gradients (the statistics and metrics add a few small ones).
+
+    python experiments/bench/distributed.py                      # 512 and 2048 envs
+    python experiments/bench/distributed.py --num-envs 1024 --iterations 8 --repeats 5
+"""
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+
+LAYOUTS = {"1x1": (1, 1), "1x2": (1, 2), "2x1": (2, 1)}  # processes x devices per process
+ALL_REDUCE_CALLS = 200
+
+
+def _measure(num_envs: int, iterations: int, repeats: int) -> dict:
+    """Compile and steady-state time of PPO iterations on every device of every process, and
+    of one all-reduce of the parameter vector."""
+    import jax
+    import numpy as np
+
+    from robojax import algos, envs
+
+    ppo = algos.get("ppo")
+    cfg = ppo.Config(num_envs=num_envs)
+    env = envs.make("cartpole-balance")
+    train_env = ppo.make_train_input(cfg, env)
+    state = ppo.init(cfg, env, train_env, jax.random.PRNGKey(0))
+
+    def run(state):
+        step = lambda s, _: ppo.train_iteration(cfg, train_env, s)
+        return jax.lax.scan(step, state, None, length=iterations)
+
+    start = time.perf_counter()
+    compiled = jax.jit(run, donate_argnums=0).lower(state).compile()
+    compile_s = time.perf_counter() - start
+    state, _ = compiled(state)
+    jax.block_until_ready(state)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        state, metrics = compiled(state)
+        jax.block_until_ready(state)
+        times.append(time.perf_counter() - start)
+    seconds = float(np.median(times))
+
+    size = sum(np.size(x) for x in jax.tree.leaves(state.params))
+    all_reduce_s = _all_reduce_seconds(size)
+    reduces = cfg.num_epochs * cfg.num_minibatches
+    return {"num_envs": num_envs, "processes": jax.process_count(), "devices": len(jax.devices()),
+            "compile_s": compile_s, "iteration_s": seconds / iterations,
+            "env_steps_per_s": iterations * cfg.steps_per_iteration() / seconds,
+            "params": int(size), "all_reduce_us": all_reduce_s * 1e6,
+            "all_reduces_per_iteration": reduces,
+            "all_reduce_share": reduces * all_reduce_s / (seconds / iterations),
+            "reward": float(np.asarray(metrics["train/reward"]).mean())}
+
+
+def _all_reduce_seconds(size: int) -> float:
+    """Seconds per all-reduce of `size` floats across every device, inside one compiled loop of
+    ALL_REDUCE_CALLS of them (as the gradient all-reduces run inside the train step)."""
+    import jax
+    import numpy as np
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    from robojax.core import sharding
+
+    mesh = sharding.batch_mesh()
+    spec = PartitionSpec("batch")
+    parts = jax.device_put(np.ones((len(jax.devices()), size), np.float32),
+                           NamedSharding(mesh, spec))
+
+    def loop(x):
+        body = lambda _, y: jax.lax.psum(y, "batch") * 0.5
+        return jax.lax.fori_loop(0, ALL_REDUCE_CALLS, body, x)
+
+    reduce_many = jax.jit(jax.shard_map(loop, mesh=mesh, in_specs=spec, out_specs=spec,
+                                          check_vma=False))
+    jax.block_until_ready(reduce_many(parts))
+    start = time.perf_counter()
+    jax.block_until_ready(reduce_many(parts))
+    return (time.perf_counter() - start) / ALL_REDUCE_CALLS
+
+
+def _worker(args) -> None:
+    if args.processes > 1:
+        import robojax  # noqa: F401  (XLA flags before the backend starts)
+        from robojax.core import distributed
+
+        distributed.initialize(f"127.0.0.1:{args.port}", args.processes, args.process_id, 120)
+    result = _measure(args.num_envs, args.iterations, args.repeats)
+    if args.process_id == 0:
+        print("RESULT " + json.dumps(result), flush=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _run_layout(layout: str, num_envs: int, iterations: int, repeats: int) -> dict:
+    processes, devices = LAYOUTS[layout]
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "ROBOJAX_CACHE_DIR": "off",
+           "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} "
+                        f"--xla_force_host_platform_device_count={devices}".strip()}
+    port = _free_port()
+    procs = [subprocess.Popen(
+        [sys.executable, __file__, "--worker", "--processes", str(processes), "--process-id",
+         str(i), "--port", str(port), "--num-envs", str(num_envs), "--iterations",
+         str(iterations), "--repeats", str(repeats)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(processes)]
+    outputs = [p.communicate(timeout=1800) for p in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        if proc.returncode:
+            raise RuntimeError(f"layout {layout} failed:\n{err[-3000:]}")
+    line = next(x for x in outputs[0][0].splitlines() if x.startswith("RESULT "))
+    return {"layout": layout, **json.loads(line.removeprefix("RESULT "))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num-envs", type=int, nargs="+", default=[512, 2048])
+    parser.add_argument("--iterations", type=int, default=4, help="PPO iterations per chunk")
+    parser.add_argument("--repeats", type=int, default=3, help="timed chunks per layout")
+    parser.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=list(LAYOUTS))
+    parser.add_argument("--json", help="write the rows here too")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--processes", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--process-id", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        args.num_envs = args.num_envs[0]
+        return _worker(args)
+
+    print(f"# {platform.node()} {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
+    print("| envs | processes x devices | compile s | iteration ms | env steps/s | vs 1x1 | "
+          "all-reduce of the params µs | all-reduces per iteration | all-reduce share |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    for num_envs in args.num_envs:
+        base = None
+        for layout in args.layouts:
+            row = _run_layout(layout, num_envs, args.iterations, args.repeats)
+            rows.append(row)
+            base = base or row["env_steps_per_s"]
+            print(f"| {num_envs} | {row['processes']} x {row['devices'] // row['processes']} | "
+                  f"{row['compile_s']:.1f} | {row['iteration_s'] * 1e3:.1f} | "
+                  f"{row['env_steps_per_s']:,.0f} | {row['env_steps_per_s'] / base:.2f}x | "
+                  f"{row['all_reduce_us']:.0f} ({row['params']:,} floats) | "
+                  f"{row['all_reduces_per_iteration']} | {row['all_reduce_share']:.1%} |",
+                  flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
