@@ -6,6 +6,10 @@ contract between the two is `robojax.algos.base`.
 resume), `build` (env, train input, initial state: what can fail on bad input fails here,
 before the run directory is written), `run_loop` (compiled iterations, evaluations,
 checkpoints) and `finish` (plot and video).
+
+With `--distributed` every process runs the same loop over global arrays (`join_processes`
+connects them first); process 0 alone writes the config, metrics, plot and video, and all of
+them write their parts of each checkpoint.
 """
 
 import concurrent.futures
@@ -92,6 +96,10 @@ def build(args: TrainArgs) -> Setup:
     cfg.validate()
     env = envs.make(args.env, **args.env_overrides())
     memory.check(cfg, env, args.num_seeds, algo=args.algo)
+    devices = jax.device_count()
+    if jax.process_count() > 1 and getattr(cfg, "num_envs", 0) % devices:
+        raise ValueError(f"--num-envs {cfg.num_envs} does not split over the {devices} devices "
+                         f"of the {jax.process_count()} processes; use a multiple of {devices}.")
     train_input = algo.make_train_input(cfg, env)
     eval_env = acting.make_eval_env(cfg, envs.make(args.env, **args.eval_overrides()))
     seed_keys = jax.random.split(jax.random.PRNGKey(args.seed), args.num_seeds)

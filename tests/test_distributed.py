@@ -90,6 +90,21 @@ def test_processes_started_with_different_flags_all_stop_naming_them(tmp_path):
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
+def test_an_env_batch_that_does_not_split_over_the_devices_is_refused(tmp_path):
+    procs = _launch([*TRAIN, "--num-envs", "33", "--run-dir", str(tmp_path / "run")],
+                    _free_port())
+    for code, output in _finish(procs, timeout=120):
+        assert code == 2, output[-2000:]
+        assert "--num-envs 33 does not split over the 2 devices" in output
+
+
+def test_distributed_without_flags_outside_a_cluster_says_what_to_give(tmp_path):
+    out = subprocess.run(_robojax([*TRAIN, "--run-dir", str(tmp_path / "run"), "--distributed"]),
+                         env=ENV, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "found no cluster to join" in out.stderr and "--coordinator HOST:PORT" in out.stderr
+
+
 @pytest.mark.slow
 def test_two_processes_train_as_one_process_with_two_devices(tmp_path):
     """Two processes with one CPU device each run the same SPMD program as one process with

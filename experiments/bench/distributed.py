@@ -22,7 +22,9 @@ import subprocess
 import sys
 import time
 
-LAYOUTS = {"1x1": (1, 1), "1x2": (1, 2), "2x1": (2, 1)}  # processes x devices per process
+# processes x devices per process; "pinned": each process on its own core (sched_setaffinity),
+# so XLA sizes each process's thread pool to one core instead of every process using all.
+LAYOUTS = {"1x1": (1, 1), "1x2": (1, 2), "2x1": (2, 1), "2x1-pinned": (2, 1)}
 ALL_REDUCE_CALLS = 200
 
 
@@ -96,6 +98,8 @@ def _all_reduce_seconds(size: int) -> float:
 
 
 def _worker(args) -> None:
+    if args.pinned:
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[args.process_id]})
     if args.processes > 1:
         import robojax  # noqa: F401  (XLA flags before the backend starts)
         from robojax.core import distributed
@@ -121,7 +125,7 @@ def _run_layout(layout: str, num_envs: int, iterations: int, repeats: int) -> di
     procs = [subprocess.Popen(
         [sys.executable, __file__, "--worker", "--processes", str(processes), "--process-id",
          str(i), "--port", str(port), "--num-envs", str(num_envs), "--iterations",
-         str(iterations), "--repeats", str(repeats)],
+         str(iterations), "--repeats", str(repeats), *(["--pinned"] * layout.endswith("pinned"))],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for i in range(processes)]
     outputs = [p.communicate(timeout=1800) for p in procs]
@@ -143,6 +147,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--process-id", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--pinned", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         args.num_envs = args.num_envs[0]
@@ -150,8 +155,9 @@ def main() -> None:
 
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
-    print("| envs | processes x devices | compile s | iteration ms | env steps/s | vs 1x1 | "
-          "all-reduce of the params µs | all-reduces per iteration | all-reduce share |")
+    print("| envs | processes x devices | compile s | iteration ms | env steps/s | "
+          "vs first layout | all-reduce of the params µs | all-reduces per iteration | "
+          "all-reduce share |")
     print("|---|---|---|---|---|---|---|---|---|")
     rows = []
     for num_envs in args.num_envs:
@@ -160,7 +166,7 @@ def main() -> None:
             row = _run_layout(layout, num_envs, args.iterations, args.repeats)
             rows.append(row)
             base = base or row["env_steps_per_s"]
-            print(f"| {num_envs} | {row['processes']} x {row['devices'] // row['processes']} | "
+            print(f"| {num_envs} | {layout} | "
                   f"{row['compile_s']:.1f} | {row['iteration_s'] * 1e3:.1f} | "
                   f"{row['env_steps_per_s']:,.0f} | {row['env_steps_per_s'] / base:.2f}x | "
                   f"{row['all_reduce_us']:.0f} ({row['params']:,} floats) | "
