@@ -3,6 +3,7 @@
 import dataclasses
 import os
 import sys
+import time
 from pathlib import Path
 
 import tyro
@@ -349,7 +350,14 @@ def _leave_others(err: Exception, code: int = 1) -> None:
         traceback.print_exception(err)
     sys.stdout.flush()
     sys.stderr.flush()
+    if jax.process_index() == 0:
+        # Process 0 hosts the coordinator, whose loss aborts the others: leaving a moment later
+        # lets those failing with the same error (bad flags) exit with it on their own.
+        time.sleep(_COORDINATOR_GRACE_S)
     os._exit(code)
+
+
+_COORDINATOR_GRACE_S = 2.0
 
 
 if __name__ == "__main__":

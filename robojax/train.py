@@ -96,10 +96,6 @@ def build(args: TrainArgs) -> Setup:
     cfg.validate()
     env = envs.make(args.env, **args.env_overrides())
     memory.check(cfg, env, args.num_seeds, algo=args.algo)
-    devices = jax.device_count()
-    if jax.process_count() > 1 and getattr(cfg, "num_envs", 0) % devices:
-        raise ValueError(f"--num-envs {cfg.num_envs} does not split over the {devices} devices "
-                         f"of the {jax.process_count()} processes; use a multiple of {devices}.")
     train_input = algo.make_train_input(cfg, env)
     eval_env = acting.make_eval_env(cfg, envs.make(args.env, **args.eval_overrides()))
     seed_keys = jax.random.split(jax.random.PRNGKey(args.seed), args.num_seeds)
@@ -160,7 +156,11 @@ def join_processes(args: TrainArgs) -> TrainArgs:
     distributed.initialize(args.coordinator, args.num_processes, args.process_id,
                            args.distributed_timeout)
     args = dataclasses.replace(args, num_processes=jax.process_count())
-    distributed.check_same(shared_flags(args))
+    distributed.check_same(shared_flags(args))  # each check here fails on every process at once
+    devices, num_envs = jax.device_count(), getattr(args.algo_config(), "num_envs", 0)
+    if args.resume is None and num_envs % devices:  # a resumed run was checked when it started
+        raise ValueError(f"--num-envs {num_envs} does not split over the {devices} devices of "
+                         f"the {jax.process_count()} processes; use a multiple of {devices}.")
     console.quiet = not distributed.is_main()
     return args
 
