@@ -1,4 +1,4 @@
-"""Envs sharded over two (host) devices train in one SPMD program."""
+"""Envs sharded over two (host) devices train in one SPMD program, compiled once."""
 
 import os
 import subprocess
@@ -21,6 +21,7 @@ step = jax.jit(functools.partial(ppo.train_iteration, cfg, train_env))
 for _ in range(3):
     state, metrics = step(state)
 assert len(state.env_state.obs.sharding.device_set) == 2
+assert step._cache_size() == 1, "the step compiled again: init placed the state otherwise"
 assert np.isfinite(float(metrics["loss/value"])) and int(state.iteration) == 3
 print("OK")
 """
