@@ -67,6 +67,7 @@ def test_partial_or_stray_launch_flags_are_refused(capsys):
         assert expected in capsys.readouterr().err
 
 
+@pytest.mark.slow  # separate processes: ~10 s each
 def test_unreachable_coordinator_is_a_clear_error_after_the_timeout(tmp_path):
     """Process 1 alone: nobody hosts the coordinator, so it gives up after 2 s."""
     start = time.monotonic()
@@ -81,6 +82,7 @@ def test_unreachable_coordinator_is_a_clear_error_after_the_timeout(tmp_path):
     assert time.monotonic() - start < 60
 
 
+@pytest.mark.slow  # separate processes: ~10 s each
 def test_processes_started_with_different_flags_all_stop_naming_them(tmp_path):
     procs = _launch([*TRAIN, "--run-dir", str(tmp_path / "run")], _free_port(),
                     extra={1: ["--seed", "3"]})
@@ -90,6 +92,7 @@ def test_processes_started_with_different_flags_all_stop_naming_them(tmp_path):
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
+@pytest.mark.slow  # separate processes: ~10 s each
 def test_an_env_batch_that_does_not_split_over_the_devices_is_refused(tmp_path):
     procs = _launch([*TRAIN, "--num-envs", "33", "--run-dir", str(tmp_path / "run")],
                     _free_port())
@@ -98,6 +101,7 @@ def test_an_env_batch_that_does_not_split_over_the_devices_is_refused(tmp_path):
         assert "--num-envs 33 does not split over the 2 devices" in output
 
 
+@pytest.mark.slow  # separate processes: ~10 s each
 def test_distributed_without_flags_outside_a_cluster_says_what_to_give(tmp_path):
     out = subprocess.run(_robojax([*TRAIN, "--run-dir", str(tmp_path / "run"), "--distributed"]),
                          env=ENV, capture_output=True, text=True, timeout=120)
