@@ -327,27 +327,28 @@ def run(argv: list[str] | None = None) -> None:
     except Exception as err:
         code = _exit_code(err)
         if code is None or debug:
-            _leave_others(err)
+            _leave_others(code or 1, traceback_of=err)
             raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"robojax: error: {message}\n(ROBOJAX_DEBUG=1 shows the traceback)",
               file=sys.stderr)
-        _leave_others(err, code)
+        _leave_others(code)
         sys.exit(code)
 
 
-def _leave_others(err: Exception, code: int = 1) -> None:
-    """In a multi-process run, exit at once: JAX's own exit would wait for the other
+def _leave_others(code: int, traceback_of: Exception | None = None) -> None:
+    """In a multi-process run, exit at once (after printing the traceback of `traceback_of`,
+    which the exit would otherwise swallow): JAX's own exit would wait for the other
     processes, which wait in their next collective for this one, each until the timeout. Exiting
     breaks the collective, so they stop with an error naming a lost process."""
     import jax
 
     if not (jax.distributed.is_initialized() and jax.process_count() > 1):
         return
-    if _exit_code(err) is None:
+    if traceback_of is not None:
         import traceback
 
-        traceback.print_exception(err)
+        traceback.print_exception(traceback_of)
     sys.stdout.flush()
     sys.stderr.flush()
     if jax.process_index() == 0:

@@ -206,9 +206,7 @@ def _resume_state(args: TrainArgs, ckpt_dir: Path, state):
     """The latest finished checkpoint's state and iteration, or `state` and None."""
     if args.resume is None:
         return state, None
-    if distributed.is_main():
-        checkpoint.remove_unfinished(ckpt_dir)
-    distributed.barrier("robojax-resume")
+    checkpoint.remove_unfinished(ckpt_dir)
     try:
         state, iteration = checkpoint.restore(ckpt_dir, state, identity=run_identity(args))
     except FileNotFoundError:

@@ -254,12 +254,15 @@ def set_aside_newer(directory: str | Path, step: int) -> list[Path]:
 
 
 def remove_unfinished(directory: str | Path) -> list[Path]:
-    """Delete temporary directories a killed save left behind; returns what was removed."""
+    """Delete temporary directories a killed save left behind; returns what was removed. In a
+    multi-process run every process calls it, process 0 removes (the others return [])."""
     directory = Path(directory)
     removed = []
-    for path in directory.glob("*.orbax-checkpoint-tmp*"):
-        shutil.rmtree(path, ignore_errors=True)
-        removed.append(path)
+    if distributed.is_main():
+        for path in directory.glob("*.orbax-checkpoint-tmp*"):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    distributed.barrier("robojax-remove-unfinished")
     return removed
 
 
