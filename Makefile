@@ -18,9 +18,18 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
+# The teleop page's browser tests drive Debian's chromium through Playwright (Playwright's own
+# browser download is not used).
+CHROMIUM_INSTALL := apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)
+
 $(VENV)/.installed-dev: pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
 	$(BIN)/pip install --quiet --no-deps "$(JAX2ONNX)"
+	@if ! command -v chromium >/dev/null; then \
+	  if ! command -v apt-get >/dev/null; then echo "note: no chromium and no apt-get: the browser tests will be skipped"; \
+	  elif [ "$$(id -u)" = 0 ]; then $(CHROMIUM_INSTALL); \
+	  else sudo sh -c '$(CHROMIUM_INSTALL)'; fi; \
+	fi
 	touch $@ $(VENV)/.installed
 
 export-deps: $(VENV)/.installed

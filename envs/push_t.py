@@ -16,6 +16,7 @@ from mujoco import mjx
 
 from robojax.core.mjx_env import EnvConfig, MjxEnv
 from robojax.core.reflection import Reflection
+from robojax.core.teleop import TeleopMap, default_map
 
 # The T in its body frame (origin at the centroid): a bar over a stem, (centre, half-size).
 BAR = ((0.0, 0.03), (0.07, 0.0175))
@@ -133,6 +134,10 @@ class PushT(MjxEnv):
 
     def coverage(self, data: mjx.Data) -> jax.Array:
         return coverage(data.qpos[2:4], data.qpos[4])
+
+    def teleop_map(self) -> TeleopMap:
+        """Arrow keys (or the left stick) move the pusher's target, 1.5 cm per step."""
+        return dataclasses.replace(default_map(2, integrate=True), rate=0.05)
 
     def reflection(self) -> Reflection:
         """The task's mirror symmetry: reflection across the target T's axis of symmetry."""

@@ -1,4 +1,4 @@
-"""The `robojax` command: train, eval, collect, export, sim2sim, envs."""
+"""The `robojax` command: train, eval, collect, teleop, export, sim2sim, envs."""
 
 import dataclasses
 import os
@@ -41,7 +41,8 @@ class CollectArgs:
     out: Path
     """The HDF5 file to write."""
     source: str = "solver"
-    """"solver" (the env's scripted expert) or a run directory written by `robojax train`."""
+    """"solver" (the env's scripted expert), a run directory written by `robojax train`, or
+    "human" (a person at the teleop page, as `robojax teleop`)."""
     episodes: int = 100
     """Episodes to store."""
     only_success: bool = False
@@ -54,6 +55,39 @@ class CollectArgs:
     env_config: tuple[str, ...] = ()
     """Overrides of the env's config as KEY=VALUE, e.g. `--env-config observation=keypoints`;
     train on the demos with the same overrides."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TeleopArgs:
+    """Record demonstrations from a person at a local web page: the env's live camera, driven
+    by keyboard or gamepad through the task's teleop map; optionally a trained policy acts until
+    the person takes over (the intervention flag marks their steps in the file)."""
+
+    env: str
+    """A registered env (see `robojax envs`)."""
+    out: Path
+    """The HDF5 file to write (rewritten after every episode)."""
+    episodes: int = 10
+    """Episodes to store."""
+    policy: Path | None = None
+    """A run directory whose policy acts until the person takes over; default: nobody acts
+    unless the person does."""
+    speed: float = 1.0
+    """Pace of the env: 1 is real time (the task's control dt per step)."""
+    keep_failures: bool = False
+    """Also store the episodes the person ended with the failure button."""
+    host: str = "127.0.0.1"
+    """Address to serve on; anything but loopback needs --allow-remote."""
+    port: int = 8765
+    """Port to serve on (0: any free one)."""
+    allow_remote: bool = False
+    """Allow --host to be reachable from other machines (anyone with the URL drives the env)."""
+    fps: float = 20.0
+    """Camera frames per second sent to the page."""
+    seed: int = 0
+    """Seed of the episodes' initial states."""
+    env_config: tuple[str, ...] = ()
+    """Overrides of the env's config as KEY=VALUE."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,9 +254,34 @@ def _sim2sim(args: Sim2SimArgs) -> None:
                   f"{loop['stale']} stale observations")
 
 
+def _teleop(args: TeleopArgs) -> None:
+    from robojax.hil.record import ServeConfig, record
+    from robojax.io.progress import console
+    from robojax.runs import run_controller
+
+    policy = run_controller(args.policy, args.env) if args.policy is not None else None
+    serve = ServeConfig(host=args.host, port=args.port, allow_remote=args.allow_remote,
+                        fps=args.fps)
+    stats = record(args.env, args.out, args.episodes, policy=policy, speed=args.speed,
+                   seed=args.seed, keep_failures=args.keep_failures, serve=serve,
+                   env_config=parse_overrides(args.env_config, args.env))
+    if stats["latency_ms_p50"] is not None:
+        console.print(f"input → applied action: p50 {stats['latency_ms_p50']:.1f} ms, p99 "
+                      f"{stats['latency_ms_p99']:.1f} ms; camera {stats['frames_per_second']:.1f}"
+                      " frames/s")
+
+
 def _collect(args: CollectArgs) -> None:
     from robojax.data.collect import collect_to_file
     from robojax.runs import run_controller
+
+    if args.source == "human":
+        if args.only_success or args.action_noise:
+            raise ValueError("--only-success and --action-noise apply to the solver and run "
+                             "sources; a person ends each episode with success or failure "
+                             "(see robojax teleop --keep-failures).")
+        return _teleop(TeleopArgs(env=args.env, out=args.out, episodes=args.episodes,
+                                  seed=args.seed, env_config=args.env_config))
 
     source = args.source if args.source == "solver" else run_controller(args.source, args.env)
     collect_to_file(args.env, source, args.episodes, args.out, source_name=args.source,
@@ -251,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
     args = tyro.extras.subcommand_cli_from_dict(
         {"train": TrainArgs, "eval": EvalArgs, "collect": CollectArgs, "export": ExportArgs,
          "sim2sim": Sim2SimArgs, "compose": ComposeArgs, "vgps": VgpsArgs,
-         "envs": EnvsArgs},
+         "teleop": TeleopArgs, "envs": EnvsArgs},
         prog="robojax",
         description="robojax: parallel MJX training, evaluation and export.", args=argv)
     if isinstance(args, TrainArgs):
@@ -267,6 +326,8 @@ def main(argv: list[str] | None = None) -> None:
         _export(args)
     elif isinstance(args, Sim2SimArgs):
         _sim2sim(args)
+    elif isinstance(args, TeleopArgs):
+        _teleop(args)
     elif isinstance(args, ComposeArgs):
         from robojax.steer import search
 

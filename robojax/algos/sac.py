@@ -14,7 +14,7 @@ be trained by squared error or as an HL-Gauss histogram.
 
 import dataclasses
 from pathlib import Path
-from typing import ClassVar, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -174,10 +174,25 @@ class HILConfig(RLPDConfig):
     over by a rule. The executed (human) actions go to the online buffer like any other, and
     the takeovers also to an intervention buffer that supplies `intervention_fraction` of
     every batch (out of the offline share, `demo_fraction`); the policy's own action and the
-    takeover flag are stored beside them. Evaluation runs the policy alone."""
+    takeover flag are stored beside them. Evaluation runs the policy alone.
 
+    With `teleop`, a person at the teleop page joins: they watch one env (switchable) and
+    take it over from the policy, while the simulated human (or, with `intervener="none"`,
+    nobody) covers the others."""
+
+    intervener: Literal["expert", "none"] = "expert"
+    """Who watches the envs: "expert" (the simulated human, acting with the task's scripted
+    expert) or "none" (nobody but a person at the teleop page)."""
     human: simulated_human.HumanConfig = simulated_human.HumanConfig()
     """The simulated human: rule, reaction delay, takeover length, noise, attention, budget."""
+    rlif_reward: bool = False
+    """Learn from the takeovers alone, as RLIF (Luo et al. 2024) for tasks without a reward:
+    every transition's reward is 0 but where a takeover starts, which is stored with the
+    policy's own action, reward -1 and no bootstrap (the policy was stopped there)."""
+    teleop: bool = False
+    """Serve the teleop page (127.0.0.1) so that a person joins the run; its URL is printed."""
+    teleop_port: int = 8765
+    """Port of the teleop page (0: any free one)."""
     intervention_fraction: float = 0.25
     """Share of every batch drawn from the human's takeovers (the online buffer's until the
     first one); the demonstrations keep `demo_fraction` minus this."""
@@ -186,6 +201,12 @@ class HILConfig(RLPDConfig):
 
     def validate(self) -> None:
         super().validate()
+        if self.intervener not in ("expert", "none"):
+            raise ValueError(f"hil.intervener must be 'expert' or 'none', got "
+                             f"{self.intervener!r}.")
+        if self.intervener == "none" and not self.teleop:
+            raise ValueError("hil.intervener none leaves nobody to take over: add --hil.teleop "
+                             "(a person at the page) or use --hil.intervener expert.")
         if not 0.0 <= self.intervention_fraction <= self.demo_fraction:
             raise ValueError(f"intervention_fraction must be in [0, demo_fraction = "
                              f"{self.demo_fraction}], got {self.intervention_fraction}.")
@@ -236,6 +257,7 @@ class TrainInput(NamedTuple):
     env: Env  # batched, autoresetting
     demos: replay.Buffer | None  # fixed: not checkpointed, read from `dataset` again on resume
     expert: object = None  # HIL: the scripted expert the simulated human acts with
+    person: object = None  # HIL with teleop: the person at the page (`robojax.hil.live`)
 
 
 def make_actor(cfg: SACConfig) -> TanhGaussianPolicy:
@@ -261,11 +283,21 @@ def load_demos(cfg: SACConfig, env: Env) -> replay.Buffer | None:
 
 
 def make_train_input(cfg: SACConfig, env: Env) -> TrainInput:
-    """The batched, autoresetting training env and the demonstrations, loaded once."""
+    """The batched, autoresetting training env and the demonstrations, loaded once; with
+    HIL the simulated human's expert, and the teleop page when a person joins."""
     cfg.validate()
     train_env = wrap_for_training(env, cfg.num_envs, episode_length=cfg.episode_length)
-    expert = intervene.expert_policy(env) if isinstance(cfg, HILConfig) else None
-    return TrainInput(train_env, load_demos(cfg, env), expert)
+    hil = isinstance(cfg, HILConfig)
+    expert = intervene.expert_policy(env) if hil and cfg.intervener == "expert" else None
+    person = None
+    if hil and cfg.teleop:
+        if jax.process_count() > 1:
+            raise ValueError("--hil.teleop serves one page from one process; train a "
+                             "--distributed run without it.")
+        from robojax.hil.live import LivePerson
+
+        person = LivePerson.serve(env, cfg.num_envs, port=cfg.teleop_port)
+    return TrainInput(train_env, load_demos(cfg, env), expert, person)
 
 
 def _example_transition(cfg: SACConfig, env: Env) -> dict:
@@ -273,7 +305,8 @@ def _example_transition(cfg: SACConfig, env: Env) -> dict:
     example = {"obs": obs, "action": act, "reward": jnp.zeros(()), "discount": jnp.zeros(()),
                "next_obs": obs}
     if isinstance(cfg, HILConfig):
-        example |= {"policy_action": act, "intervened": jnp.zeros((), bool)}
+        example |= {"policy_action": act, "intervened": jnp.zeros((), bool),
+                    "takeover_start": jnp.zeros((), bool)}
     return example
 
 
@@ -322,15 +355,13 @@ def collect(cfg: SACConfig, train_input: TrainInput, state: TrainState, key: jax
                            actor.sample(state.learner.actor, obs, key_actor))
         executed, extra, info = action, {}, {}
         if human_state is not None:
-            value = lambda a: cfg.critic_ensemble().values(  # noqa: E731
-                state.learner.critic, obs, a).mean(0)
-            human_state, mask, executed, info = intervene.takeover(
-                cfg.human, train_input.expert, human_state, env_state, action, key_human,
-                env.unwrapped.dt, value)
-            extra = {"policy_action": action, "intervened": mask}
+            human_state, executed, extra, info = _intervene(
+                cfg, train_input, state.learner, human_state, env_state, obs, action, key_human)
         next_state = env.step(env_state, executed)
-        return (next_state, human_state), ({**_transition(env_state, executed, next_state),
-                                            **extra}, info)
+        transition = _transition(env_state, executed, next_state)
+        if extra and cfg.rlif_reward:
+            transition = rlif_relabel(transition, extra)
+        return (next_state, human_state), ({**transition, **extra}, info)
 
     (env_state, human_state), (steps, info) = jax.lax.scan(
         one_step, (state.env_state, state.human), jax.random.split(key, cfg.rollout_length))
@@ -340,6 +371,41 @@ def collect(cfg: SACConfig, train_input: TrainInput, state: TrainState, key: jax
         info["hil/intervention_rate"] = info["hil/intervention_steps"] / steps["reward"].shape[0]
         info["hil/human_seconds_total"] = human_state.used * env.unwrapped.dt
     return state.replace(env_state=env_state, human=human_state), steps, info
+
+
+def _intervene(cfg: "HILConfig", train_input: TrainInput, learner: Learner,
+               human_state: simulated_human.HumanState, env_state: State, obs: jax.Array,
+               action: jax.Array, key: jax.Array):
+    """(human state, executed actions, what the buffer stores beside them, metrics) for one
+    step: the simulated human's takeovers over the batch, then a person's on the env they
+    watch at the teleop page."""
+    before = human_state
+    mask, executed = jnp.zeros(action.shape[0], bool), action
+    if cfg.intervener == "expert":
+        value = lambda a: cfg.critic_ensemble().values(learner.critic, obs, a).mean(0)  # noqa: E731
+        human_state, mask, executed, _ = intervene.takeover(
+            cfg.human, train_input.expert, human_state, env_state, action, key,
+            train_input.env.unwrapped.dt, value)
+    if train_input.person is not None:
+        from robojax.hil.live import join
+
+        mask, executed = join(train_input.person, env_state, action, mask, executed)
+    # The counts and the budget cover every takeover, the person's too.
+    human_state = human_state._replace(in_control=mask,
+                                       used=before.used + mask.sum().astype(jnp.int32))
+    extra = {"policy_action": action, "intervened": mask,
+             "takeover_start": mask & ~before.in_control}
+    return human_state, executed, extra, simulated_human.metrics(
+        before, human_state, train_input.env.unwrapped.dt)
+
+
+def rlif_relabel(transition: dict, extra: dict) -> dict:
+    """RLIF's reward: 0 everywhere but where a takeover starts, which becomes the policy's own
+    action with reward -1 and no bootstrap from the next state."""
+    start = extra["takeover_start"]
+    return {**transition, "reward": -start.astype(jnp.float32),
+            "action": jnp.where(start[:, None], extra["policy_action"], transition["action"]),
+            "discount": jnp.where(start, 0.0, transition["discount"])}
 
 
 def _transition(state: State, action: jax.Array, next_state: State) -> dict:

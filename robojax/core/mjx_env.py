@@ -16,6 +16,7 @@ from robojax.core.differentiable import fixed_step_linesearch, guard_reverse_mod
 from robojax.core.env import Env
 from robojax.core.fields import check_types
 from robojax.core.mjcf import load_mj_model
+from robojax.core.teleop import TeleopMap, default_map
 from robojax.core.types import ArraySpec, State
 
 
@@ -128,6 +129,11 @@ class MjxEnv(Env):
 
     def terminated(self, data: mjx.Data) -> jax.Array:
         return jnp.array(False)
+
+    def teleop_map(self) -> TeleopMap:
+        """How a person's keys and gamepad drive the action in `robojax teleop`; default:
+        arrow keys and the left stick for the first two components, then letter pairs."""
+        return default_map(self.action_spec.shape[0])
 
     def combine_reward(self, terms: dict) -> jax.Array:
         """The reward from its terms: by default their sum weighted by `config.reward_scales`."""

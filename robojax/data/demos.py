@@ -9,6 +9,8 @@
         dones      (T,)         the episode ended here (for any reason)
         terminals  (T,)         it ended in a terminal state, not by a time limit (optional:
                                  read as all zeros when absent)
+        interventions (T,)      a person (or a simulated one) chose this action, not the
+                                 policy (optional: written by `robojax teleop`)
 
 `Demos` holds every episode concatenated in memory; `robojax.data.sampler` cuts training windows
 out of it on device.
@@ -42,6 +44,8 @@ class Demos:
     """Where an episode ended in a terminal state (not a time limit); None: nowhere known."""
     env_name: str | None = None
     env_kwargs: dict = dataclasses.field(default_factory=dict)
+    interventions: np.ndarray | None = None
+    """Where a person chose the action instead of the policy; None: not recorded."""
 
     @property
     def num_episodes(self) -> int:
@@ -53,8 +57,11 @@ class Demos:
 
     def episode(self, i: int) -> dict[str, np.ndarray]:
         s = slice(self.starts[i], self.ends[i])
-        return {"obs": self.obs[s], "actions": self.actions[s], "rewards": self.rewards[s],
-                "dones": self.dones[s], "terminals": self.terminal_flags()[s]}
+        episode = {"obs": self.obs[s], "actions": self.actions[s], "rewards": self.rewards[s],
+                   "dones": self.dones[s], "terminals": self.terminal_flags()[s]}
+        if self.interventions is not None:
+            episode["interventions"] = self.interventions[s]
+        return episode
 
     def terminal_flags(self) -> np.ndarray:
         return np.zeros(self.num_steps, bool) if self.terminals is None else self.terminals
@@ -90,7 +97,7 @@ def check_fits(demos: Demos, env) -> None:
 def from_episodes(episodes: list[dict[str, np.ndarray]], env_name: str | None = None,
                   env_kwargs: dict | None = None) -> Demos:
     """Build Demos from per-episode dicts of obs, actions, rewards, dones (and terminals,
-    all false where an episode has none)."""
+    all false where an episode has none; interventions, kept when every episode has them)."""
     if not episodes:
         raise DemoFileError("no episodes to store (were all of them unsuccessful?)")
     lengths = np.array([len(ep["actions"]) for ep in episodes])
@@ -100,7 +107,10 @@ def from_episodes(episodes: list[dict[str, np.ndarray]], env_name: str | None = 
                  dones=cat("dones").astype(bool), starts=ends - lengths, ends=ends,
                  terminals=np.concatenate([np.asarray(ep.get("terminals", np.zeros(n)), bool)
                                            for ep, n in zip(episodes, lengths, strict=True)]),
-                 env_name=env_name, env_kwargs=dict(env_kwargs or {}))
+                 env_name=env_name, env_kwargs=dict(env_kwargs or {}),
+                 interventions=(np.concatenate([np.asarray(ep["interventions"], bool)
+                                                for ep in episodes])
+                                if all("interventions" in ep for ep in episodes) else None))
 
 
 def save(path: str | Path, demos: Demos) -> Path:
@@ -119,8 +129,9 @@ def save(path: str | Path, demos: Demos) -> Path:
             group = data.create_group(f"demo_{i}")
             group.attrs["num_samples"] = len(ep["actions"])
             group.create_dataset("obs/state", data=ep["obs"])
-            for key in ("actions", "rewards", "dones", "terminals"):
-                group.create_dataset(key, data=ep[key])
+            for key in ("actions", "rewards", "dones", "terminals", "interventions"):
+                if key in ep:
+                    group.create_dataset(key, data=ep[key])
     return path
 
 
@@ -208,6 +219,10 @@ def _read_episode(path, name, group, obs_keys) -> dict[str, np.ndarray]:
             raise DemoFileError(f"{path}: data/{name} has {length} actions but {len(value)} "
                                 f"{key}; every array must have one row per step.")
     episode = {"obs": obs, "actions": actions, "rewards": rewards, "dones": dones}
-    if "terminals" in group:
-        episode["terminals"] = np.asarray(group["terminals"])
+    for key in ("terminals", "interventions"):
+        if key in group:
+            episode[key] = np.asarray(group[key])
+    if len(episode.get("interventions", obs)) != length:
+        raise DemoFileError(f"{path}: data/{name} has {length} actions but "
+                            f"{len(episode['interventions'])} interventions.")
     return episode
