@@ -10,6 +10,7 @@ from types import ModuleType
 _ALGOS = {
     "ppo": "robojax.algos.ppo",
     "bc": "robojax.algos.bc",
+    "dagger": "robojax.algos.bc:HGDaggerConfig",
     "apg": "robojax.algos.apg",
     "shac": "robojax.algos.shac",
     "ild": "robojax.algos.ild",

@@ -1,9 +1,14 @@
-"""Behaviour cloning of any policy family from demonstrations.
+"""Behaviour cloning of any policy family from demonstrations, and HG-DAgger on top of it.
 
 A compiled iteration is a `lax.scan` of gradient steps on windows sampled on device from the
 demonstrations (observation history -> action chunk); the policy's own `loss` says what is
 regressed (noise, velocity, energy, mean). EMA weights act in evaluation, which runs the chunked
 policy with a receding horizon in `num_eval_envs` parallel envs inside one compiled rollout.
+
+HG-DAgger (Kelly et al. 2019; `HGDaggerConfig`, registered as `dagger`) first rolls the policy
+out in `num_envs` envs while the simulated human (`robojax.hil.human`) watches and takes over;
+the stretches they held join the demonstrations (`robojax.data.aggregate`), sampled in
+proportion to their size, and the gradient steps follow.
 """
 
 import dataclasses
@@ -22,7 +27,11 @@ from robojax.core.env import Env
 from robojax.core.program import PolicyProgram
 from robojax.core.reflection import Reflection, check_reflection
 from robojax.core.types import ArraySpec
+from robojax.core.wrappers import wrap_for_training
+from robojax.data import aggregate as takeovers
 from robojax.data.augment import reflect_half, reflect_obs
+from robojax.hil import human as simulated_human
+from robojax.hil import intervene
 from robojax.policies import DiffusionPolicy, EnergyPolicy, FlowPolicy, GaussianPolicy
 from robojax.policies.chunking import ChunkConfig, chunk_controller, encode_history
 from robojax.rollout import evaluate_episodes
@@ -98,6 +107,36 @@ class BCConfig(AlgoConfig):
         return self.grad_steps_per_iteration
 
 
+@dataclasses.dataclass(frozen=True)
+class HGDaggerConfig(BCConfig):
+    """HG-DAgger: behaviour cloning on the demonstrations and on what a simulated human did
+    when they took over from the policy (gated by `human`'s rule), gathered as training goes."""
+
+    RENAMED: ClassVar[dict[str, str]] = {}
+
+    num_envs: int = 64
+    """Envs the policy is rolled out in per iteration."""
+    rollout_length: int = 50
+    """Steps of each env per iteration (before its gradient steps)."""
+    human: simulated_human.HumanConfig = simulated_human.HumanConfig()
+    """The simulated human: rule (deviation or stall), reaction delay, takeover length,
+    noise, attention, budget."""
+    aggregate_capacity: int = 200_000
+    """Rollout rows kept (held or not), rounded up to whole rollouts; the oldest go first."""
+
+    def validate(self) -> None:
+        super().validate()
+        if min(self.num_envs, self.rollout_length) < 1:
+            raise ValueError(f"num_envs and rollout_length must be >= 1, got {self.num_envs} "
+                             f"and {self.rollout_length}.")
+        if self.human.rule == "value":
+            raise ValueError("HG-DAgger learns no value: pick --dagger.human.rule deviation or "
+                             "stall.")
+
+    def rollout_rows(self) -> int:
+        return self.num_envs * self.rollout_length
+
+
 @struct.dataclass
 class TrainState:
     params: dict
@@ -108,6 +147,10 @@ class TrainState:
     key: jax.Array
     step: jax.Array
     action_size: int = struct.field(pytree_node=False, default=0)
+    env_state: object = None  # HG-DAgger: the rollout envs, the policy's memory, the human
+    memory: object = None
+    human: simulated_human.HumanState | None = None
+    aggregate: takeovers.Aggregate | None = None  # HG-DAgger: the human's takeovers
 
 
 def load_demos(cfg: BCConfig, env: Env) -> demo_data.Demos:
@@ -133,10 +176,12 @@ def specs(cfg: BCConfig, env: Env) -> tuple[ArraySpec, ArraySpec]:
 
 class TrainInput(NamedTuple):
     """What `train_iteration` consumes: the demos on device and, with `mirror`, the env's
-    reflection."""
+    reflection; for HG-DAgger the rollout envs and the human's expert."""
 
     demos: demo_data.DemoArrays
     reflection: Reflection | None
+    env: Env | None = None
+    expert: object = None
 
 
 def reflection(cfg: BCConfig, env: Env) -> Reflection | None:
@@ -158,7 +203,12 @@ def reflection(cfg: BCConfig, env: Env) -> Reflection | None:
 def make_train_input(cfg: BCConfig, env: Env) -> TrainInput:
     """The demonstrations, read once and put on device, and the env's reflection."""
     mirror = reflection(cfg, env)  # a flag that cannot apply fails before the demos load
-    return TrainInput(demo_data.to_device(load_demos(cfg, env)), mirror)
+    demos = demo_data.to_device(load_demos(cfg, env))
+    if not isinstance(cfg, HGDaggerConfig):
+        return TrainInput(demos, mirror)
+    cfg.validate()
+    rollouts = wrap_for_training(env, cfg.num_envs, episode_length=cfg.episode_length)
+    return TrainInput(demos, mirror, rollouts, intervene.expert_policy(env))
 
 
 def init(cfg: BCConfig, env: Env, data: TrainInput, key: jax.Array) -> TrainState:
@@ -169,10 +219,19 @@ def init(cfg: BCConfig, env: Env, data: TrainInput, key: jax.Array) -> TrainStat
     obs = data.demos.obs
     if data.reflection is not None:  # statistics of the data the policy trains on, images too
         obs = jnp.concatenate([obs, reflect_obs(data.reflection, obs)])
-    return TrainState(params=params, ema_params=jax.tree.map(jnp.copy, params),
-                      opt_state=_optimizer(cfg).init(params),
-                      obs_mean=obs.mean(0), obs_std=obs.std(0) + 1e-6, key=key_train,
-                      step=jnp.zeros((), jnp.int32), action_size=env.action_spec.size)
+    state = TrainState(params=params, ema_params=jax.tree.map(jnp.copy, params),
+                       opt_state=_optimizer(cfg).init(params),
+                       obs_mean=obs.mean(0), obs_std=obs.std(0) + 1e-6, key=key_train,
+                       step=jnp.zeros((), jnp.int32), action_size=env.action_spec.size)
+    if not isinstance(cfg, HGDaggerConfig):
+        return state
+    env_state = jax.jit(data.env.reset)(jax.random.fold_in(key, 1))
+    rows = cfg.rollout_rows()
+    return state.replace(
+        env_state=env_state, memory=controller(cfg, state).init(env_state),
+        human=simulated_human.init(cfg.num_envs),
+        aggregate=takeovers.init(-(-cfg.aggregate_capacity // rows) * rows,
+                                 env.observation_spec.size, env.action_spec.size, rows))
 
 
 def _policy_input(state: TrainState, history: jax.Array) -> jax.Array:
@@ -190,6 +249,8 @@ def grad_step(cfg: BCConfig, data: TrainInput, state: TrainState) -> tuple[Train
     chunks = cfg.chunks
     batch = demo_data.sample_batch(data.demos, key_batch, cfg.batch_size, chunks.n_obs_steps,
                                    chunks.horizon)
+    if state.aggregate is not None:
+        batch = _with_takeovers(cfg, data, state.aggregate, batch, key_batch)
     if data.reflection is not None:
         batch = reflect_half(data.reflection, batch, jax.random.fold_in(key_batch, 1))
     batch = {"obs": _policy_input(state, batch["obs"]), "actions": batch["actions"]}
@@ -204,12 +265,60 @@ def grad_step(cfg: BCConfig, data: TrainInput, state: TrainState) -> tuple[Train
                          step=state.step + 1), info
 
 
+def _with_takeovers(cfg: BCConfig, data: TrainInput, agg: takeovers.Aggregate, batch: dict,
+                    key: jax.Array) -> dict:
+    """The batch with each window drawn from the human's takeovers instead, with their share
+    of all the rows (demonstrations and takeovers)."""
+    key_rows, key_pick = jax.random.split(jax.random.fold_in(key, 2))
+    chunks = cfg.chunks
+    taken = takeovers.sample_batch(agg, key_rows, cfg.batch_size, chunks.n_obs_steps,
+                                   chunks.horizon)
+    share = agg.size / (agg.size + data.demos.current.shape[0])
+    pick = jax.random.uniform(key_pick, (cfg.batch_size,)) < share
+    return jax.tree.map(lambda a, b: jnp.where(pick.reshape(-1, *[1] * (a.ndim - 1)), a, b),
+                        taken, batch)
+
+
+def collect(cfg: HGDaggerConfig, data: TrainInput, state: TrainState, key: jax.Array
+            ) -> tuple[TrainState, dict]:
+    """Roll the EMA policy out for `rollout_length` steps of every env while the simulated
+    human takes over by their rule; the stretches they held join the aggregate."""
+    policy, dt = controller(cfg, state), data.env.unwrapped.dt
+
+    def one_step(carry, key_step):
+        env_state, memory, human = carry
+        key_act, key_human = jax.random.split(key_step)
+        action, memory = policy.step(memory, env_state, key_act)
+        new, held, executed, _ = intervene.takeover(cfg.human, data.expert, human, env_state,
+                                                    action, key_human, dt)
+        row = {"obs": env_state.obs, "action": executed, "held": held,
+               "start": env_state.step == 0}
+        return ((data.env.step(env_state, executed), memory, new),
+                (row, simulated_human.metrics(human, new, dt)))
+
+    carry = (state.env_state, state.memory, state.human)
+    (env_state, memory, human), (rows, info) = jax.lax.scan(
+        one_step, carry, jax.random.split(key, cfg.rollout_length))
+    agg = takeovers.add_rollout(state.aggregate, rows["obs"], rows["action"], rows["held"],
+                                rows["start"])
+    info = {k: v.sum() if k != "hil/budget_used" else v[-1] for k, v in info.items()}
+    done = state.step // cfg.grad_steps_per_iteration + 1  # rollouts collected, this one too
+    info |= {"hil/intervention_rate": info["hil/intervention_steps"] / cfg.rollout_rows(),
+             "hil/human_seconds_total": human.used * dt, "dagger/takeover_rows": agg.size,
+             "env_steps": done * cfg.rollout_rows()}
+    return state.replace(env_state=env_state, memory=memory, human=human, aggregate=agg), info
+
+
 def train_iteration(cfg: BCConfig, data: TrainInput, state: TrainState
                     ) -> tuple[TrainState, dict]:
-    """`grad_steps_per_iteration` gradient steps as one scan; metrics averaged."""
+    """`grad_steps_per_iteration` gradient steps as one scan, metrics averaged; HG-DAgger
+    collects a rollout first."""
+    rollout = {}
+    if isinstance(cfg, HGDaggerConfig):
+        state, rollout = collect(cfg, data, state, jax.random.fold_in(state.key, 3))
     state, infos = jax.lax.scan(lambda s, _: grad_step(cfg, data, s), state, None,
                                 length=cfg.grad_steps_per_iteration)
-    return state, jax.tree.map(jnp.mean, infos)
+    return state, {**jax.tree.map(jnp.mean, infos), **rollout}
 
 
 def plan_fn(cfg: BCConfig, state: TrainState, *, steps: int | None = None):
