@@ -1,5 +1,7 @@
-"""RLPD with scripted-expert demonstrations on a sparse-reward task, beside SAC without them
-and behaviour cloning on the same demonstrations, over several seeds.
+"""RLPD with scripted-expert demonstrations on a sparse-reward task, beside SAC without them,
+behaviour cloning on the same demonstrations, and the human-in-the-loop learners (HIL: RLPD
+with the simulated human taking over; HG-DAgger: BC on the demos and the human's takeovers),
+over several seeds.
 
 The sparse task (`--env-config sparse_reward=True`) pays 1 on success, where the episode ends.
 Each learner trains `--seeds` seeds vmapped in one program; every seed's final policy is then
@@ -8,6 +10,11 @@ over seeds and episodes), the env steps at which the seed-mean eval success firs
 and wall times.
 
     python experiments/bench/rlpd_sparse.py --env pusher --seeds 3
+    python experiments/bench/rlpd_sparse.py --learners hil rlpd dagger
+
+The simulated human (HIL, HG-DAgger) reacts 3 steps late, acts with noise 0.1 and corrects at
+most a quarter of the envs at once; its intervention rate at the end of training and the
+human-seconds it spent up to 90% success are printed beside the rest.
 """
 
 import argparse
@@ -18,10 +25,11 @@ from pathlib import Path
 
 from _stats import wilson
 
-from robojax.algos.bc import BCConfig
-from robojax.algos.sac import RLPDConfig
+from robojax.algos.bc import BCConfig, HGDaggerConfig
+from robojax.algos.sac import HILConfig, RLPDConfig
 from robojax.data.collect import collect_to_file
 from robojax.evaluate import evaluate_run
+from robojax.hil.human import HumanConfig
 from robojax.io.metrics import read_metrics
 from robojax.runs import TrainArgs
 from robojax.train import train
@@ -30,6 +38,7 @@ SPARSE = ("sparse_reward=True",)
 RLPD = RLPDConfig(num_envs=16, batch_size=128, grad_updates_per_step=8,
                   critic_updates_per_actor=8, policy_hidden_sizes=(64, 64),
                   critic_hidden_sizes=(64, 64), num_evals=10, num_eval_envs=32)
+HUMAN = HumanConfig(reaction_delay=3, action_noise=0.1, attention=RLPD.num_envs // 4)
 
 
 def _run(args, name: str, run_dir: Path, **train_args) -> dict:
@@ -42,10 +51,11 @@ def _run(args, name: str, run_dir: Path, **train_args) -> dict:
     rows = read_metrics(run_dir / "metrics.csv")
     unit = "env_steps" if "env_steps" in rows[-1] else "grad_steps"
     reach = next((r[unit] for r in rows if r.get("eval/success_rate", 0) >= 0.9), None)
-    reach_wall = next((r["wall_time_s"] for r in rows if r.get("eval/success_rate", 0) >= 0.9),
-                      None)
-    return {"name": name, "rates": rates, "reach": reach, "reach_wall": reach_wall,
-            "unit": unit, "wall": wall}
+    first = next((r for r in rows if r.get("eval/success_rate", 0) >= 0.9), None)
+    return {"name": name, "rates": rates, "reach": reach, "unit": unit, "wall": wall,
+            "reach_wall": first and first["wall_time_s"],
+            "human_s": first and first.get("hil/human_seconds_total"),
+            "final_rate": rows[-1].get("hil/intervention_rate")}
 
 
 def main() -> None:
@@ -56,6 +66,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=64)
     parser.add_argument("--timesteps", type=int, default=100_000)
     parser.add_argument("--bc-steps", type=int, default=5_000)
+    parser.add_argument("--learners", nargs="+", default=["rlpd", "sac", "bc", "hil", "dagger"],
+                        choices=["rlpd", "sac", "bc", "hil", "dagger"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
@@ -63,27 +75,42 @@ def main() -> None:
         collect_to_file(args.env, "solver", args.demos, demos, only_success=True,
                         env_config={"sparse_reward": True})
         rlpd = dataclasses.replace(RLPD, num_timesteps=args.timesteps)
-        results = [
-            _run(args, "RLPD (demos)", out / "rlpd", algo="rlpd", rlpd=rlpd, dataset=demos),
-            _run(args, "SAC-ensemble, no demos", out / "sac", algo="rlpd", rlpd=rlpd),
-            _run(args, "BC (Gaussian, same demos)", out / "bc", algo="bc", policy="gaussian",
-                 dataset=demos, bc=BCConfig(num_grad_steps=args.bc_steps, num_evals=10,
-                                            num_eval_envs=32)),
-        ]
+        bc = BCConfig(num_grad_steps=args.bc_steps, num_evals=10, num_eval_envs=32)
+        learners = {
+            "rlpd": lambda: _run(args, "RLPD (demos)", out / "rlpd", algo="rlpd", rlpd=rlpd,
+                                 dataset=demos),
+            "sac": lambda: _run(args, "SAC-ensemble, no demos", out / "sac", algo="rlpd",
+                                rlpd=rlpd),
+            "bc": lambda: _run(args, "BC (Gaussian, same demos)", out / "bc", algo="bc",
+                               policy="gaussian", dataset=demos, bc=bc),
+            "hil": lambda: _run(args, "HIL (RLPD + simulated human)", out / "hil", algo="hil",
+                                dataset=demos, hil=HILConfig(**{
+                                    **{f.name: getattr(rlpd, f.name)
+                                       for f in dataclasses.fields(rlpd)}, "human": HUMAN})),
+            "dagger": lambda: _run(args, "HG-DAgger (Gaussian)", out / "dagger",
+                                   algo="dagger", policy="gaussian", dataset=demos,
+                                   dagger=HGDaggerConfig(**{**bc.__dict__, "human": HUMAN,
+                                                            "num_envs": RLPD.num_envs})),
+        }
+        results = [learners[name]() for name in args.learners]
     print(f"# sparse {args.env}: {args.demos} scripted-expert demos, {args.seeds} seeds x "
           f"{args.episodes} eval episodes, {time.strftime('%Y-%m-%d')}; RLPD/SAC "
           f"{args.timesteps:,} env steps, config {rlpd}")
     print("| learner | success per seed | pooled success [Wilson 95%] | steps to 90% "
-          "(seed mean) | wall s to 90% | train wall s |")
-    print("|---|---|---|---|---|---|")
+          "(seed mean) | wall s to 90% | human-s to 90% | final intervention rate | "
+          "train wall s |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         wins = round(sum(r["rates"]) * args.episodes)
         lo, hi = wilson(wins, args.episodes * len(r["rates"]))
         pooled = wins / (args.episodes * len(r["rates"]))
         reach = f"{r['reach']:,} {r['unit'].replace('_', ' ')}" if r["reach"] else "not reached"
         reach_wall = f"{r['reach_wall']:.0f}" if r["reach_wall"] else "—"
+        human_s = f"{r['human_s']:.0f}" if r["human_s"] is not None else "—"
+        final = f"{r['final_rate']:.3f}" if r["final_rate"] is not None else "—"
         print(f"| {r['name']} | {' / '.join(f'{x:.2f}' for x in r['rates'])} | {pooled:.2f} "
-              f"[{lo:.2f}, {hi:.2f}] | {reach} | {reach_wall} | {r['wall']:.0f} |")
+              f"[{lo:.2f}, {hi:.2f}] | {reach} | {reach_wall} | {human_s} | {final} | "
+              f"{r['wall']:.0f} |")
 
 
 if __name__ == "__main__":
