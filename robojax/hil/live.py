@@ -56,14 +56,17 @@ class LivePerson:
     def exchange(self, qpos, mocap_pos, policy_action, reward, done):
         """One step, called from the compiled rollout: show the watched env, return (watched
         env, whether the person holds it, their action)."""
+        # JAX hands callbacks device arrays; indexing those would dispatch a computation each.
+        qpos, mocap_pos, policy_action, reward, done = (
+            np.asarray(x) for x in (qpos, mocap_pos, policy_action, reward, done))
         watched = self.operator.watched
         self.viewer.show(qpos[watched], mocap_pos[watched])
-        command = self.operator.command(np.asarray(policy_action[watched]))
+        command = self.operator.command(policy_action[watched])
         if command.seq != self._last_seq:
             self.latencies.append(time.monotonic() - command.arrived)
             self._last_seq = command.seq
         self._count(command.takeover, float(reward[watched]), bool(done[watched]))
-        action = command.action if command.takeover else np.asarray(policy_action[watched])
+        action = command.action if command.takeover else policy_action[watched]
         return (np.int32(watched), np.bool_(command.takeover),
                 np.asarray(action, np.float32))
 
