@@ -378,3 +378,16 @@ def test_cli_values_parse_by_the_fields_type():
     assert envs.parse_overrides(["observation=123"]) == {"observation": 123}  # env unknown
     with pytest.raises(TypeError, match=r"PushTConfig\.observation takes str, got 123 \(int\)"):
         envs.get_config("push-t", observation=123)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["teleop", "--env", "pusher", "--out", "x.hdf5", "--host", "0.0.0.0"], "--allow-remote"),
+    (["collect", "--env", "pusher", "--out", "x.hdf5", "--source", "human",
+      "--action-noise", "0.1"], "a person ends each episode"),
+    (["teleop", "--env", "pusherr", "--out", "x.hdf5"], "Did you mean 'pusher'"),
+])
+def test_teleop_refuses_what_it_cannot_do_before_serving(argv, message, tmp_path, monkeypatch,
+                                                          capsys):
+    monkeypatch.chdir(tmp_path)
+    code, err = _run_cli(argv, monkeypatch, capsys)
+    assert code == 2 and message in err and not (tmp_path / "x.hdf5").exists()

@@ -134,10 +134,10 @@ def record(env_name: str, out: str | Path, episodes: int, *, env_config: dict | 
     stop = stop or threading.Event()
     probe = envs.make(env_name, **(env_config or {}))
     operator = Operator(probe.teleop_map(), num_envs=1, max_age=serve.max_age)
-    recorder = Recorder(env_name, operator, env_config=env_config, policy=policy, speed=speed,
-                        seed=seed)
     server = TeleopServer(operator, host=serve.host, port=serve.port, token=serve.token,
                           allow_remote=serve.allow_remote)
+    recorder = Recorder(env_name, operator, env_config=env_config, policy=policy, speed=speed,
+                        seed=seed)
     url = server.start()
     viewer = Viewer(recorder.env.mj_model, server.publish, fps=serve.fps).start()
     if server.allow_remote:
