@@ -45,10 +45,14 @@ class Episode:
         "obs", "actions", "rewards", "dones", "terminals", "interventions")})
     succeeded: bool = False
     declared: str | None = None
+    total_reward: float = 0.0
+    held_steps: int = 0
 
     def add(self, **row) -> None:
         for key, value in row.items():
             self.rows[key].append(np.asarray(value))
+        self.total_reward += float(row["rewards"])
+        self.held_steps += int(row["interventions"])
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: np.stack(v) for k, v in self.rows.items()}
@@ -115,12 +119,11 @@ class Recorder:
         return episode
 
     def _status(self, episode: Episode, command) -> dict:
-        rows = episode.rows
-        return {"mode": "collect", "env_name": self.env_name, "step": len(rows["actions"]),
-                "return": float(np.sum(rows["rewards"])), "takeover": command.takeover,
-                "intervention_steps": int(np.sum(rows["interventions"])),
+        return {"mode": "collect", "env_name": self.env_name,
+                "step": len(episode.rows["actions"]), "return": episode.total_reward,
+                "takeover": command.takeover, "intervention_steps": episode.held_steps,
                 "succeeded": episode.succeeded, "applied_seq": command.seq,
-                "last_action": [round(float(a), 3) for a in rows["actions"][-1]]}
+                "last_action": [round(float(a), 3) for a in episode.rows["actions"][-1]]}
 
 
 def record(env_name: str, out: str | Path, episodes: int, *, env_config: dict | None = None,
