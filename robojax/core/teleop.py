@@ -35,8 +35,11 @@ class TeleopMap:
     """Stick deflections below this are read as 0."""
 
     def describe(self) -> list[dict]:
-        """The keys and what they do, for the page's legend."""
-        return [{"key": key, "component": i, "amount": amount} for key, i, amount in self.keys]
+        """The keys and what they do, for the page's legend (with `integrate`, the amount is
+        how far the target moves per control step)."""
+        scale = self.rate if self.integrate else 1.0
+        return [{"key": key, "component": i, "amount": amount * scale}
+                for key, i, amount in self.keys]
 
     def action(self, pressed: set[str] | frozenset[str], axes: tuple[float, ...] | list[float],
                previous: np.ndarray) -> np.ndarray:

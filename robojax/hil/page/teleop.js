@@ -46,7 +46,7 @@ function onStatus(status) {
       state.sentAt.delete(seq);
     }
   }
-  if (status.keys && state.mapped.size === 0) showLegend(status.keys);
+  if (status.keys && state.mapped.size === 0) showLegend(status.keys, status.integrate);
   const set = (id, value) => { if (value !== undefined && value !== null) $(id).textContent = value; };
   set("mode", status.mode);
   set("env-name", status.env_name);
@@ -76,13 +76,15 @@ function latencyText() {
   return `${at(0.5).toFixed(0)} / ${at(0.99).toFixed(0)} ms`;
 }
 
-function showLegend(keys) {
+function showLegend(keys, integrate) {
   const legend = $("legend");
   legend.textContent = "";
+  const what = integrate ? "target" : "action";
   for (const { key, component, amount } of keys) {
     state.mapped.add(key);
     const item = document.createElement("li");
-    item.textContent = `${key}: action[${component}] ${amount > 0 ? "+" : "−"}${Math.abs(amount)}`;
+    const size = `${amount > 0 ? "+" : "−"}${Math.abs(amount)}${integrate ? " per step" : ""}`;
+    item.textContent = `${key}: ${what}[${component}] ${size}`;
     legend.appendChild(item);
   }
 }
