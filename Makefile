@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 # The teleop page's browser tests drive Debian's chromium through Playwright (Playwright's own
 # browser download is not used).
-CHROMIUM_INSTALL := apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)
+CHROMIUM_INSTALL := export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)
 
 $(VENV)/.installed-dev: pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"

@@ -113,6 +113,9 @@ class RunArgs:
             envs.get_config(self.env, **self.env_overrides())
             envs.get_config(self.env, **self.eval_overrides())
         self.algo_config().validate()
+        if getattr(self.algo_config(), "teleop", False) and self.num_seeds > 1:
+            raise ValueError(f"--{self.algo}.teleop serves one page to one run; drop "
+                             f"--num-seeds {self.num_seeds} (or the page).")
         launch = {"--coordinator": self.coordinator, "--process-id": self.process_id}
         given = [flag for flag, value in launch.items() if value is not None]
         if given and not self.distributed:

@@ -308,3 +308,11 @@ def test_a_person_joins_a_training_run_on_the_env_they_watch(browser):
     assert {tuple(a) for a in data["action"][taken]} == {(-1.0, 0.0)}
     assert int(state.interventions.size) == len(taken)
     assert person.viewer.frames > 0
+
+
+def test_a_person_joins_one_run_not_several_seeds():
+    from robojax.runs import TrainArgs
+
+    args = TrainArgs(algo="hil", env="pusher", num_seeds=2, hil=sac.HILConfig(teleop=True))
+    with pytest.raises(ValueError, match="drop --num-seeds 2"):
+        args.validate()
