@@ -282,31 +282,37 @@ def test_a_person_joins_a_training_run_on_the_env_they_watch(browser):
                         critic_updates_per_actor=1, num_critics=2, policy_hidden_sizes=(8,),
                         critic_hidden_sizes=(4,), num_eval_envs=2, episode_length=200,
                         intervener="none", teleop=True, teleop_port=0)
-    env = make_env("pusher")
+    env = make_env("point-mass")
     train_input = sac.make_train_input(cfg, env)
     person = train_input.person
+    # The collection step alone: it is where the person joins (a program with a host callback
+    # is compiled anew each time, so the test keeps it small).
+    collect = jax.jit(lambda s, k: sac.collect(cfg, train_input, s, k))
+    rows = []
     try:
         state = sac.init(cfg, env, train_input, jax.random.PRNGKey(0))
-        step = jax.jit(lambda s: sac.train_iteration(cfg, train_input, s))
         page = browser.new_page()
         page.goto(person.server.url)
-        state, _ = step(state)
+        state, _, _ = collect(state, jax.random.PRNGKey(1))
         _wait(page, "s.mode === 'train' && s.num_envs === 4")
         page.fill("#watch", "2")
         page.dispatch_event("#watch", "change")
         page.keyboard.down("ArrowLeft")
         deadline = time.monotonic() + 20
-        while person.person_steps < 40 and time.monotonic() < deadline:
-            state, metrics = step(state)
+        for i in range(1000):
+            state, steps, info = collect(state, jax.random.PRNGKey(i))
+            rows.append(jax.tree.map(np.asarray, steps))
+            if person.person_steps >= 40 or time.monotonic() > deadline:
+                break
         page.keyboard.up("ArrowLeft")
     finally:
         person.close()
-    size = int(state.buffer.size)
-    data = jax.tree.map(lambda x: np.asarray(x)[:size], state.buffer.data)
+    data = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
     taken = np.flatnonzero(data["intervened"])
     assert len(taken) >= 40 and set(taken % 4) == {2}  # rows are (step, env) flattened
     assert {tuple(a) for a in data["action"][taken]} == {(-1.0, 0.0)}
-    assert int(state.interventions.size) == len(taken)
+    assert not np.allclose(data["policy_action"][taken], -1.0)  # the policy's own, kept
+    assert int(info["hil/intervention_steps"]) == data["intervened"][-cfg.rollout_length * 4:].sum()
     assert person.viewer.frames > 0
 
 
