@@ -322,3 +322,27 @@ def test_a_person_joins_one_run_not_several_seeds():
     args = TrainArgs(algo="hil", env="pusher", num_seeds=2, hil=sac.HILConfig(teleop=True))
     with pytest.raises(ValueError, match="drop --num-seeds 2"):
         args.validate()
+
+
+def test_the_person_overrides_only_the_env_they_watch_while_their_page_is_open():
+    from types import SimpleNamespace
+
+    from robojax.hil.live import join
+
+    answers = []
+    person = SimpleNamespace(exchange=lambda *arrays: answers[-1])
+    env_state = SimpleNamespace(data=SimpleNamespace(qpos=jnp.zeros((3, 2)),
+                                                     mocap_pos=jnp.zeros((3, 0, 3))),
+                                reward=jnp.zeros(3), done=jnp.zeros(3, bool))
+    policy = jnp.full((3, 2), 0.5)
+    simulated = (jnp.array([True, True, False]), policy.at[:2].set(-0.2))  # mask, executed
+    keyed = np.array([1.0, 0.0], np.float32)
+    run = jax.jit(lambda: join(person, env_state, policy, *simulated))
+    for watched, takeover, mask, row0, row1 in (
+            (-1, True, [1, 1, 0], -0.2, -0.2),  # no page: the simulated human's, as it was
+            (1, True, [1, 1, 0], -0.2, 1.0),  # env 1 is the person's: their keyed action
+            (0, False, [0, 1, 0], 0.5, -0.2)):  # held by nobody: the policy's own
+        answers.append((np.int32(watched), np.bool_(takeover), keyed))
+        got_mask, executed = run()
+        np.testing.assert_array_equal(got_mask, np.array(mask, bool))
+        assert executed[0, 0] == pytest.approx(row0) and executed[1, 0] == pytest.approx(row1)

@@ -55,7 +55,7 @@ class LivePerson:
 
     def exchange(self, qpos, mocap_pos, policy_action, reward, done):
         """One step, called from the compiled rollout: show the watched env, return (watched
-        env, whether the person holds it, their action)."""
+        env, -1 while no page is open; whether the person holds it; their action)."""
         # JAX hands callbacks device arrays; indexing those would dispatch a computation each.
         qpos, mocap_pos, policy_action, reward, done = (
             np.asarray(x) for x in (qpos, mocap_pos, policy_action, reward, done))
@@ -67,8 +67,9 @@ class LivePerson:
             self._last_seq = command.seq
         self._count(command.takeover, float(reward[watched]), bool(done[watched]))
         action = command.action if command.takeover else policy_action[watched]
-        return (np.int32(watched), np.bool_(command.takeover),
-                np.asarray(action, np.float32))
+        # With no page open the watched env is nobody's: the simulated human keeps it.
+        return (np.int32(watched if self.operator.connected else -1),
+                np.bool_(command.takeover), np.asarray(action, np.float32))
 
     def _count(self, takeover: bool, reward: float, done: bool) -> None:
         self.steps += 1
@@ -89,7 +90,7 @@ class LivePerson:
 def join(person: LivePerson, env_state, policy_action: jax.Array, mask: jax.Array,
          executed: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The takeover mask and executed actions with the person's command applied to the env
-    they watch (replacing the simulated human's there)."""
+    they watch (replacing the simulated human's there while their page is open)."""
     action_shape = jax.ShapeDtypeStruct(policy_action.shape[1:], jnp.float32)
     shapes = (jax.ShapeDtypeStruct((), jnp.int32), jax.ShapeDtypeStruct((), jnp.bool_),
               action_shape)
@@ -97,6 +98,7 @@ def join(person: LivePerson, env_state, policy_action: jax.Array, mask: jax.Arra
     watched, takeover, action = io_callback(
         person.exchange, shapes, data.qpos, data.mocap_pos, policy_action, env_state.reward,
         env_state.done)
-    mask = mask.at[watched].set(takeover)
-    executed = executed.at[watched].set(jnp.where(takeover, action, policy_action[watched]))
+    theirs = jnp.arange(mask.shape[0]) == watched  # all False while no page is open
+    mask = jnp.where(theirs, takeover, mask)
+    executed = jnp.where(theirs[:, None], jnp.where(takeover, action, policy_action), executed)
     return mask, executed
