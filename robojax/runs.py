@@ -23,8 +23,8 @@ class RunArgs:
     """Train a policy; writes checkpoints, metrics.csv, TensorBoard events, a plot and a video."""
 
     algo: str = "ppo"
-    """Training algorithm (see `robojax.algos.names()`): ppo, bc, apg, shac, ild, sac, rlpd,
-    hil, reinflow, dppo or residual."""
+    """Training algorithm (see `robojax.algos.names()`): ppo, bc, dagger, apg, shac, ild, sac,
+    rlpd, hil, reinflow, dppo or residual."""
     env: str = "cartpole-balance"
     """A registered env (see `robojax envs`), `playground:<Name>` or `brax:<name>`."""
     run_dir: Path | None = None
