@@ -275,6 +275,37 @@ def test_a_disconnect_mid_takeover_returns_control_to_the_policy(browser, tmp_pa
     assert {tuple(a) for a in recorded.actions[flags]} == {(0.0, 1.0)}
 
 
+FAKE_GAMEPAD = """
+window.fakePad = {axes: [0, 0, 0, 0], buttons: [{pressed: false}]};
+Object.defineProperty(navigator, "getGamepads", {value: () => [window.fakePad]});
+"""
+
+
+@pytest.mark.slow
+def test_the_gamepad_is_polled_its_stick_takes_over_and_its_button_hands_back(browser,
+                                                                               tmp_path):
+    session = Session(tmp_path)
+    try:
+        context = browser.new_context()
+        context.add_init_script(FAKE_GAMEPAD)  # headless Chromium has no pad: a stand-in
+        page = context.new_page()
+        page.goto(session.url)
+        _wait(page, "s.step > 5")
+        page.evaluate("window.fakePad.axes = [0.8, 0, 0, 0]")  # left stick right
+        _wait(page, "s.takeover && s.intervention_steps > 10")
+        page.evaluate("window.fakePad.axes = [0, 0, 0, 0]; "
+                      "window.fakePad.buttons[0].pressed = true")  # A hands back
+        _wait(page, "!s.takeover")
+        context.close()
+    finally:
+        recorded = session.finish()
+    flags = recorded.interventions
+    stick = np.all(np.isclose(recorded.actions, [0.8, 0.0]), axis=1)
+    centred = np.all(recorded.actions == 0.0, axis=1)
+    assert stick[flags].any() and np.all(stick[flags] | centred[flags])
+    assert not flags[-5:].any()
+
+
 @pytest.mark.slow
 def test_a_person_joins_a_training_run_on_the_env_they_watch(browser):
     cfg = sac.HILConfig(num_envs=4, batch_size=8, learning_starts=8, buffer_capacity=8192,
