@@ -289,23 +289,20 @@ def collect(cfg: HGDaggerConfig, data: TrainInput, state: TrainState, key: jax.A
         env_state, memory, human = carry
         key_act, key_human = jax.random.split(key_step)
         action, memory = policy.step(memory, env_state, key_act)
-        new, held, executed, _ = intervene.takeover(cfg.human, data.expert, human, env_state,
-                                                    action, key_human, dt)
+        human, held, executed, info = intervene.takeover(cfg.human, data.expert, human,
+                                                         env_state, action, key_human, dt)
         row = {"obs": env_state.obs, "action": executed, "held": held,
                "start": env_state.step == 0}
-        return ((data.env.step(env_state, executed), memory, new),
-                (row, simulated_human.metrics(human, new, dt)))
+        return (data.env.step(env_state, executed), memory, human), (row, info)
 
     carry = (state.env_state, state.memory, state.human)
     (env_state, memory, human), (rows, info) = jax.lax.scan(
         one_step, carry, jax.random.split(key, cfg.rollout_length))
     agg = takeovers.add_rollout(state.aggregate, rows["obs"], rows["action"], rows["held"],
                                 rows["start"])
-    info = {k: v.sum() if k != "hil/budget_used" else v[-1] for k, v in info.items()}
     done = state.step // cfg.grad_steps_per_iteration + 1  # rollouts collected, this one too
-    info |= {"hil/intervention_rate": info["hil/intervention_steps"] / cfg.rollout_rows(),
-             "hil/human_seconds_total": human.used * dt, "dagger/takeover_rows": agg.size,
-             "env_steps": done * cfg.rollout_rows()}
+    info = simulated_human.summarize(info, human, cfg.rollout_rows(), dt) | {
+        "dagger/takeover_rows": agg.size, "env_steps": done * cfg.rollout_rows()}
     return state.replace(env_state=env_state, memory=memory, human=human, aggregate=agg), info
 
 

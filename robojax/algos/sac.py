@@ -366,10 +366,9 @@ def collect(cfg: SACConfig, train_input: TrainInput, state: TrainState, key: jax
     (env_state, human_state), (steps, info) = jax.lax.scan(
         one_step, (state.env_state, state.human), jax.random.split(key, cfg.rollout_length))
     steps = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), steps)
-    info = {k: v.sum() if k != "hil/budget_used" else v[-1] for k, v in info.items()}
     if info:
-        info["hil/intervention_rate"] = info["hil/intervention_steps"] / steps["reward"].shape[0]
-        info["hil/human_seconds_total"] = human_state.used * env.unwrapped.dt
+        info = simulated_human.summarize(info, human_state, steps["reward"].shape[0],
+                                         env.unwrapped.dt)
     return state.replace(env_state=env_state, human=human_state), steps, info
 
 

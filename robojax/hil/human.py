@@ -174,3 +174,12 @@ def metrics(previous: HumanState, state: HumanState, dt: float) -> dict:
             "hil/intervention_steps": held,
             "hil/intervention_rate": held / state.in_control.shape[0],
             "hil/human_seconds": held * dt, "hil/budget_used": state.used}
+
+
+def summarize(steps: dict, state: HumanState, transitions: int, dt: float) -> dict:
+    """A rollout's metrics from the per-step ones stacked over time (`metrics` inside a scan):
+    counts summed over the steps, the budget as it ends, the intervention rate over its
+    `transitions` and the human-seconds spent since the start of training."""
+    out = {k: v.sum() if k != "hil/budget_used" else v[-1] for k, v in steps.items()}
+    return out | {"hil/intervention_rate": out["hil/intervention_steps"] / transitions,
+                  "hil/human_seconds_total": state.used * dt}
