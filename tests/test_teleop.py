@@ -90,6 +90,7 @@ def test_inputs_go_stale_overflow_and_end_with_a_disconnect():
     command = operator.command(np.zeros(2))
     assert not command.takeover and command.watched == 2
     assert operator.events() == ["success"] and operator.events() == []
+    assert operator.latencies == [0.0, 0.0]  # inputs 7 and 8, each timed once, read at once
 
 
 def test_a_held_target_starts_from_the_last_action_and_moves():

@@ -44,12 +44,6 @@ def _page_numbers(page) -> dict:
             "page_p99_ms": float(np.percentile(latencies, 99)), "page_samples": len(latencies)}
 
 
-def _ms(seconds: list[float]) -> dict:
-    ms = 1000 * np.asarray(seconds)
-    return {"server_p50_ms": float(np.percentile(ms, 50)),
-            "server_p99_ms": float(np.percentile(ms, 99))}
-
-
 def recording(browser, presses: int) -> dict:
     """`robojax teleop pusher` (100 Hz control, real time) with keys pressed on the page."""
     from robojax.hil.record import ServeConfig, record
@@ -71,8 +65,12 @@ def recording(browser, presses: int) -> dict:
         page.close()
         stop.set()
         thread.join(60)
-    return {**numbers, "server_p50_ms": stats["latency_ms_p50"],
-            "server_p99_ms": stats["latency_ms_p99"], "camera_fps": stats["frames_per_second"]}
+    return {**numbers, **_server(stats), "camera_fps": stats["frames_per_second"]}
+
+
+def _server(latency: dict) -> dict:
+    return {"server_p50_ms": latency["latency_ms_p50"],
+            "server_p99_ms": latency["latency_ms_p99"]}
 
 
 def _hil_config(envs: int, teleop: bool) -> sac.HILConfig:
@@ -124,7 +122,7 @@ def training(browser, envs: int, seconds: float, presses: int) -> dict:
     joined = counted[0] / (time.perf_counter() - start)
     person = train_input.person
     numbers = {**_page_numbers(page), "page_fps": page.evaluate("window.teleop.fps"),
-               **_ms(person.latencies), "camera_fps": person.viewer.rate()}
+               **_server(person.operator.latency_ms()), "camera_fps": person.viewer.rate()}
     page.close()
     person.close()
     return {**numbers, "steps_per_s_alone": alone, "steps_per_s_with_page": joined}

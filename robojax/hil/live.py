@@ -30,8 +30,7 @@ class LivePerson:
         self.status_every = status_every
         self.steps = self.person_steps = self.episodes = 0
         self.episode_return, self.last_return = 0.0, None
-        self.latencies: list[float] = []
-        self._last_seq, self._last_status = -1, 0.0
+        self._last_status = 0.0
 
     @classmethod
     def serve(cls, env, num_envs: int, *, host: str = "127.0.0.1", port: int = 8765,
@@ -62,18 +61,15 @@ class LivePerson:
         watched = self.operator.watched
         self.viewer.show(qpos[watched], mocap_pos[watched])
         command = self.operator.command(policy_action[watched])
-        if command.seq != self._last_seq:
-            self.latencies.append(time.monotonic() - command.arrived)
-            self._last_seq = command.seq
-        self._count(command.takeover, float(reward[watched]), bool(done[watched]))
+        self._count(command, float(reward[watched]), bool(done[watched]))
         action = command.action if command.takeover else policy_action[watched]
         # With no page open the watched env is nobody's: the simulated human keeps it.
         return (np.int32(watched if self.operator.connected else -1),
                 np.bool_(command.takeover), np.asarray(action, np.float32))
 
-    def _count(self, takeover: bool, reward: float, done: bool) -> None:
+    def _count(self, command, reward: float, done: bool) -> None:
         self.steps += 1
-        self.person_steps += int(takeover)
+        self.person_steps += int(command.takeover)
         self.episode_return += reward
         if done:
             self.episodes, self.last_return, self.episode_return = (
@@ -83,8 +79,8 @@ class LivePerson:
             self._last_status = now
             self.server.publish(status={
                 "mode": "train", "step": self.steps, "return": self.episode_return,
-                "takeover": takeover, "intervention_steps": self.person_steps,
-                "applied_seq": self._last_seq, "episodes_seen": self.episodes})
+                "takeover": command.takeover, "intervention_steps": self.person_steps,
+                "applied_seq": command.seq, "episodes_seen": self.episodes})
 
 
 def join(person: LivePerson, env_state, policy_action: jax.Array, mask: jax.Array,

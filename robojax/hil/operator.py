@@ -41,8 +41,6 @@ class Command:
     """The sequence number of the input it came from (-1: none yet)."""
     watched: int
     """The env the person watches."""
-    arrived: float
-    """When that input reached the server (the operator's clock)."""
 
 
 class Operator:
@@ -58,7 +56,10 @@ class Operator:
         self._axes: tuple[float, ...] = ()
         self._takeover = False
         self._held: np.ndarray | None = None  # an integrated target while taking over
-        self._seq, self._arrived = -1, 0.0
+        self._seq, self._arrived, self._timed_seq = -1, 0.0, -1
+        self.latencies: list[float] = []
+        """Seconds from each input's arrival to the first command that carried it (the control
+        loop applies a command on the step it reads it)."""
         self._events: list[str] = []
         self.watched = 0
         self.connected = 0
@@ -108,12 +109,23 @@ class Operator:
                     self.counts["stale"] += 1
                     continue
                 self._apply(message, arrived)
+            if self._seq != self._timed_seq:
+                self.latencies.append(now - self._arrived)
+                self._timed_seq = self._seq
             if not self._takeover:
-                return Command(False, None, self._seq, self.watched, self._arrived)
+                return Command(False, None, self._seq, self.watched)
             start = previous if self._held is None else self._held
             action = self.keymap.action(self._pressed, self._axes, start)
             self._held = action if self.keymap.integrate else None
-            return Command(True, action, self._seq, self.watched, self._arrived)
+            return Command(True, action, self._seq, self.watched)
+
+    def latency_ms(self) -> dict:
+        """p50/p99 of `latencies` in milliseconds (None before any input)."""
+        if not self.latencies:
+            return {"latency_ms_p50": None, "latency_ms_p99": None}
+        ms = 1000 * np.asarray(self.latencies)
+        return {"latency_ms_p50": float(np.percentile(ms, 50)),
+                "latency_ms_p99": float(np.percentile(ms, 99))}
 
     def events(self) -> list[str]:
         """The episode outcomes the person declared since the last call."""

@@ -75,9 +75,7 @@ class Recorder:
         low, high = (jnp.asarray(b) for b in self.env.ctrl_range)
         self._normalize = jax.jit(lambda ctrl: (ctrl - (high + low) / 2) / ((high - low) / 2))
         self.key = jax.random.PRNGKey(seed)
-        self.latencies: list[float] = []
-        """Seconds from each new input's arrival to the step that applied it."""
-        self.steps, self._last_seq = 0, -1
+        self.steps = 0
 
     def episode(self, show, publish, stop: threading.Event) -> Episode:
         """Run one episode until it ends (or `stop` is set); `show(qpos, mocap_pos)` gets every
@@ -90,9 +88,6 @@ class Recorder:
         self.operator.events()  # outcomes pressed between episodes do not end this one
         while not stop.is_set():
             command = self.operator.command(previous)
-            if command.seq != self._last_seq:  # a new input reaches the env now
-                self.latencies.append(time.monotonic() - command.arrived)
-                self._last_seq = command.seq
             if self._act is None:  # nobody else acts: hold the target (or push nothing)
                 own = previous if self.operator.keymap.integrate else np.zeros_like(previous)
             else:
@@ -163,16 +158,8 @@ def record(env_name: str, out: str | Path, episodes: int, *, env_config: dict | 
         server.stop()
     stats = {"episodes": len(kept), "outcomes": declared, "steps": recorder.steps,
              "frames_per_second": viewer.rate(), "counts": dict(operator.counts),
-             "refused_requests": server.refused, **_percentiles(recorder.latencies)}
+             "refused_requests": server.refused, **operator.latency_ms()}
     if kept:
         console.print(f"{len(kept)} episode(s) from the teleop page on {env_name} → {out}")
     return stats
 
-
-def _percentiles(latencies: list[float]) -> dict:
-    """p50/p99 of input-arrival-to-applied-action latency (ms)."""
-    if not latencies:
-        return {"latency_ms_p50": None, "latency_ms_p99": None}
-    ms = 1000 * np.asarray(latencies)
-    return {"latency_ms_p50": float(np.percentile(ms, 50)),
-            "latency_ms_p99": float(np.percentile(ms, 99))}
