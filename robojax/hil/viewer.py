@@ -46,7 +46,7 @@ class Viewer:
 
     def _run(self) -> None:
         try:
-            renderer, data = self._renderer()
+            renderer, data = video.open_renderer(self.mj_model, self.width, self.height)
         except video.RenderUnavailable as err:
             self.error = str(err)
             self._publish(status={"camera_error": self.error})
@@ -56,31 +56,16 @@ class Viewer:
             while not self._stop.is_set():
                 tick = time.monotonic()
                 if self._view is not None:
-                    self._publish(frame=self._render(renderer, data, *self._view))
+                    self._publish(frame=self._jpeg(video.draw(renderer, data, *self._view)))
                     self.started = self.started or time.monotonic()
                     self.frames += 1
                 self._stop.wait(max(0.0, period - (time.monotonic() - tick)))
         finally:
             renderer.close()
 
-    def _renderer(self):
-        video._check_gl()
-        width = min(self.width, self.mj_model.vis.global_.offwidth)
-        height = min(self.height, self.mj_model.vis.global_.offheight)
-        try:
-            renderer = mujoco.Renderer(self.mj_model, height=height, width=width)
-        except Exception as err:  # the GL stack raises several unrelated types
-            raise video.RenderUnavailable(f"{video.GL_HELP} (error: {err})") from err
-        return renderer, mujoco.MjData(self.mj_model)
-
-    def _render(self, renderer, data, qpos, mocap_pos) -> bytes:
+    def _jpeg(self, frame: np.ndarray) -> bytes:
         from PIL import Image
 
-        data.qpos[:] = qpos
-        if mocap_pos is not None and self.mj_model.nmocap:
-            data.mocap_pos[:] = mocap_pos
-        mujoco.mj_forward(self.mj_model, data)
-        renderer.update_scene(data, camera=0 if self.mj_model.ncam > 0 else -1)
         buffer = io.BytesIO()
-        Image.fromarray(renderer.render()).save(buffer, "JPEG", quality=self.quality)
+        Image.fromarray(frame).save(buffer, "JPEG", quality=self.quality)
         return buffer.getvalue()

@@ -33,31 +33,43 @@ def _unavailable(reason: str) -> RenderUnavailable:
     return RenderUnavailable(_failure)
 
 
-def render_qpos(mj_model: mujoco.MjModel, qpos: np.ndarray, mocap_pos: np.ndarray | None = None,
-                *, width: int = 320, height: int = 240, camera: int | str = -1) -> list[np.ndarray]:
-    """Render each row of `qpos` (T, nq) with mocap bodies at `mocap_pos` (T, nmocap, 3)."""
+def open_renderer(mj_model: mujoco.MjModel, width: int = 320, height: int = 240
+                  ) -> tuple[mujoco.Renderer, mujoco.MjData]:
+    """A renderer (within the model's offscreen size) and scratch data for `draw`; raises
+    RenderUnavailable with the fix where no GL context can be made."""
     _check_gl()
-    if camera == -1 and mj_model.ncam > 0:
-        camera = 0  # the model's first named camera frames the task better than the free one
     width = min(width, mj_model.vis.global_.offwidth)
     height = min(height, mj_model.vis.global_.offheight)
     try:
         renderer = mujoco.Renderer(mj_model, height=height, width=width)
     except Exception as err:  # the GL stack raises several unrelated types
         raise _unavailable(f"error: {err}") from err
-    data = mujoco.MjData(mj_model)
-    frames = []
+    return renderer, mujoco.MjData(mj_model)
+
+
+def draw(renderer: mujoco.Renderer, data: mujoco.MjData, qpos: np.ndarray,
+         mocap_pos: np.ndarray | None = None, camera: int | str = -1) -> np.ndarray:
+    """One frame (H, W, 3) of the model at `qpos` with mocap bodies at `mocap_pos`."""
+    model = renderer.model
+    if camera == -1 and model.ncam > 0:
+        camera = 0  # the model's first named camera frames the task better than the free one
+    data.qpos[:] = qpos
+    if mocap_pos is not None and model.nmocap:
+        data.mocap_pos[:] = mocap_pos
+    mujoco.mj_forward(model, data)
+    renderer.update_scene(data, camera=camera)
+    return renderer.render().copy()
+
+
+def render_qpos(mj_model: mujoco.MjModel, qpos: np.ndarray, mocap_pos: np.ndarray | None = None,
+                *, width: int = 320, height: int = 240, camera: int | str = -1) -> list[np.ndarray]:
+    """Render each row of `qpos` (T, nq) with mocap bodies at `mocap_pos` (T, nmocap, 3)."""
+    renderer, data = open_renderer(mj_model, width, height)
     try:
-        for t in range(qpos.shape[0]):
-            data.qpos[:] = qpos[t]
-            if mocap_pos is not None and mj_model.nmocap:
-                data.mocap_pos[:] = mocap_pos[t]
-            mujoco.mj_forward(mj_model, data)
-            renderer.update_scene(data, camera=camera)
-            frames.append(renderer.render().copy())
+        return [draw(renderer, data, qpos[t], None if mocap_pos is None else mocap_pos[t],
+                     camera) for t in range(qpos.shape[0])]
     finally:
         renderer.close()
-    return frames
 
 
 def write_video(path: str | Path, frames: list[np.ndarray], fps: float = 30.0) -> Path:
