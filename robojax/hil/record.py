@@ -20,6 +20,7 @@ import numpy as np
 
 from robojax import envs
 from robojax.core.controller import Controller
+from robojax.core.env import Env
 from robojax.core.wrappers import EpisodeWrapper, VmapWrapper
 from robojax.data.demos import from_episodes, save
 from robojax.hil.operator import Operator
@@ -59,15 +60,15 @@ class Episode:
 
 
 class Recorder:
-    """One env of `env_name` paced at `speed` x real time, driven by `operator` (and `policy`
-    where the person does not hold it)."""
+    """One registered `env` (built with `env_config`) paced at `speed` x real time, driven by
+    `operator` (and `policy` where the person does not hold it)."""
 
-    def __init__(self, env_name: str, operator: Operator, *, env_config: dict | None = None,
+    def __init__(self, env: Env, operator: Operator, *, env_config: dict | None = None,
                  policy: Controller | None = None, speed: float = 1.0, seed: int = 0):
         if speed <= 0:
             raise ValueError(f"speed must be > 0 (1: real time), got {speed}.")
-        self.env_name, self.env_config = env_name, dict(env_config or {})
-        self.env = envs.make(env_name, **self.env_config)
+        self.env_name, self.env_config = env.registry_name, dict(env_config or {})
+        self.env = env
         self.operator, self.policy, self.speed = operator, policy, speed
         batched = VmapWrapper(EpisodeWrapper(self.env, self.env.config.episode_length), 1)
         self._reset, self._step = jax.jit(batched.reset), jax.jit(batched.step)
@@ -130,11 +131,11 @@ def record(env_name: str, out: str | Path, episodes: int, *, env_config: dict | 
     from robojax.io.progress import console
 
     stop = stop or threading.Event()
-    probe = envs.make(env_name, **(env_config or {}))
-    operator = Operator(probe.teleop_map(), num_envs=1, max_age=serve.max_age)
+    env = envs.make(env_name, **(env_config or {}))
+    operator = Operator(env.teleop_map(), num_envs=1, max_age=serve.max_age)
     server = TeleopServer(operator, host=serve.host, port=serve.port, token=serve.token,
                           allow_remote=serve.allow_remote)
-    recorder = Recorder(env_name, operator, env_config=env_config, policy=policy, speed=speed,
+    recorder = Recorder(env, operator, env_config=env_config, policy=policy, speed=speed,
                         seed=seed)
     url = server.start()
     viewer = Viewer(recorder.env.mj_model, server.publish, fps=serve.fps).start()
