@@ -151,3 +151,37 @@ def test_two_processes_train_as_one_process_with_two_devices(tmp_path):
     assert alone.returncode == 2
     assert "trained by 2 process(es) and this resume has 1" in alone.stderr
 
+
+
+SAC = ["train", "--algo", "sac", "--env", "cartpole-balance", "--num-envs", "8",
+       "--num-timesteps", "800", "--episode-length", "100", "--sac.batch-size", "32",
+       "--sac.learning-starts", "256", "--sac.buffer-capacity", "512",
+       "--sac.grad-updates-per-step", "2", "--sac.num-evals", "2", "--sac.num-eval-envs", "2",
+       "--sac.policy-hidden-sizes", "16", "--sac.critic-hidden-sizes", "16", "--no-video",
+       "--no-progress"]
+
+
+@pytest.mark.slow
+def test_two_sac_processes_keep_their_replay_shards_and_train_as_two_devices(tmp_path):
+    """SAC's step runs per device (shard_map): each process keeps and samples the replay
+    shard its own envs filled, and the gradient all-reduce makes both processes' learners the
+    same, bitwise equal to one process with two devices."""
+    reference, run = tmp_path / "reference", tmp_path / "run"
+    subprocess.run(_robojax([*SAC, "--run-dir", str(reference)]), check=True, text=True,
+                   capture_output=True, timeout=600,
+                   env={**ENV, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} "
+                        "--xla_force_host_platform_device_count=2"})
+    for code, output in _finish(_launch([*SAC, "--run-dir", str(run)], _free_port())):
+        assert code == 0, output[-3000:]
+    expected, got = load_run(reference), load_run(run)
+    assert expected.step == got.step == 104  # 100 iterations, rounded up to whole chunks
+    assert int(got.state.buffer.size) == 512  # full: both shards wrapped around
+    assert checkpoint.tree_equal(expected.state, got.state)
+
+
+def test_sac_batches_that_do_not_split_over_the_devices_are_refused(tmp_path):
+    procs = _launch([*SAC, "--run-dir", str(tmp_path / "run"), "--sac.batch-size", "33"],
+                    _free_port())
+    for code, output in _finish(procs, timeout=300):
+        assert code != 0
+        assert "batch_size = 33 does not split over the 2 devices" in output

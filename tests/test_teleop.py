@@ -335,7 +335,7 @@ def test_a_person_joins_a_training_run_on_the_env_they_watch(browser):
         deadline = time.monotonic() + 20
         for i in range(1000):
             state, steps, info = collect(state, jax.random.PRNGKey(i))
-            rows.append(jax.tree.map(np.asarray, steps))
+            rows.append(jax.tree.map(lambda x: np.asarray(x).reshape(-1, *x.shape[2:]), steps))
             if person.person_steps >= 40 or time.monotonic() > deadline:
                 break
         page.keyboard.up("ArrowLeft")

@@ -1,4 +1,4 @@
-"""Scaling over processes: PPO on cartpole-balance as 1 process x 1 device, 1 process x 2
+"""Scaling over processes: PPO or SAC on cartpole-balance as 1 process x 1 device, 1 process x 2
 devices (`--xla_force_host_platform_device_count=2`) and 2 processes x 1 device
 (`jax.distributed` on 127.0.0.1, gloo all-reduces), side by side on this machine.
 
@@ -7,10 +7,14 @@ are cold. Per layout: compile time of one chunk of iterations, steady-state env 
 of the timed chunks), and the time of one all-reduce of a vector the size of the PPO parameters
 (what each gradient step sums across devices), from which the all-reduce share of an iteration
 follows: PPO runs num_epochs x num_minibatches gradient steps per iteration, each one all-reduce
-of the gradients (the statistics and metrics add a few small ones).
+of the gradients (the statistics and metrics add a few small ones). SAC (`--algo sac`, its
+defaults but learning from the first iteration) runs its step per device, each device
+sampling its batch share from its own replay block: grad_updates_per_step critic all-reduces
+and as many actor ones per iteration.
 
     python experiments/bench/distributed.py                      # 512 and 2048 envs
     python experiments/bench/distributed.py --num-envs 1024 --iterations 8 --repeats 5
+    python experiments/bench/distributed.py --algo sac --num-envs 128 512 --iterations 16
 """
 
 import argparse
@@ -28,22 +32,39 @@ LAYOUTS = {"1x1": (1, 1), "1x2": (1, 2), "2x1": (2, 1), "2x1-pinned": (2, 1)}
 ALL_REDUCE_CALLS = 200
 
 
-def _measure(num_envs: int, iterations: int, repeats: int) -> dict:
-    """Compile and steady-state time of PPO iterations on every device of every process, and
-    of one all-reduce of the parameter vector."""
+def _setup(algo_name: str, num_envs: int):
+    """(algorithm, config, train input, initial state, the parameters each gradient step
+    all-reduces, all-reduces per iteration)."""
     import jax
-    import numpy as np
 
     from robojax import algos, envs
 
-    ppo = algos.get("ppo")
-    cfg = ppo.Config(num_envs=num_envs)
+    algo = algos.get(algo_name)
+    if algo_name == "ppo":
+        cfg = algo.Config(num_envs=num_envs)
+    else:  # learning from the first iteration, so every timed one updates
+        cfg = algo.Config(num_envs=num_envs, learning_starts=num_envs)
     env = envs.make("cartpole-balance")
-    train_env = ppo.make_train_input(cfg, env)
-    state = ppo.init(cfg, env, train_env, jax.random.PRNGKey(0))
+    train_input = algo.make_train_input(cfg, env)
+    state = algo.init(cfg, env, train_input, jax.random.PRNGKey(0))
+    if algo_name == "ppo":
+        return algo, cfg, train_input, state, state.params, cfg.num_epochs * cfg.num_minibatches
+    updates = cfg.updates_per_iteration()
+    return (algo, cfg, train_input, state, state.learner.critic,
+            updates + updates // cfg.critic_updates_per_actor)
+
+
+def _measure(algo_name: str, num_envs: int, iterations: int, repeats: int) -> dict:
+    """Compile and steady-state time of training iterations on every device of every
+    process, and of one all-reduce of the (critic) parameter vector."""
+    import jax
+    import numpy as np
+
+    algo, cfg, train_input, state, params, reduces = _setup(algo_name, num_envs)
+    state, _ = jax.jit(lambda s: algo.train_iteration(cfg, train_input, s))(state)
 
     def run(state):
-        step = lambda s, _: ppo.train_iteration(cfg, train_env, s)
+        step = lambda s, _: algo.train_iteration(cfg, train_input, s)
         return jax.lax.scan(step, state, None, length=iterations)
 
     start = time.perf_counter()
@@ -59,10 +80,10 @@ def _measure(num_envs: int, iterations: int, repeats: int) -> dict:
         times.append(time.perf_counter() - start)
     seconds = float(np.median(times))
 
-    size = sum(np.size(x) for x in jax.tree.leaves(state.params))
+    size = sum(np.size(x) for x in jax.tree.leaves(params))
     all_reduce_s = _all_reduce_seconds(size)
-    reduces = cfg.num_epochs * cfg.num_minibatches
-    return {"num_envs": num_envs, "processes": jax.process_count(), "devices": len(jax.devices()),
+    return {"algo": algo_name, "num_envs": num_envs, "processes": jax.process_count(),
+            "devices": len(jax.devices()),
             "compile_s": compile_s, "iteration_s": seconds / iterations,
             "env_steps_per_s": iterations * cfg.steps_per_iteration() / seconds,
             "params": int(size), "all_reduce_us": all_reduce_s * 1e6,
@@ -105,7 +126,7 @@ def _worker(args) -> None:
         from robojax.core import distributed
 
         distributed.initialize(f"127.0.0.1:{args.port}", args.processes, args.process_id, 120)
-    result = _measure(args.num_envs, args.iterations, args.repeats)
+    result = _measure(args.algo, args.num_envs, args.iterations, args.repeats)
     if args.process_id == 0:
         print("RESULT " + json.dumps(result), flush=True)
 
@@ -116,15 +137,15 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _run_layout(layout: str, num_envs: int, iterations: int, repeats: int) -> dict:
+def _run_layout(algo: str, layout: str, num_envs: int, iterations: int, repeats: int) -> dict:
     processes, devices = LAYOUTS[layout]
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "ROBOJAX_CACHE_DIR": "off",
            "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} "
                         f"--xla_force_host_platform_device_count={devices}".strip()}
     port = _free_port()
     procs = [subprocess.Popen(
-        [sys.executable, __file__, "--worker", "--processes", str(processes), "--process-id",
-         str(i), "--port", str(port), "--num-envs", str(num_envs), "--iterations",
+        [sys.executable, __file__, "--worker", "--algo", algo, "--processes", str(processes),
+         "--process-id", str(i), "--port", str(port), "--num-envs", str(num_envs), "--iterations",
          str(iterations), "--repeats", str(repeats), *(["--pinned"] * layout.endswith("pinned"))],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for i in range(processes)]
@@ -138,8 +159,9 @@ def _run_layout(layout: str, num_envs: int, iterations: int, repeats: int) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--algo", choices=["ppo", "sac"], default="ppo")
     parser.add_argument("--num-envs", type=int, nargs="+", default=[512, 2048])
-    parser.add_argument("--iterations", type=int, default=4, help="PPO iterations per chunk")
+    parser.add_argument("--iterations", type=int, default=4, help="iterations per chunk")
     parser.add_argument("--repeats", type=int, default=3, help="timed chunks per layout")
     parser.add_argument("--layouts", nargs="+", default=list(LAYOUTS), choices=list(LAYOUTS))
     parser.add_argument("--json", help="write the rows here too")
@@ -154,7 +176,7 @@ def main() -> None:
         return _worker(args)
 
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
+          f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}, {args.algo}")
     print("| envs | processes x devices | compile s | iteration ms | env steps/s | "
           "vs first layout | all-reduce of the params µs | all-reduces per iteration | "
           "all-reduce share |")
@@ -163,7 +185,7 @@ def main() -> None:
     for num_envs in args.num_envs:
         base = None
         for layout in args.layouts:
-            row = _run_layout(layout, num_envs, args.iterations, args.repeats)
+            row = _run_layout(args.algo, layout, num_envs, args.iterations, args.repeats)
             rows.append(row)
             base = base or row["env_steps_per_s"]
             print(f"| {num_envs} | {layout} | "

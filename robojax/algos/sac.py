@@ -10,9 +10,17 @@ online buffer and, when a dataset is given, from the demonstrations (`demo_fract
 RLPD's symmetric sampling). The critic is an ensemble (`robojax.algos.critics`): its TD target
 is the minimum over `target_min_over` randomly chosen target critics (RLPD: 2 of 10), and it may
 be trained by squared error or as an HL-Gauss histogram.
+
+On several devices (of one process or of a `--distributed` run) the iteration runs once per
+device under `jax.shard_map`: each device steps its share of the envs and keeps their
+transitions in its own block of the replay buffer, samples its share of every batch from that
+block, and the gradients are averaged over the devices, so the parameters stay the same
+everywhere and no transition crosses between devices (only the new observations, for the
+normalizer, and with HIL what the human watches).
 """
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import ClassVar, Literal, NamedTuple
 
@@ -20,12 +28,14 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
+from jax.sharding import PartitionSpec
 
 from robojax.algos import acting
 from robojax.algos.base import ENV_STEPS, RolloutConfig
 from robojax.algos.critics import Ensemble
-from robojax.core import normalize
+from robojax.core import normalize, sharding
 from robojax.core.env import Env
+from robojax.core.sharding import ONE_DEVICE, Devices
 from robojax.core.types import State
 from robojax.core.wrappers import wrap_for_training
 from robojax.data import demos as demo_files
@@ -258,6 +268,7 @@ class TrainInput(NamedTuple):
     demos: replay.Buffer | None  # fixed: not checkpointed, read from `dataset` again on resume
     expert: object = None  # HIL: the scripted expert the simulated human acts with
     person: object = None  # HIL with teleop: the person at the page (`robojax.hil.live`)
+    devices: Devices = ONE_DEVICE  # the devices the env batch and the buffer are split over
 
 
 def make_actor(cfg: SACConfig) -> TanhGaussianPolicy:
@@ -286,8 +297,11 @@ def make_train_input(cfg: SACConfig, env: Env) -> TrainInput:
     """The batched, autoresetting training env and the demonstrations, loaded once; with
     HIL the simulated human's expert, and the teleop page when a person joins."""
     cfg.validate()
-    train_env = wrap_for_training(env, cfg.num_envs, episode_length=cfg.episode_length)
     hil = isinstance(cfg, HILConfig)
+    devices = _devices(cfg, teleop=hil and cfg.teleop)
+    # Stepped once per device: each device's share of the envs.
+    train_env = wrap_for_training(env, cfg.num_envs // devices.count,
+                                  episode_length=cfg.episode_length)
     expert = intervene.expert_policy(env) if hil and cfg.intervener == "expert" else None
     person = None
     if hil and cfg.teleop:
@@ -297,7 +311,23 @@ def make_train_input(cfg: SACConfig, env: Env) -> TrainInput:
         from robojax.hil.live import LivePerson
 
         person = LivePerson.serve(env, cfg.num_envs, port=cfg.teleop_port)
-    return TrainInput(train_env, load_demos(cfg, env), expert, person)
+    return TrainInput(train_env, load_demos(cfg, env), expert, person, devices)
+
+
+def _devices(cfg: SACConfig, teleop: bool) -> Devices:
+    """Every device, when there are several (the teleop page's callback watches the whole
+    batch from one device: a run with a person stays on one)."""
+    count = jax.device_count()
+    if count == 1 or teleop:
+        return ONE_DEVICE
+    uneven = {name: getattr(cfg, name) for name in ("num_envs", "batch_size", "buffer_capacity")
+              if getattr(cfg, name) % count}
+    if uneven:
+        named = ", ".join(f"{k} = {v}" for k, v in uneven.items())
+        raise ValueError(f"{named} does not split over the {count} devices (each steps its "
+                         f"share of the envs and keeps and samples its share of the replay "
+                         f"buffer); use multiples of {count}.")
+    return Devices.all()
 
 
 def _example_transition(cfg: SACConfig, env: Env) -> dict:
@@ -325,13 +355,17 @@ def init(cfg: SACConfig, env: Env, train_input: TrainInput, key: jax.Array) -> T
                       optimizer.init(actor), optimizer.init(critic), optimizer.init(log_alpha))
     example = _example_transition(cfg, env)
     hil = isinstance(cfg, HILConfig)
-    return TrainState(
-        learner=learner, obs_stats=normalize.init(obs_spec.shape),
-        buffer=replay.init(example, cfg.buffer_capacity),
-        env_state=jax.jit(train_input.env.reset)(key_env), key=key_train,
-        iteration=jnp.zeros((), jnp.int32),
+    buffer = replay.init(example, cfg.buffer_capacity)
+    env_state = jax.jit(train_input.env.reset)(jax.random.split(key_env, cfg.num_envs))
+    if train_input.devices.axis is not None:  # each device's envs and its block of the buffer
+        buffer = buffer.replace(data=sharding.shard_env_batch(buffer.data))
+        env_state = sharding.shard_env_batch(env_state)
+    state = TrainState(
+        learner=learner, obs_stats=normalize.init(obs_spec.shape), buffer=buffer,
+        env_state=env_state, key=key_train, iteration=jnp.zeros((), jnp.int32),
         human=simulated_human.init(cfg.num_envs) if hil else None,
         interventions=replay.init(example, cfg.intervention_capacity) if hil else None)
+    return sharding.place_on_mesh(state) if train_input.devices.axis is not None else state
 
 
 def collect(cfg: SACConfig, train_input: TrainInput, state: TrainState, key: jax.Array
@@ -339,18 +373,19 @@ def collect(cfg: SACConfig, train_input: TrainInput, state: TrainState, key: jax
     """Step every env `rollout_length` times: uniform random actions until the buffer holds
     `learning_starts` transitions, the stochastic actor after (overridden where the simulated
     human takes over, with HIL). Returns the state with the envs (and the human) moved on,
-    the transitions flattened to (rollout_length * num_envs, ...), and the human's metrics
+    the transitions (rollout_length, envs of this device, ...), and the human's metrics
     summed over the steps (empty without one)."""
-    env, actor = train_input.env, make_actor(cfg)
+    env, actor, devices = train_input.env, make_actor(cfg), train_input.devices
     warming_up = state.buffer.size < cfg.learning_starts
+    num_envs = cfg.num_envs // devices.count
 
     def one_step(carry, key_step):
         env_state, human_state = carry
         obs = normalize.observations(cfg, state.obs_stats, env_state.obs)
-        key_actor, key_random = jax.random.split(key_step)
-        key_human = jax.random.fold_in(key_step, 2)  # SAC's own draws stay as they were
+        key_actor, key_random = jax.random.split(devices.key(key_step))
+        key_human = jax.random.fold_in(key_step, 2)  # one human: the same draws on every device
         action = jnp.where(warming_up,
-                           jax.random.uniform(key_random, (cfg.num_envs, *env.action_spec.shape),
+                           jax.random.uniform(key_random, (num_envs, *env.action_spec.shape),
                                               minval=-1.0, maxval=1.0),
                            actor.sample(state.learner.actor, obs, key_actor))
         executed, extra, info = action, {}, {}
@@ -365,9 +400,8 @@ def collect(cfg: SACConfig, train_input: TrainInput, state: TrainState, key: jax
 
     (env_state, human_state), (steps, info) = jax.lax.scan(
         one_step, (state.env_state, state.human), jax.random.split(key, cfg.rollout_length))
-    steps = jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), steps)
     if info:
-        info = simulated_human.summarize(info, human_state, steps["reward"].shape[0],
+        info = simulated_human.summarize(info, human_state, cfg.steps_per_iteration(),
                                          env.unwrapped.dt)
     return state.replace(env_state=env_state, human=human_state), steps, info
 
@@ -384,16 +418,16 @@ def _intervene(cfg: "HILConfig", train_input: TrainInput, learner: Learner,
         value = lambda a: cfg.critic_ensemble().values(learner.critic, obs, a).mean(0)  # noqa: E731
         human_state, mask, executed, _ = intervene.takeover(
             cfg.human, train_input.expert, human_state, env_state, action, key,
-            train_input.env.unwrapped.dt, value)
-    if train_input.person is not None:
+            train_input.env.unwrapped.dt, value, train_input.devices)
+    if train_input.person is not None:  # (on one device)
         from robojax.hil.live import join
 
         mask, executed = join(train_input.person, env_state, action, mask, executed)
-    # The counts and the budget cover every takeover, the person's too.
-    human_state = human_state._replace(in_control=mask,
-                                       used=before.used + mask.sum().astype(jnp.int32))
+        # The counts and the budget cover every takeover, the person's too.
+        human_state = human_state._replace(in_control=mask,
+                                           used=before.used + mask.sum().astype(jnp.int32))
     extra = {"policy_action": action, "intervened": mask,
-             "takeover_start": mask & ~before.in_control}
+             "takeover_start": mask & ~train_input.devices.local(before.in_control)}
     return human_state, executed, extra, simulated_human.metrics(
         before, human_state, train_input.env.unwrapped.dt)
 
@@ -436,9 +470,10 @@ def td_target(cfg: SACConfig, learner: Learner, batch: dict, key: jax.Array) -> 
     return jax.lax.stop_gradient(target)
 
 
-def critic_update(cfg: SACConfig, learner: Learner, batch: dict, key: jax.Array
-                  ) -> tuple[Learner, dict]:
-    """One gradient step of the ensemble towards the TD target, then Polyak averaging."""
+def critic_update(cfg: SACConfig, learner: Learner, batch: dict, key: jax.Array,
+                  devices: Devices = ONE_DEVICE) -> tuple[Learner, dict]:
+    """One gradient step of the ensemble towards the TD target (the gradient averaged over
+    the `devices`, each with its part of the batch), then Polyak averaging."""
     ensemble = cfg.critic_ensemble()
     target = td_target(cfg, learner, batch, key)
 
@@ -447,6 +482,7 @@ def critic_update(cfg: SACConfig, learner: Learner, batch: dict, key: jax.Array
         return ensemble.loss(outputs, target), ensemble.values_of(outputs)
 
     (loss, q), grads = jax.value_and_grad(loss_fn, has_aux=True)(learner.critic)
+    grads = devices.mean(grads)
     updates, critic_opt = _optimizer(cfg).update(grads, learner.critic_opt, learner.critic)
     critic = optax.apply_updates(learner.critic, updates)
     target_critic = optax.incremental_update(critic, learner.target_critic, cfg.tau)
@@ -457,9 +493,9 @@ def critic_update(cfg: SACConfig, learner: Learner, batch: dict, key: jax.Array
 
 
 def actor_update(cfg: SACConfig, learner: Learner, obs: jax.Array, action_size: int,
-                 key: jax.Array) -> tuple[Learner, dict]:
+                 key: jax.Array, devices: Devices = ONE_DEVICE) -> tuple[Learner, dict]:
     """One step of the actor (maximize Q - alpha log pi) and of the temperature (towards the
-    target entropy)."""
+    target entropy), both averaged over the `devices`."""
     actor, ensemble = make_actor(cfg), cfg.critic_ensemble()
     alpha = jnp.exp(learner.log_alpha)
 
@@ -471,8 +507,8 @@ def actor_update(cfg: SACConfig, learner: Learner, obs: jax.Array, action_size: 
 
     (loss, log_prob), grads = jax.value_and_grad(loss_fn, has_aux=True)(learner.actor)
     optimizer = _optimizer(cfg)
-    updates, actor_opt = optimizer.update(grads, learner.actor_opt, learner.actor)
-    entropy = -jax.lax.stop_gradient(log_prob).mean()
+    updates, actor_opt = optimizer.update(devices.mean(grads), learner.actor_opt, learner.actor)
+    entropy = devices.mean(-jax.lax.stop_gradient(log_prob).mean())
     target_entropy = cfg.target_entropy_per_dim * action_size
     alpha_grad = jax.grad(lambda la: la * (entropy - target_entropy))(learner.log_alpha)
     alpha_updates, alpha_opt = optimizer.update(alpha_grad, learner.alpha_opt)
@@ -485,11 +521,14 @@ def actor_update(cfg: SACConfig, learner: Learner, obs: jax.Array, action_size: 
 def sample_batch(cfg: SACConfig, train_input: TrainInput, state: TrainState,
                  key: jax.Array) -> dict:
     """A batch from the online buffer (and the demonstrations, and the human's takeovers),
-    observations normalized."""
+    observations normalized: this device's share of it, from its own block of the online
+    buffer."""
     offline = [("demos", train_input.demos), ("interventions", state.interventions)]
     offline = dict((name, buffer) for name, buffer in offline if buffer is not None)
+    online = _own_block(state.buffer, train_input.devices)
+    batch_size = cfg.batch_size // train_input.devices.count
     if not offline:
-        batch = replay.sample(state.buffer, key, cfg.batch_size)  # holds LEARNER_FIELDS only
+        batch = replay.sample(online, key, batch_size)  # holds LEARNER_FIELDS only
     else:
         fractions = {"online": 1.0 - cfg.demo_fraction}
         if len(offline) == 2:
@@ -498,7 +537,7 @@ def sample_batch(cfg: SACConfig, train_input: TrainInput, state: TrainState,
         else:
             fractions |= {name: cfg.demo_fraction for name in offline}
         batch = replay.sample_mixed(
-            {"online": state.buffer, **offline}, fractions, key, cfg.batch_size,
+            {"online": online, **offline}, fractions, key, batch_size,
             fields=LEARNER_FIELDS,
             fallback="online" if state.interventions is not None else None)
     norm = lambda x: normalize.observations(cfg, state.obs_stats, x)
@@ -508,24 +547,26 @@ def sample_batch(cfg: SACConfig, train_input: TrainInput, state: TrainState,
 def update(cfg: SACConfig, train_input: TrainInput, state: TrainState, action_size: int,
            key: jax.Array) -> tuple[Learner, dict]:
     """The iteration's critic updates, in groups of `critic_updates_per_actor` each followed
-    by one actor and temperature update; metrics averaged."""
+    by one actor and temperature update; metrics averaged (over the devices too)."""
+    devices = train_input.devices
 
     def critic_step(learner, key_step):
         key_batch, key_target = jax.random.split(key_step)
         batch = sample_batch(cfg, train_input, state, key_batch)
-        learner, info = critic_update(cfg, learner, batch, key_target)
+        learner, info = critic_update(cfg, learner, batch, key_target, devices)
         return learner, (info, batch["obs"])
 
     def group(learner, key_group):
         key_critics, key_actor = jax.random.split(key_group)
         learner, (info, obs) = jax.lax.scan(
             critic_step, learner, jax.random.split(key_critics, cfg.critic_updates_per_actor))
-        learner, actor_info = actor_update(cfg, learner, obs[-1], action_size, key_actor)
+        learner, actor_info = actor_update(cfg, learner, obs[-1], action_size, key_actor,
+                                           devices)
         return learner, {**jax.tree.map(jnp.mean, info), **actor_info}
 
     groups = cfg.updates_per_iteration() // cfg.critic_updates_per_actor
-    learner, info = jax.lax.scan(group, state.learner, jax.random.split(key, groups))
-    return learner, jax.tree.map(jnp.mean, info)
+    learner, info = jax.lax.scan(group, state.learner, jax.random.split(devices.key(key), groups))
+    return learner, devices.mean(jax.tree.map(jnp.mean, info))
 
 
 def _skipped_update(cfg: SACConfig, learner: Learner) -> dict:
@@ -538,16 +579,61 @@ def _skipped_update(cfg: SACConfig, learner: Learner) -> dict:
 def train_iteration(cfg: SACConfig, train_input: TrainInput, state: TrainState
                     ) -> tuple[TrainState, dict]:
     """Collect `rollout_length` steps of every env into the buffer, then update (once the
-    buffer holds `learning_starts` transitions)."""
+    buffer holds `learning_starts` transitions); on several devices, once per device."""
+    devices = train_input.devices
+    if devices.axis is None:
+        return _iteration(cfg, train_input, state)
+    specs = _partition_specs(state)
+    per_device = jax.shard_map(functools.partial(_iteration, cfg, train_input),
+                               mesh=sharding.batch_mesh(), in_specs=(specs,),
+                               out_specs=(specs, PartitionSpec()),
+                               check_vma=False)  # MJX's solver loop carries unmarked values
+    return per_device(state)
+
+
+def _partition_specs(state: TrainState) -> TrainState:
+    """Split over the devices: the envs and the online buffer's transitions (each device
+    writes and samples its own block); the rest, the human and the interventions
+    included, is the same on every device."""
+    same = lambda tree: jax.tree.map(lambda _: PartitionSpec(), tree)  # noqa: E731
+    return TrainState(
+        learner=same(state.learner), obs_stats=same(state.obs_stats),
+        buffer=replay.Buffer(jax.tree.map(sharding.split_spec, state.buffer.data),
+                             PartitionSpec(), PartitionSpec()),
+        env_state=jax.tree.map(sharding.split_spec, state.env_state), key=PartitionSpec(),
+        iteration=PartitionSpec(), human=same(state.human),
+        interventions=same(state.interventions))
+
+
+def _own_block(buffer: replay.Buffer, devices: Devices) -> replay.Buffer:
+    """One device's block of a buffer split into equal blocks that fill in step, as a ring of
+    its own: the state keeps the whole buffer's position and size."""
+    return buffer.replace(position=buffer.position // devices.count,
+                          size=buffer.size // devices.count)
+
+
+def _add(buffer: replay.Buffer, transitions: dict, devices: Devices) -> replay.Buffer:
+    """`buffer` with this device's transitions written into its block."""
+    block = replay.add(_own_block(buffer, devices), transitions)
+    return block.replace(position=block.position * devices.count,
+                         size=block.size * devices.count)
+
+
+def _iteration(cfg: SACConfig, train_input: TrainInput, state: TrainState
+               ) -> tuple[TrainState, dict]:
+    devices = train_input.devices
     key, key_collect, key_update = jax.random.split(state.key, 3)
-    state, transitions, human_info = collect(cfg, train_input, state, key_collect)
+    state, steps, human_info = collect(cfg, train_input, state, key_collect)
+    flat = lambda tree: jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), tree)  # noqa: E731
+    transitions = flat(steps)
     obs_stats = state.obs_stats
-    if cfg.normalize_observations:
-        obs_stats = normalize.update(obs_stats, transitions["obs"])
-    state = state.replace(obs_stats=obs_stats, buffer=replay.add(state.buffer, transitions))
-    if state.interventions is not None:
+    if cfg.normalize_observations:  # the same statistics of every env on every device
+        obs_stats = normalize.update(obs_stats, flat(devices.gather(steps["obs"], axis=1)))
+    state = state.replace(obs_stats=obs_stats, buffer=_add(state.buffer, transitions, devices))
+    if state.interventions is not None:  # every device keeps every takeover
+        every = flat(devices.gather(steps, axis=1))
         state = state.replace(interventions=replay.add_where(
-            state.interventions, transitions, transitions["intervened"]))
+            state.interventions, every, every["intervened"]))
     action_size = transitions["action"].shape[-1]
     learner, info = jax.lax.cond(
         state.buffer.size >= cfg.learning_starts,
@@ -556,8 +642,8 @@ def train_iteration(cfg: SACConfig, train_input: TrainInput, state: TrainState
     metrics = {
         **info,
         **human_info,
-        "train/reward": transitions["reward"].mean(),
-        "buffer/fill": state.buffer.size / state.buffer.capacity,
+        "train/reward": devices.mean(transitions["reward"].mean()),
+        "buffer/fill": state.buffer.size / cfg.buffer_capacity,
         "train/updates_per_transition": jnp.float32(
             cfg.grad_updates_per_step / cfg.num_envs),
     }

@@ -7,6 +7,7 @@ import jax
 
 from robojax import envs
 from robojax.core.env import Env
+from robojax.core.sharding import ONE_DEVICE, Devices
 from robojax.core.types import State
 from robojax.hil import human
 
@@ -26,21 +27,28 @@ def expert_policy(env: Env) -> Callable[[State], jax.Array]:
 
 def takeover(cfg: human.HumanConfig, expert: Callable, hstate: human.HumanState,
              env_state: State, policy_action: jax.Array, key: jax.Array, dt: float,
-             value: Callable[[jax.Array], jax.Array] | None = None):
+             value: Callable[[jax.Array], jax.Array] | None = None,
+             devices: Devices = ONE_DEVICE):
     """(human state, takeover mask, executed action, metrics) for one step of the batch; an
     env whose step counter is 0 has just begun an episode.
 
     The stall rule reads the task's last reward as its progress (a dense reward rises as the
     task advances). The value rule compares `value(actions)` (B,) at the policy's and at the
-    expert's actions (the learner's critic, with HIL)."""
+    expert's actions (the learner's critic, with HIL).
+
+    With the env batch split over `devices`, each device's part of what the human sees is
+    gathered, so that one human watches (and shares their attention and budget over) every
+    env: the human's state is the whole batch's, the same on every device, and the mask and
+    actions returned are this device's part."""
     expert_action = expert(env_state)
-    signals = {}
+    signals = {"episode_start": env_state.step == 0}
     if cfg.rule == "stall":
         signals["progress"] = env_state.reward
     if cfg.rule == "value":
         if value is None:
             raise ValueError("the value rule needs a value function of the actions.")
         signals |= {"q_policy": value(policy_action), "q_expert": value(expert_action)}
-    new, mask, action = human.act(cfg, hstate, policy_action, expert_action, key,
-                                  episode_start=env_state.step == 0, **signals)
-    return new, mask, action, human.metrics(hstate, new, dt)
+    policy_action, expert_action, signals = devices.gather((policy_action, expert_action,
+                                                            signals))
+    new, mask, action = human.act(cfg, hstate, policy_action, expert_action, key, **signals)
+    return new, devices.local(mask), devices.local(action), human.metrics(hstate, new, dt)
