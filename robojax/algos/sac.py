@@ -507,8 +507,9 @@ def actor_update(cfg: SACConfig, learner: Learner, obs: jax.Array, action_size: 
 
     (loss, log_prob), grads = jax.value_and_grad(loss_fn, has_aux=True)(learner.actor)
     optimizer = _optimizer(cfg)
-    updates, actor_opt = optimizer.update(devices.mean(grads), learner.actor_opt, learner.actor)
-    entropy = devices.mean(-jax.lax.stop_gradient(log_prob).mean())
+    # One exchange between devices for both: each is a latency on a slow interconnect.
+    grads, entropy = devices.mean((grads, -jax.lax.stop_gradient(log_prob).mean()))
+    updates, actor_opt = optimizer.update(grads, learner.actor_opt, learner.actor)
     target_entropy = cfg.target_entropy_per_dim * action_size
     alpha_grad = jax.grad(lambda la: la * (entropy - target_entropy))(learner.log_alpha)
     alpha_updates, alpha_opt = optimizer.update(alpha_grad, learner.alpha_opt)
