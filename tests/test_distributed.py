@@ -165,18 +165,21 @@ SAC = ["train", "--algo", "sac", "--env", "cartpole-balance", "--num-envs", "8",
 def test_two_sac_processes_keep_their_replay_shards_and_train_as_two_devices(tmp_path):
     """SAC's step runs per device (shard_map): each process keeps and samples the replay
     shard its own envs filled, and the gradient all-reduce makes both processes' learners the
-    same, bitwise equal to one process with two devices."""
+    same, bitwise equal to one process with two devices; with two seeds in one program."""
     reference, run = tmp_path / "reference", tmp_path / "run"
-    subprocess.run(_robojax([*SAC, "--run-dir", str(reference)]), check=True, text=True,
+    seeds = ["--num-seeds", "2"]
+    subprocess.run(_robojax([*SAC, *seeds, "--run-dir", str(reference)]), check=True, text=True,
                    capture_output=True, timeout=600,
                    env={**ENV, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} "
                         "--xla_force_host_platform_device_count=2"})
-    for code, output in _finish(_launch([*SAC, "--run-dir", str(run)], _free_port())):
+    for code, output in _finish(_launch([*SAC, *seeds, "--run-dir", str(run)], _free_port())):
         assert code == 0, output[-3000:]
-    expected, got = load_run(reference), load_run(run)
-    assert expected.step == got.step == 104  # 100 iterations, rounded up to whole chunks
-    assert int(got.state.buffer.size) == 512  # full: both shards wrapped around
-    assert checkpoint.tree_equal(expected.state, got.state)
+    for seed in (0, 1):
+        expected, got = load_run(reference, seed), load_run(run, seed)
+        assert expected.step == got.step == 104  # 100 iterations, rounded up to whole chunks
+        assert int(got.state.buffer.size) == 512  # full: both shards wrapped around
+        assert checkpoint.tree_equal(expected.state, got.state)
+    assert not checkpoint.tree_equal(load_run(run, 0).state.learner, got.state.learner)
 
 
 def test_sac_batches_that_do_not_split_over_the_devices_are_refused(tmp_path):
