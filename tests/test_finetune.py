@@ -250,3 +250,39 @@ def test_residual_refuses_a_run_that_is_not_a_clone(tmp_path):
         from robojax.algos.residual import ResidualConfig
 
         ResidualConfig(residual_scale=0.0).validate()
+
+
+
+@pytest.mark.parametrize("family", ["flow", "diffusion"])
+def test_fine_tuned_programs_export_to_both_formats_with_the_jax_outputs(family, tmp_path):
+    """What `robojax export` writes for a ReinFlow or DPPO run (the fine-tuned chain, its
+    starting noise an input) gives the JAX program's actions in ONNX and StableHLO."""
+    import onnxruntime
+
+    from robojax.export import formats
+    from robojax.export.graph import policy_function, signature
+
+    if family == "flow":
+        policy, cfg = FlowPolicy(denoiser=MLP), finetune.ReinFlowConfig(inference_steps=3)
+    else:
+        policy = DiffusionPolicy(denoiser=MLP, num_train_steps=20)
+        cfg = finetune.DPPOConfig(inference_steps=4, ft_denoising_steps=2)
+    program = finetune.program(cfg, _state(cfg, policy))
+    sig = signature(program, OBS, ACT)
+    low, high = -2.0 * np.ones(ACT), 3.0 * np.ones(ACT)
+    exported = policy_function(program, low, high)
+    rng = np.random.default_rng(0)
+    inputs = {k: rng.standard_normal((16, *shape)).astype(np.float32)
+              for k, shape in sig.inputs.items()}
+    actions, command = jax.jit(exported)(*inputs.values())
+    assert float(np.abs(np.asarray(actions)).max()) > 0.05  # not a trivially zero chunk
+    # `_state`'s weights are far off their initialization (large activations): ONNX Runtime's
+    # float32 sums, in another order than XLA's, drift by up to ~2e-4 over the Euler steps.
+    session = onnxruntime.InferenceSession(formats.onnx(exported, sig, unroll=True))
+    onnx_actions, onnx_command = session.run(None, inputs)
+    np.testing.assert_allclose(onnx_actions, actions, atol=5e-4, rtol=0)
+    np.testing.assert_allclose(onnx_command, command, atol=5e-4 * (high - low).max(), rtol=0)
+    path = tmp_path / "policy.stablehlo"
+    path.write_bytes(formats.stablehlo(exported, sig))
+    np.testing.assert_allclose(formats.load_stablehlo(path)(*inputs.values())[0], actions,
+                               atol=1e-5, rtol=0)
