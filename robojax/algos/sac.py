@@ -377,7 +377,6 @@ def collect(cfg: SACConfig, train_input: TrainInput, state: TrainState, key: jax
     summed over the steps (empty without one)."""
     env, actor, devices = train_input.env, make_actor(cfg), train_input.devices
     warming_up = state.buffer.size < cfg.learning_starts
-    num_envs = cfg.num_envs // devices.count
 
     def one_step(carry, key_step):
         env_state, human_state = carry
@@ -385,7 +384,8 @@ def collect(cfg: SACConfig, train_input: TrainInput, state: TrainState, key: jax
         key_actor, key_random = jax.random.split(devices.key(key_step))
         key_human = jax.random.fold_in(key_step, 2)  # one human: the same draws on every device
         action = jnp.where(warming_up,
-                           jax.random.uniform(key_random, (num_envs, *env.action_spec.shape),
+                           jax.random.uniform(key_random,
+                                              (env.batch_size, *env.action_spec.shape),
                                               minval=-1.0, maxval=1.0),
                            actor.sample(state.learner.actor, obs, key_actor))
         executed, extra, info = action, {}, {}

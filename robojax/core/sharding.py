@@ -20,12 +20,9 @@ def batch_mesh() -> Mesh:
 
 
 def batch_spec(x) -> PartitionSpec:
-    """How `shard_env_batch` places a leaf: split along its leading axis when that divides
-    over the devices, else replicated (scalars, zero-size leaves)."""
-    count = jax.device_count()
-    if not hasattr(x, "ndim") or x.ndim == 0 or x.size == 0 or x.shape[0] % count:
-        return PartitionSpec()
-    return PartitionSpec(AXIS)
+    """How `shard_env_batch` places a leaf: as `split_spec`, but a zero-size leaf replicated
+    (as the compiled step returns it)."""
+    return PartitionSpec() if getattr(x, "size", None) == 0 else split_spec(x)
 
 
 def shard_env_batch(tree):
