@@ -35,8 +35,12 @@ class DetourConfig(EnvConfig):
     start_noise: float = 0.02
     """Half-width of the uniform jitter of the start and goal x positions."""
     reward_scales: dict = dataclasses.field(default_factory=lambda: {
-        "near_goal": 1.0, "collision": -1.0, "success": 1.0})
-    """Weight of each reward term."""
+        "progress": 10.0, "near_goal": 0.0, "collision": -1.0, "success": 1.0})
+    """Weight of each reward term. `progress` (metres closer to the goal this step) sums to the
+    distance covered, so waiting near the goal earns nothing and reaching it is what pays;
+    `near_goal` (1 inside the goal, fading over 0.5 m) is logged only: weighted in, a learner
+    hovers beside the goal for it rather than end the episode by reaching it. Success alone:
+    `reward_scales={'progress': 0.0, 'collision': 0.0}`."""
 
 
 def default_config() -> DetourConfig:
@@ -68,7 +72,8 @@ class Detour(MjxEnv):
 
     def reward_terms(self, prev: mjx.Data, data: mjx.Data, action: jax.Array) -> dict:
         distance = self._goal_distance(data)
-        return {"near_goal": tolerance(distance, bounds=(0, self.config.goal_radius), margin=0.5),
+        return {"progress": self._goal_distance(prev) - distance,
+                "near_goal": tolerance(distance, bounds=(0, self.config.goal_radius), margin=0.5),
                 "collision": touches_wall(data.qpos).astype(jnp.float32),
                 "success": (distance < self.config.goal_radius).astype(jnp.float32)}
 

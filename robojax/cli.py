@@ -151,7 +151,7 @@ class VgpsArgs:
     """Seed of the evaluation episodes (the fitting rollouts use others)."""
     env_config: tuple[str, ...] = ()
     """Overrides of the run's env config as KEY=VALUE; the reward Q learns is the env's, e.g.
-    success alone: `--env-config "reward_scales={'near_goal': 0.0}"`."""
+    success (+1) and the wall (-1) alone: `--env-config "reward_scales={'progress': 0.0}"`."""
 
 
 @dataclasses.dataclass(frozen=True)

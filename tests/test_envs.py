@@ -106,6 +106,34 @@ def test_shaping_terms_are_logged_and_weighted_only_when_asked():
                                rtol=1e-5)
 
 
+def test_detour_pays_for_reaching_the_goal_not_for_waiting_beside_it():
+    env = envs.make("detour")
+    reset, step = jax.jit(env.reset), jax.jit(env.step)
+    act = jax.jit(lambda state: envs.solver("detour")(env, state))
+    state = reset(jax.random.PRNGKey(0))
+    start_distance = float(jnp.linalg.norm(state.obs[4:6]))
+    expert_return, progress = 0.0, 0.0
+    for _ in range(env.config.episode_length):
+        state = step(state, act(state))
+        expert_return += float(state.reward)
+        progress += float(state.metrics["reward/progress"])
+        if bool(state.done):
+            break
+    assert float(state.metrics["reward/success"]) == 1.0
+    end_distance = float(jnp.linalg.norm(state.data.mocap_pos[0, :2] - state.data.qpos))
+    np.testing.assert_allclose(progress, start_distance - end_distance, atol=1e-5)
+    np.testing.assert_allclose(expert_return, 10 * progress + 1.0, rtol=1e-5)
+    # At rest 4 cm beside the goal (the old dense term paid ~0.9 a step there): nothing.
+    state = reset(jax.random.PRNGKey(0))
+    beside = state.data.mocap_pos[0, :2] + jnp.array([0.04, 0.0])
+    state = state.replace(data=state.data.replace(qpos=beside))
+    waiting_return = 0.0
+    for _ in range(env.config.episode_length):
+        state = step(state, jnp.zeros(2))
+        waiting_return += float(state.reward)
+    assert abs(waiting_return) < 1e-3 and float(state.metrics["reward/near_goal"]) > 0.9
+
+
 def test_cartpole_random_start_spreads_a_share_of_the_starts():
     keys = jax.random.split(jax.random.PRNGKey(0), 512)
 

@@ -205,7 +205,7 @@ def test_fine_tuning_lifts_a_weak_detour_policy(weak_clone, tmp_path):
     figures of both are in experiments/generative/finetune_detour.py."""
     bc, algo, tuned = weak_clone, "dppo", tmp_path / "dppo"
     cli.main(["train", "--algo", algo, "--env", "detour", "--init-from", str(bc),
-              "--env-config", "reward_scales={'near_goal': 0.0}", "--run-dir", str(tuned),
+              "--env-config", "reward_scales={'progress': 0.0}", "--run-dir", str(tuned),
               "--no-progress", "--no-video", "--num-timesteps", "250000",
               f"--{algo}.num-evals", "2", f"--{algo}.num-eval-envs", "256"])
     rows = read_metrics(tuned / "metrics.csv")

@@ -29,8 +29,8 @@ from robojax.rollout import rollout_states
 from robojax.runs import load_run
 from robojax.stats import wilson
 
-SPARSE = "reward_scales={'near_goal': 0.0}"
-SUCCESS_ONLY = "reward_scales={'near_goal': 0.0, 'collision': 0.0}"
+SPARSE = "reward_scales={'progress': 0.0}"
+SUCCESS_ONLY = "reward_scales={'progress': 0.0, 'collision': 0.0}"
 BC_STEPS = {"flow": 1000, "diffusion": 600}
 ALGOS = {"reinflow": ("flow", SPARSE), "dppo": ("diffusion", SPARSE),
          "residual": ("diffusion", SUCCESS_ONLY)}  # the cloned family, the training reward

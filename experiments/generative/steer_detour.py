@@ -17,7 +17,7 @@ from pathlib import Path
 from robojax.stats import wilson
 from robojax.steer import search, value_guided_search
 
-SUCCESS_ONLY = {"reward_scales": {"near_goal": 0.0}}
+SUCCESS_ONLY = {"reward_scales": {"progress": 0.0}}
 
 
 def pooled(rows: list[dict], episodes: int) -> str:
