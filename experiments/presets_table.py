@@ -2,12 +2,14 @@
 beside the task's scripted expert: the README's results table.
 
     python experiments/presets_table.py --seeds 3 [--tasks reacher hopper] [--out runs/presets]
+        [--vmap-seeds]
 
 Per task: the final checkpoint of each seed evaluated over `--episodes` episodes; the mean eval
 reward over seeds with a 95% percentile-bootstrap interval, the success rate over all episodes
 with a Wilson interval (where the task reports success), the expert's mean return over the
 same number of episodes, and the training wall time per seed (compilation included). Runs are
-resumed when the table is run again; results go to OUT/results.json.
+resumed when the table is run again; each task's row goes to OUT/results.json as it finishes,
+beside the rows of tasks run before, and the table printed holds them all.
 """
 
 import argparse
@@ -28,22 +30,35 @@ from robojax.runs import TrainArgs  # noqa: E402
 from robojax.train import train_or_resume  # noqa: E402
 
 
-def run_task(env: str, seeds: int, episodes: int, out: Path) -> dict:
-    rewards, successes, walls, steps = [], [], [], 0
+def _train_seeds(env: str, seeds: int, out: Path, vmap: bool) -> list[tuple[Path, int, float]]:
+    """(run dir, seed index in it, wall s per seed) of every seed, trained (or resumed)."""
+    if vmap:  # one program for all seeds: one compile, the seeds share the cores
+        run_dir = out / env / f"seeds-{seeds}"
+        train_or_resume(presets.apply(TrainArgs(env=env, num_seeds=seeds, run_dir=run_dir,
+                                                video=False, progress=False), set()))
+        wall = float(read_metrics(run_dir / "metrics.csv")[-1]["wall_time_s"]) / seeds
+        return [(run_dir, i, wall) for i in range(seeds)]
+    runs = []
     for seed in range(seeds):
         run_dir = out / env / f"seed-{seed}"
-        args = presets.apply(TrainArgs(env=env, seed=seed, run_dir=run_dir, video=False,
-                                       progress=False), set())
-        train_or_resume(args)
-        metrics = evaluate_checkpoint(run_dir, num_episodes=episodes, seed=10_000 + seed)
+        train_or_resume(presets.apply(TrainArgs(env=env, seed=seed, run_dir=run_dir,
+                                                video=False, progress=False), set()))
+        runs.append((run_dir, 0, float(read_metrics(run_dir / "metrics.csv")[-1]["wall_time_s"])))
+    return runs
+
+
+def run_task(env: str, seeds: int, episodes: int, out: Path, vmap: bool = False) -> dict:
+    rewards, successes, walls = [], [], []
+    for i, (run_dir, seed_index, wall) in enumerate(_train_seeds(env, seeds, out, vmap)):
+        metrics = evaluate_checkpoint(run_dir, num_episodes=episodes, seed=10_000 + i,
+                                      seed_index=seed_index)
         rewards.append(metrics["eval/episode_reward"])
         if "eval/success_rate" in metrics:
             successes.append(metrics["eval/success_rate"])
-        last = read_metrics(run_dir / "metrics.csv")[-1]
-        walls.append(float(last["wall_time_s"]))
-        steps = int(last["env_steps"])
+        walls.append(wall)
+    steps = int(read_metrics(run_dir / "metrics.csv")[-1]["env_steps"])
     row = {"env": env, "rewards": rewards, "reward_ci": bootstrap_mean(rewards), "walls": walls,
-           "env_steps": steps, "successes": successes}
+           "env_steps": steps, "successes": successes, "vmapped_seeds": vmap}
     try:
         _, stats = collect(env, "solver", episodes, seed=1)
         row["expert"], row["expert_success"] = stats["mean_return"], stats["success_rate"]
@@ -82,11 +97,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--episodes", type=int, default=128)
     parser.add_argument("--out", type=Path, default=Path("runs/presets"))
+    parser.add_argument("--vmap-seeds", action="store_true",
+                        help="train a task's seeds in one program (`--num-seeds`); the wall "
+                             "time per seed is then the run's divided by the seeds")
     args = parser.parse_args()
-    rows = [run_task(env, args.seeds, args.episodes, args.out) for env in args.tasks]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(rows, indent=2, default=float))
-    print_table(rows, args.episodes)
+    results = args.out / "results.json"
+    rows = {row["env"]: row for row in (json.loads(results.read_text()) if results.exists()
+                                         else [])}
+    for env in args.tasks:
+        rows[env] = run_task(env, args.seeds, args.episodes, args.out, args.vmap_seeds)
+        args.out.mkdir(parents=True, exist_ok=True)
+        results.write_text(json.dumps(list(rows.values()), indent=2, default=float))
+    print_table(list(rows.values()), args.episodes)
 
 
 if __name__ == "__main__":
