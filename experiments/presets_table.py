@@ -1,8 +1,8 @@
-"""Every built-in task trained with its PPO preset (`robojax.presets`), several seeds each,
+"""Every built-in task trained with its preset (`robojax.presets`), several seeds each,
 beside the task's scripted expert: the README's results table.
 
-    python experiments/presets_table.py --seeds 3 [--tasks reacher hopper] [--out runs/presets]
-        [--vmap-seeds]
+    python experiments/presets_table.py --seeds 3 [--tasks reacher hopper] [--algo ppo]
+        [--out runs/presets] [--vmap-seeds]
 
 Per task: the final checkpoint of each seed evaluated over `--episodes` episodes; the mean eval
 reward over seeds with a 95% percentile-bootstrap interval, the success rate over all episodes
@@ -30,26 +30,30 @@ from robojax.runs import TrainArgs  # noqa: E402
 from robojax.train import train_or_resume  # noqa: E402
 
 
-def _train_seeds(env: str, seeds: int, out: Path, vmap: bool) -> list[tuple[Path, int, float]]:
+def _train_seeds(env: str, algo: str, seeds: int, out: Path,
+                 vmap: bool) -> list[tuple[Path, int, float]]:
     """(run dir, seed index in it, wall s per seed) of every seed, trained (or resumed)."""
+    out = out / env if algo == "ppo" else out / f"{env}-{algo}"
     if vmap:  # one program for all seeds: one compile, the seeds share the cores
-        run_dir = out / env / f"seeds-{seeds}"
-        train_or_resume(presets.apply(TrainArgs(env=env, num_seeds=seeds, run_dir=run_dir,
-                                                video=False, progress=False), set()))
+        run_dir = out / f"seeds-{seeds}"
+        train_or_resume(presets.apply(TrainArgs(env=env, algo=algo, num_seeds=seeds,
+                                                run_dir=run_dir, video=False, progress=False),
+                                      set()))
         wall = float(read_metrics(run_dir / "metrics.csv")[-1]["wall_time_s"]) / seeds
         return [(run_dir, i, wall) for i in range(seeds)]
     runs = []
     for seed in range(seeds):
-        run_dir = out / env / f"seed-{seed}"
-        train_or_resume(presets.apply(TrainArgs(env=env, seed=seed, run_dir=run_dir,
+        run_dir = out / f"seed-{seed}"
+        train_or_resume(presets.apply(TrainArgs(env=env, algo=algo, seed=seed, run_dir=run_dir,
                                                 video=False, progress=False), set()))
         runs.append((run_dir, 0, float(read_metrics(run_dir / "metrics.csv")[-1]["wall_time_s"])))
     return runs
 
 
-def run_task(env: str, seeds: int, episodes: int, out: Path, vmap: bool = False) -> dict:
+def run_task(env: str, seeds: int, episodes: int, out: Path, vmap: bool = False,
+             algo: str = "ppo") -> dict:
     rewards, successes, walls = [], [], []
-    for i, (run_dir, seed_index, wall) in enumerate(_train_seeds(env, seeds, out, vmap)):
+    for i, (run_dir, seed_index, wall) in enumerate(_train_seeds(env, algo, seeds, out, vmap)):
         metrics = evaluate_checkpoint(run_dir, num_episodes=episodes, seed=10_000 + i,
                                       seed_index=seed_index)
         rewards.append(metrics["eval/episode_reward"])
@@ -57,8 +61,8 @@ def run_task(env: str, seeds: int, episodes: int, out: Path, vmap: bool = False)
             successes.append(metrics["eval/success_rate"])
         walls.append(wall)
     steps = int(read_metrics(run_dir / "metrics.csv")[-1]["env_steps"])
-    row = {"env": env, "rewards": rewards, "reward_ci": bootstrap_mean(rewards), "walls": walls,
-           "env_steps": steps, "successes": successes, "vmapped_seeds": vmap}
+    row = {"env": env, "algo": algo, "rewards": rewards, "reward_ci": bootstrap_mean(rewards),
+           "walls": walls, "env_steps": steps, "successes": successes, "vmapped_seeds": vmap}
     try:
         _, stats = collect(env, "solver", episodes, seed=1)
         row["expert"], row["expert_success"] = stats["mean_return"], stats["success_rate"]
@@ -75,19 +79,24 @@ def _cell(row: dict, episodes: int) -> str:
     return f"{np.mean(row['successes']):.2f} [{low:.2f}, {high:.2f}]"
 
 
+def _num(x: float) -> str:
+    """A return to the precision it is read at: 936, 5.72."""
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
 def print_table(rows: list[dict], episodes: int) -> None:
-    print("| task | env steps | eval reward, mean [95% CI] (per seed) | success [95% CI] | "
-          "expert return | / expert | wall s per seed |")
-    print("|---|---|---|---|---|---|---|")
+    print("| task | algorithm | env steps | eval reward, mean [95% CI] (per seed) | "
+          "success [95% CI] | expert return | / expert | wall s per seed |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         mean = float(np.mean(row["rewards"]))
-        per_seed = " / ".join(f"{r:.0f}" for r in row["rewards"])
+        per_seed = " / ".join(_num(r) for r in row["rewards"])
         low, high = row["reward_ci"]
         expert = row["expert"]
         ratio = f"{mean / expert:.2f}" if expert else "-"
-        print(f"| {row['env']} | {row['env_steps']:,} | {mean:.0f} [{low:.0f}, {high:.0f}] "
-              f"({per_seed}) | {_cell(row, episodes)} | "
-              f"{f'{expert:.0f}' if expert is not None else '-'} | {ratio} | "
+        print(f"| {row['env']} | {row.get('algo', 'ppo')} | {row['env_steps']:,} | "
+              f"{_num(mean)} [{_num(low)}, {_num(high)}] ({per_seed}) | {_cell(row, episodes)} | "
+              f"{_num(expert) if expert is not None else '-'} | {ratio} | "
               f"{np.mean(row['walls']):.0f} |")
 
 
@@ -95,6 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="*", default=envs.names())
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--algo", default="ppo", help="the presets of this algorithm")
     parser.add_argument("--episodes", type=int, default=128)
     parser.add_argument("--out", type=Path, default=Path("runs/presets"))
     parser.add_argument("--vmap-seeds", action="store_true",
@@ -102,10 +112,11 @@ def main() -> None:
                              "time per seed is then the run's divided by the seeds")
     args = parser.parse_args()
     results = args.out / "results.json"
-    rows = {row["env"]: row for row in (json.loads(results.read_text()) if results.exists()
-                                         else [])}
+    earlier = json.loads(results.read_text()) if results.exists() else []
+    rows = {(row["env"], row.get("algo", "ppo")): row for row in earlier}
     for env in args.tasks:
-        rows[env] = run_task(env, args.seeds, args.episodes, args.out, args.vmap_seeds)
+        rows[env, args.algo] = run_task(env, args.seeds, args.episodes, args.out,
+                                        args.vmap_seeds, args.algo)
         args.out.mkdir(parents=True, exist_ok=True)
         results.write_text(json.dumps(list(rows.values()), indent=2, default=float))
     print_table(list(rows.values()), args.episodes)

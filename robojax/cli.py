@@ -197,7 +197,12 @@ def _envs() -> None:
     from robojax import envs, presets
     from robojax.io.progress import console
 
-    table = Table("name", "obs", "act", "episode", "solver", "PPO preset", "expected")
+    def budget(preset) -> str:
+        steps = preset.config.get("num_timesteps") if preset else None
+        return f"{steps / 1e6:.3g}M steps" if steps else "-"
+
+    table = Table("name", "obs", "act", "episode", "solver", "PPO preset", "expected",
+                  "other presets")
     for name in envs.names():
         env = envs.make(name)
         try:
@@ -206,11 +211,12 @@ def _envs() -> None:
         except ValueError:
             has_solver = "-"
         preset = presets.get(name, "ppo")
-        budget = (f"{preset.config.get('num_timesteps', 0) / 1e6:.3g}M steps"
-                  if preset and "num_timesteps" in preset.config else "-")
+        others = "\n".join(f"{algo}: {budget(p)}, {p.expected or 'not measured'}"
+                           for (task, algo), p in presets.PRESETS.items()
+                           if task == name and algo != "ppo")
         table.add_row(name, str(env.observation_spec.shape[0]), str(env.action_spec.shape[0]),
-                      str(env.config.episode_length), has_solver, budget,
-                      (preset.expected if preset else None) or "not measured")
+                      str(env.config.episode_length), has_solver, budget(preset),
+                      (preset.expected if preset else None) or "not measured", others or "-")
     console.print(table)
 
 

@@ -36,3 +36,16 @@ def test_a_tiny_run_records_the_preset_beside_its_flags(tmp_path):
               "--no-progress", "--no-video"])
     ppo = json.loads((run / "config.json").read_text())["ppo"]
     assert ppo["discount"] == 0.99 and ppo["num_envs"] == 8  # the preset's, the flag's
+
+
+def test_envs_lists_each_tasks_preset_budgets(capsys, monkeypatch):
+    from robojax.io.progress import console
+
+    monkeypatch.setattr(console, "width", 300)
+    cli.main(["envs"])
+    out = capsys.readouterr().err  # the console writes to stderr
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines()
+            if line.count("│") > 2}
+    assert "16M steps" in rows["cartpole-swingup"], out  # its PPO preset
+    assert "sac: 0.2M steps" in rows["cartpole-swingup"]  # and its SAC one
+    assert "8M steps" in rows["hopper"] and "sac:" not in rows["hopper"]
