@@ -1,8 +1,10 @@
 """PPO: config errors, and learning cartpole-balance."""
 
+import dataclasses
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -32,3 +34,25 @@ def test_ppo_learns_cartpole_balance():
     assert np.isfinite(float(metrics["loss/value"]))
     assert float(after["eval/episode_reward"]) >= 800, (before, after)
     assert float(after["eval/episode_reward"]) > before + 150
+
+
+def test_annealed_learning_rate_falls_linearly_to_zero_over_the_run():
+    from robojax.algos.ppo import PPOConfig, make_optimizer
+
+    # 2 iterations x 2 epochs x 2 minibatches: 8 updates. Adam's step on a constant gradient
+    # is the learning rate itself, so the steps show the schedule.
+    cfg = PPOConfig(num_envs=4, rollout_length=4, num_timesteps=32, num_minibatches=2,
+                    num_epochs=2, anneal_learning_rate=True)
+
+    def steps(cfg):
+        params, grads = {"w": jnp.zeros(())}, {"w": jnp.ones(())}
+        optimizer = make_optimizer(cfg)
+        state, out = optimizer.init(params), []
+        for _ in range(9):
+            update, state = optimizer.update(grads, state, params)
+            out.append(-float(update["w"]))
+        return np.array(out)
+
+    np.testing.assert_allclose(steps(cfg), 1e-3 * (1 - np.arange(9) / 8), atol=1e-8)
+    constant = dataclasses.replace(cfg, anneal_learning_rate=False)
+    np.testing.assert_allclose(steps(constant), np.full(9, 1e-3), atol=1e-8)

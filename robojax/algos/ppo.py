@@ -43,6 +43,10 @@ class PPOConfig(RolloutConfig):
     """Passes over each batch."""
     learning_rate: float = 1e-3
     """Adam step size."""
+    anneal_learning_rate: bool = False
+    """Decay the step size linearly from `learning_rate` to 0 over the run's updates, which
+    keeps a policy from falling off late in a long run. The schedule spans `num_timesteps`: a
+    run resumed with a larger `--num-timesteps` carries on along the longer schedule."""
     discount: float = 0.98
     """Reward discount factor gamma."""
     gae_lambda: float = 0.95
@@ -101,7 +105,11 @@ def value_network(cfg: PPOConfig) -> MLP:
 
 
 def make_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
-    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.learning_rate))
+    rate = cfg.learning_rate
+    if cfg.anneal_learning_rate:
+        updates = cfg.num_iterations() * cfg.num_epochs * cfg.num_minibatches
+        rate = optax.linear_schedule(cfg.learning_rate, 0.0, updates)
+    return optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(rate))
 
 
 def make_train_input(cfg: PPOConfig, env: Env) -> Env:
