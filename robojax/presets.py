@@ -9,34 +9,70 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from robojax import algos
+from robojax import algos, envs
 
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
     """Algorithm-config fields (`--<algo>.<field>`) and the result they were measured to
-    reach, or None where it has not been measured yet."""
+    reach, or None where it has not been measured yet; optionally env-config overrides for
+    training (`--env-config`, e.g. a shaping term) and for evaluation (`--eval-env-config`,
+    e.g. the task's own reward), used where the command line gives none."""
 
     config: dict[str, Any]
     expected: str | None = None
+    env_config: tuple[str, ...] = ()
+    eval_env_config: tuple[str, ...] = ()
 
 
 _PPO_SWING = {"num_envs": 512, "num_timesteps": 10_000_000, "discount": 0.99, "num_evals": 20}
+# Cartpole's swing-up needs a longer horizon and more exploration than the pendulum's (at
+# discount 0.99 and entropy 1e-3 seeds ended anywhere from 222 to 578), a step size that falls
+# to 0 (at a constant one the policy reached ~800 by 10M steps, then fell back to ~600), and
+# trains on the reward with the energy factor, which pays less for a spinning pole.
+_PPO_CARTPOLE_SWING = {**_PPO_SWING, "num_timesteps": 16_000_000, "discount": 0.995,
+                       "entropy_cost": 1e-2, "anneal_learning_rate": True}
+
+# SAC sized for a few CPU cores: 16 envs, 8 updates of 64-wide networks per env step (the
+# defaults are Playground's GPU settings: 128 envs, 256-wide networks).
+_SAC_SMALL = {"num_envs": 16, "batch_size": 128, "learning_starts": 2000,
+              "policy_hidden_sizes": (64, 64), "critic_hidden_sizes": (64, 64)}
 
 PRESETS: dict[tuple[str, str], Preset] = {
-    ("cartpole-balance", "ppo"): Preset({"num_timesteps": 1_500_000}),
-    ("cartpole-swingup", "ppo"): Preset(_PPO_SWING),
-    ("detour", "ppo"): Preset({"num_timesteps": 1_500_000}),
+    ("cartpole-balance", "ppo"): Preset(
+        {"num_timesteps": 1_500_000},
+        expected="eval reward 979 [968, 996], 0.98 of the expert; 3 seeds, 49 s each "
+                 "(RESULTS.md 10)"),
+    ("cartpole-swingup", "ppo"): Preset(
+        _PPO_CARTPOLE_SWING, env_config=("reward_scales={'energy': 1.0}",),
+        eval_env_config=("reward_scales={'energy': 0.0}",),
+        expected="eval reward 697 [486, 815], 0.81 of the expert (486 / 815 / 791); 3 seeds, "
+                 "248 s each (RESULTS.md 10.1)"),
+    ("detour", "ppo"): Preset(
+        {"num_timesteps": 1_500_000},
+        expected="success 1.00, return 5.76 (expert 5.72); 3 seeds, 46 s each (RESULTS.md 10.1)"),
     ("hopper", "ppo"): Preset(
         {"num_envs": 1024, "num_timesteps": 8_000_000, "discount": 0.99,
          "policy_hidden_sizes": (128, 128)},
-        expected="eval reward 936 after 8.4M steps (1 seed, 909 s on 2 cores; RESULTS.md 5)"),
+        expected="eval reward 1392 [1239, 1559]; 3 seeds, 895 s each (RESULTS.md 10.1)"),
     ("pendulum-swingup", "ppo"): Preset(
-        _PPO_SWING, expected="eval reward 814 after 10.5M steps (1 seed, 69 s; RESULTS.md 5)"),
-    ("point-mass", "ppo"): Preset({"num_timesteps": 1_500_000}),
+        _PPO_SWING, expected="eval reward 754 [703, 844], 0.91 of the expert; 3 seeds, 105 s "
+                             "each (RESULTS.md 10)"),
+    ("point-mass", "ppo"): Preset(
+        {"num_timesteps": 1_500_000},
+        expected="eval reward 954 [950, 958], 0.97 of the expert; 3 seeds, 37 s each "
+                 "(RESULTS.md 10)"),
     ("push-t", "ppo"): Preset({"num_timesteps": 1_500_000}),
-    ("pusher", "ppo"): Preset({"num_timesteps": 1_500_000}),
-    ("reacher", "ppo"): Preset({"num_timesteps": 1_500_000}),
+    ("pusher", "ppo"): Preset(
+        {"num_timesteps": 8_000_000, "discount": 0.99},
+        expected="eval reward 202 [193, 208], 0.74 of the expert, success 0.14; 3 seeds, 252 s "
+                 "each (RESULTS.md 10.1)"),
+    ("reacher", "ppo"): Preset(
+        {"num_timesteps": 3_000_000},
+        expected="eval reward 903 [865, 926], 0.92 of the expert; 3 seeds, 64 s each "
+                 "(RESULTS.md 10.1)"),
+    ("cartpole-swingup", "sac"): Preset({**_SAC_SMALL, "num_timesteps": 200_000}),
+    ("point-mass", "sac"): Preset({**_SAC_SMALL, "num_timesteps": 60_000}),
 }
 
 
@@ -47,6 +83,8 @@ def _check(presets: dict[tuple[str, str], Preset]) -> None:
             if name not in fields:
                 raise TypeError(f"preset ({env!r}, {algo!r}): {algo} has no config field "
                                 f"{name!r}; its fields are {sorted(fields)}.")
+        for overrides in (preset.env_config, preset.eval_env_config):
+            envs.get_config(env, **envs.parse_overrides(overrides, env))
 
 
 _check(PRESETS)
@@ -72,4 +110,6 @@ def apply(args: Any, given: set[str]) -> Any:
     values = {k: v for k, v in preset.config.items()
               if f"{args.algo}.{k}" not in given and k not in given}
     cfg = dataclasses.replace(getattr(args, args.algo), **values)
-    return dataclasses.replace(args, **{args.algo: cfg})
+    env_fields = {name: getattr(preset, name) for name in ("env_config", "eval_env_config")
+                  if getattr(preset, name) and name not in given and not getattr(args, name)}
+    return dataclasses.replace(args, **{args.algo: cfg}, **env_fields)

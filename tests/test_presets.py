@@ -27,6 +27,20 @@ def test_flags_win_over_the_preset_and_none_keeps_the_defaults():
     assert plain.ppo == TrainArgs().ppo
 
 
+def test_a_preset_trains_on_its_shaped_reward_unless_the_command_line_sets_one():
+    shaped = presets.apply(TrainArgs(env="cartpole-swingup"), set())
+    assert shaped.env_overrides()["reward_scales"]["energy"] == 1.0  # trains on the shaping
+    assert shaped.eval_overrides()["reward_scales"]["energy"] == 0.0  # is scored on the task
+    argv = ["--env", "cartpole-swingup", "--env-config", "random_start=0.5"]
+    given = presets.apply(TrainArgs(env="cartpole-swingup", env_config=("random_start=0.5",)),
+                          presets.given_fields(argv))
+    assert given.env_config == ("random_start=0.5",)  # the flag, not the preset's
+    assert given.eval_env_config == shaped.eval_env_config  # not given: the preset's
+    with pytest.raises(KeyError, match="no reward term 'enrgy'"):
+        presets._check({("cartpole-swingup", "ppo"): presets.Preset(
+            {}, env_config=("reward_scales={'enrgy': 1.0}",))})
+
+
 @pytest.mark.slow
 def test_a_tiny_run_records_the_preset_beside_its_flags(tmp_path):
     run = tmp_path / "run"
