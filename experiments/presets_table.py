@@ -30,24 +30,23 @@ from robojax.runs import TrainArgs  # noqa: E402
 from robojax.train import train_or_resume  # noqa: E402
 
 
+def _train(env: str, algo: str, run_dir: Path, **fields) -> float:
+    """Train (or resume) the run in `run_dir` with its task's preset; its wall time in s."""
+    train_or_resume(presets.apply(TrainArgs(env=env, algo=algo, run_dir=run_dir, video=False,
+                                            progress=False, **fields), set()))
+    return float(read_metrics(run_dir / "metrics.csv")[-1]["wall_time_s"])
+
+
 def _train_seeds(env: str, algo: str, seeds: int, out: Path,
                  vmap: bool) -> list[tuple[Path, int, float]]:
     """(run dir, seed index in it, wall s per seed) of every seed, trained (or resumed)."""
     out = out / env if algo == "ppo" else out / f"{env}-{algo}"
     if vmap:  # one program for all seeds: one compile, the seeds share the cores
         run_dir = out / f"seeds-{seeds}"
-        train_or_resume(presets.apply(TrainArgs(env=env, algo=algo, num_seeds=seeds,
-                                                run_dir=run_dir, video=False, progress=False),
-                                      set()))
-        wall = float(read_metrics(run_dir / "metrics.csv")[-1]["wall_time_s"]) / seeds
+        wall = _train(env, algo, run_dir, num_seeds=seeds) / seeds
         return [(run_dir, i, wall) for i in range(seeds)]
-    runs = []
-    for seed in range(seeds):
-        run_dir = out / f"seed-{seed}"
-        train_or_resume(presets.apply(TrainArgs(env=env, algo=algo, seed=seed, run_dir=run_dir,
-                                                video=False, progress=False), set()))
-        runs.append((run_dir, 0, float(read_metrics(run_dir / "metrics.csv")[-1]["wall_time_s"])))
-    return runs
+    return [(out / f"seed-{seed}", 0, _train(env, algo, out / f"seed-{seed}", seed=seed))
+            for seed in range(seeds)]
 
 
 def run_task(env: str, seeds: int, episodes: int, out: Path, vmap: bool = False,
