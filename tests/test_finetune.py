@@ -252,7 +252,6 @@ def test_residual_refuses_a_run_that_is_not_a_clone(tmp_path):
         ResidualConfig(residual_scale=0.0).validate()
 
 
-
 @pytest.mark.parametrize("family", ["flow", "diffusion"])
 def test_fine_tuned_programs_export_to_both_formats_with_the_jax_outputs(family, tmp_path):
     """What `robojax export` writes for a ReinFlow or DPPO run (the fine-tuned chain, its
