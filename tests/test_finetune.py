@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from robojax.policies import DiffusionPolicy, FlowPolicy
+from robojax.policies import DiffusionPolicy, FlowPolicy, GaussianPolicy
 from robojax.policies.chunking import ChunkConfig
 from robojax.policies.diffusion import DenoiserConfig, cosine_alphas_cumprod
 
@@ -238,6 +238,70 @@ def test_the_residual_starts_exactly_at_the_base_policy(weak_clone):
     policy = residual.make_policy(cfg)
     assert not np.any(np.asarray(policy.mode(state.params["policy"], inputs)))
     assert np.all(np.asarray(policy.sample(state.params["policy"], inputs, key)) != 0)
+
+
+def test_an_exported_residual_corrects_each_planned_action_as_its_controller_does(tmp_path):
+    """A residual run exports its base's program and its correction; the runtime plans with
+    the one and corrects every executed action on that step's observation with the other,
+    exactly as the controller does (a Gaussian base, so both sides are deterministic)."""
+    import types
+
+    from robojax import algos, envs
+    from robojax.algos import bc, residual
+    from robojax.core import normalize
+    from robojax.deploy import Policy
+    from robojax.deploy import contract as contract_io
+    from robojax.export import export_program, formats
+
+    env = envs.make("detour")
+    obs_size, act = env.observation_spec.size, env.action_spec.size
+    base_cfg = bc.BCConfig(policy="gaussian", chunks=CHUNKS,
+                           gaussian=GaussianPolicy(hidden_sizes=(32, 32)))
+    weights = _perturbed(base_cfg.make_policy().init(
+        jax.random.PRNGKey(0), ArraySpec((CHUNKS.n_obs_steps * obs_size,)),
+        ArraySpec((CHUNKS.horizon, act))))
+    base = bc.TrainState(weights, weights, None, jnp.linspace(-1, 1, obs_size),
+                         jnp.full(obs_size, 2.0), jax.random.PRNGKey(1),
+                         jnp.zeros((), jnp.int32), act)
+    cfg = residual.ResidualConfig(hidden_sizes=(32, 32))
+    correction = _perturbed(residual.make_policy(cfg).init(
+        jax.random.PRNGKey(2), ArraySpec((obs_size + act,)), env.action_spec))
+    rng = np.random.default_rng(0)
+    stats = normalize.update(normalize.init((obs_size,)),
+                             jnp.asarray(1 + 3 * rng.standard_normal((64, obs_size))))
+    state = residual.TrainState(
+        params={"policy": correction}, opt_state=None, obs_stats=stats, base=base,
+        base_memory=None, env_state=None, key=jax.random.PRNGKey(3),
+        iteration=jnp.zeros((), jnp.int32), base_cfg=base_cfg)
+
+    # Ten steps of one episode: plans at steps 0, 4 and 8, a correction on every step.
+    observations = rng.standard_normal((10, obs_size)).astype(np.float32)
+
+    def play(controller):
+        at = lambda t: types.SimpleNamespace(obs=jnp.asarray(observations[t:t + 1]),
+                                             step=jnp.array([t]))
+        memory, actions = controller.init(at(0)), []
+        for t in range(len(observations)):
+            action, memory = controller.step(memory, at(t), jax.random.PRNGKey(t))
+            actions.append(np.asarray(action[0]))
+        return np.array(actions)
+
+    expected = play(residual.controller(cfg, state))
+    planned = np.clip(play(algos.get("bc").controller(base_cfg, base)), -1, 1)
+    assert np.abs(expected - planned).max() > 0.05  # the correction moves the actions
+
+    contract = export_program(residual.program(cfg, state), env, tmp_path)
+    contract_io.write(tmp_path, contract)
+    assert [i["name"] for i in contract["correction"]["inputs"]] == ["obs", "planned"]
+    assert contract["sampler"]["correction"] == {"algo": "residual", "residual_scale": 0.3}
+    policy = Policy.load(tmp_path)
+    commands = np.array([policy.act(obs) for obs in observations])
+    low, high = np.array(contract["action"]["ctrl_low"]), np.array(contract["action"]["ctrl_high"])
+    np.testing.assert_allclose(commands, low + (expected + 1) / 2 * (high - low), atol=1e-5)
+    # StableHLO's correction gives ONNX's.
+    hlo = formats.load_stablehlo(tmp_path / "correction.stablehlo")
+    np.testing.assert_allclose(np.asarray(hlo(observations, planned)[0]),
+                               policy.correct(observations, planned)[0], atol=1e-5)
 
 
 def test_residual_refuses_a_run_that_is_not_a_clone(tmp_path):

@@ -5,7 +5,8 @@ The cloned run's policy (any family) keeps acting exactly as it was cloned: its 
 and receding horizon. A Gaussian MLP sees the normalized observation and the base policy's
 action and adds a correction, `action = clip(base + residual_scale * residual, -1, 1)`. Its
 output layer starts at zero, so training starts exactly at the base policy. PPO trains the
-residual on every env step; the critic sees the normalized observation.
+residual on every env step; the critic sees the normalized observation. `robojax export` writes
+the base's program and the mean correction as a second program (see `PolicyProgram.correction`).
 
 One simplification: all envs of the batch plan their chunks on the same steps (as evaluation
 does), so an env that restarts mid-chunk finishes the old chunk in its new episode, with the
@@ -143,6 +144,12 @@ def base_controller(state: TrainState) -> Controller:
     return algos.get("bc").controller(state.base_cfg, state.base)
 
 
+def base_step(base: Controller, memory, env_state: State, key: jax.Array):
+    """The base policy's action in [-1, 1] (as an exported plan delivers it) and its carry."""
+    action, memory = base.step(memory, env_state, key)
+    return jnp.clip(action, -1.0, 1.0), memory
+
+
 def make_train_input(cfg: ResidualConfig, env: Env) -> TrainInput:
     """The cloned run, checked, and the batched, autoresetting training env."""
     cloned = pretrained.load_cloned(cfg.init_from, env, FAMILIES, "residual")
@@ -186,7 +193,7 @@ def rollout(cfg: ResidualConfig, env: Env, state: TrainState, key: jax.Array):
     def one_step(carry, key_step):
         env_state, memory = carry
         key_base, key_residual = jax.random.split(key_step)
-        base_action, memory = base.step(memory, env_state, key_base)
+        base_action, memory = base_step(base, memory, env_state, key_base)
         inputs = residual_input(cfg, state.obs_stats, env_state.obs, base_action)
         residual = policy.sample(state.params["policy"], inputs, key_residual)
         log_prob = policy.log_prob(state.params["policy"], inputs, residual)
@@ -238,7 +245,7 @@ def controller(cfg: ResidualConfig, state: TrainState) -> Controller:
     policy, base = make_policy(cfg), base_controller(state)
 
     def step(memory, env_state, key):
-        base_action, memory = base.step(memory, env_state, key)
+        base_action, memory = base_step(base, memory, env_state, key)
         inputs = residual_input(cfg, state.obs_stats, env_state.obs, base_action)
         return combine(cfg, base_action, policy.mode(state.params["policy"], inputs)), memory
 
@@ -253,10 +260,17 @@ def evaluate(cfg: ResidualConfig, eval_env: Env, state: TrainState, key: jax.Arr
 
 
 def program(cfg: ResidualConfig, state: TrainState) -> PolicyProgram:
-    raise ValueError("a residual run cannot be exported yet: its correction acts on every "
-                     "step's observation between the base policy's plans, which one call of an "
-                     "exported program does not see. Export the base run (its --init-from) or "
-                     "deploy the run with `robojax eval`.")
+    """The base run's program, plus the residual's mean correction as its per-step
+    `correction`: the runtime plans with the base and corrects each action as it executes."""
+    policy = make_policy(cfg)
+    base = algos.get("bc").program(state.base_cfg, state.base)
 
+    def correction(obs, planned):
+        inputs = residual_input(cfg, state.obs_stats, obs, planned)
+        return combine(cfg, planned, policy.mode(state.params["policy"], inputs))
+
+    sampler = {**base.sampler, "correction": {"algo": "residual",
+                                              "residual_scale": cfg.residual_scale}}
+    return dataclasses.replace(base, sampler=sampler, correction=correction)
 
 Config = ResidualConfig

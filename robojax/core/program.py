@@ -7,6 +7,11 @@ policy does between the raw observation and the action is inside: the observatio
 the sampler loop (DDIM/DDPM steps, Euler steps, energy descent, or the Gaussian mean) and the
 chunk slicing. Randomness enters only through `noise`: a policy's keyed `sample` draws it from
 a key, an exported graph takes it from the runtime.
+
+A policy that also acts between its plans (a residual on a chunked base) carries a
+`correction(obs, planned) -> action`: called on every control step with that step's raw
+observation (B, obs_dim) and the planned action due at that step (B, action_dim, in
+[-1, 1]), it returns the action executed instead (in [-1, 1]).
 """
 
 import contextlib
@@ -46,6 +51,9 @@ class PolicyProgram:
     """The noise inputs, by name."""
     sampler: dict = dataclasses.field(default_factory=dict)
     """What turns noise into actions, for the contract: family, sampler, steps."""
+    correction: Callable[[jax.Array, jax.Array], jax.Array] | None = None
+    """(obs (B, obs_dim), planned action (B, action_dim)) -> action (B, action_dim), applied on
+    every step to the planned action due then; None for a policy that executes its plans."""
 
 
 def step_program(act: Callable[[jax.Array], jax.Array]) -> PolicyProgram:

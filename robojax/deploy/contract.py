@@ -5,6 +5,10 @@ actuator ranges and the scaling from [-1, 1], the control period, the history an
 the sampler and its noise inputs, the input and output names, the env and its config, hashes of
 the compiled MuJoCo model and of each model file, and the versions it was exported with. The
 runtime (`robojax.deploy`) checks it on load. This module needs only the standard library.
+
+A policy that corrects each planned action as it executes (a residual run) has a second model,
+described under "correction" with its own inputs, outputs and files (version 2; version 1
+contracts have none and still load).
 """
 
 import hashlib
@@ -12,13 +16,16 @@ import json
 from pathlib import Path
 
 CONTRACT = "contract.json"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 BATCH = "batch"
 """The symbolic batch dimension's name in input and output shapes."""
-OBS, ACTIONS, COMMAND = "obs", "actions", "command"
+OBS, ACTIONS, COMMAND, PLANNED = "obs", "actions", "command", "planned"
 NOISE_PREFIX = "noise_"
 FILES = {"onnx": "policy.onnx", "stablehlo": "policy.stablehlo"}
 """Model file per format."""
+CORRECTION_FILES = {"onnx": "correction.onnx", "stablehlo": "correction.stablehlo"}
+"""The correction's model file per format."""
 
 
 class ContractError(ValueError):
@@ -53,15 +60,16 @@ def read(directory: str | Path) -> dict:
                if k not in contract]
     if missing:
         raise ContractError(f"{path} lacks {missing}; export the policy again.")
-    if contract["version"] != VERSION:
+    if contract["version"] not in READABLE_VERSIONS:
         raise ContractError(f"{path} has contract version {contract['version']}, this runtime "
-                            f"reads version {VERSION}; export again with this robojax version.")
+                            f"reads versions {READABLE_VERSIONS}; export again with this robojax "
+                            "version.")
     return contract
 
 
-def model_file(directory: str | Path, contract: dict, fmt: str) -> Path:
-    """The model file of format `fmt`, checked to exist and to hash as the contract says."""
-    files = contract["files"]
+def model_file(directory: str | Path, files: dict, fmt: str) -> Path:
+    """The model file of format `fmt` among `files` (the contract's "files", or its
+    correction's), checked to exist and to hash as the contract says."""
     if fmt not in files:
         raise ContractError(f"the policy in {directory} was exported as {sorted(files)}, not "
                             f"{fmt!r}; export with `--format {fmt}`.")

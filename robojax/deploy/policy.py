@@ -22,6 +22,10 @@ background thread while the current one executes, so no step waits:
   `starved`). The first chunk of an episode is planned synchronously.
 A policy that executes one action per call (a Gaussian one) has nothing to overlap and always
 plans synchronously.
+
+A residual policy's export has a second model, its correction: on every step the planned
+action due is corrected on that step's observation before it is commanded (after the switch
+above, so a late chunk's actions are corrected on the observations they are executed at).
 """
 
 import collections
@@ -33,14 +37,15 @@ from pathlib import Path
 import numpy as np
 
 from robojax.deploy import contract as contract_io
-from robojax.deploy.contract import ACTIONS, COMMAND, NOISE_PREFIX, OBS, ContractError
+from robojax.deploy.contract import ACTIONS, COMMAND, NOISE_PREFIX, OBS, PLANNED, ContractError
 
 
 class Policy:
     def __init__(self, session, contract: dict, *, seed: int = 0, asynchronous: bool = False,
-                 executor=None):
+                 executor=None, correction=None):
         self.contract = contract
         self._session = session
+        self._correction = correction
         self._rng = np.random.default_rng(seed)
         inputs = {spec["name"]: spec for spec in contract["inputs"]}
         self._noise = {name: (tuple(spec["shape"][1:]), spec["noise"])
@@ -74,15 +79,14 @@ class Policy:
         if env is not None and contract["env"]["name"] != env:
             raise ContractError(f"the policy in {directory} was trained on "
                                 f"{contract['env']['name']!r}, not {env!r}.")
-        path = contract_io.model_file(directory, contract, "onnx")
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only: no notes on unused initializers
-        session = onnxruntime.InferenceSession(str(path), options,
-                                               providers=["CPUExecutionProvider"])
-        _check_io(session, contract, path)
-        return cls(session, contract, seed=seed, asynchronous=asynchronous)
+        sessions = [_session(onnxruntime, options, directory, part)
+                    for part in (contract, contract.get("correction")) if part is not None]
+        return cls(sessions[0], contract, seed=seed, asynchronous=asynchronous,
+                   correction=sessions[1] if len(sessions) > 1 else None)
 
     def noise(self, batch: int = 1) -> dict[str, np.ndarray]:
         """Fresh noise inputs for `batch` policy calls, drawn as the contract says."""
@@ -99,10 +103,17 @@ class Policy:
         actions, command = self._session.run([ACTIONS, COMMAND], feeds)
         return actions, command
 
+    def correct(self, obs: np.ndarray, planned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(actions, commands), each (batch, action_size): the correction of the planned
+        actions (batch, action_size) on the observations (batch, obs_size)."""
+        feeds = {OBS: np.asarray(obs, np.float32), PLANNED: np.asarray(planned, np.float32)}
+        actions, command = self._correction.run([ACTIONS, COMMAND], feeds)
+        return actions, command
+
     def reset(self) -> None:
         """Forget the history and the chunk in progress: the next `act` starts an episode."""
         self._history: np.ndarray | None = None
-        self._queue: list[np.ndarray] = []
+        self._queue: list[tuple[np.ndarray, np.ndarray]] = []  # (action, command)
         self._pending = None  # (future of a chunk, the step it was planned at)
         self._step = 0
 
@@ -120,34 +131,37 @@ class Policy:
             self._history = np.repeat(obs[None], self.n_obs_steps, axis=0)
         else:
             self._history = np.concatenate([self._history[1:], obs[None]])
-        command = self._next_async() if self.asynchronous else self._next()
+        action, command = self._next_async() if self.asynchronous else self._next()
         self._step += 1
+        if self._correction is not None:
+            return self.correct(obs[None], action[None])[1][0]
         return command
 
-    def _next(self) -> np.ndarray:
+    def _next(self) -> tuple[np.ndarray, np.ndarray]:
         if not self._queue:
-            self._queue = list(self._timed_plan(self._history, self.noise(1)))
+            self._queue = self._timed_plan(self._history, self.noise(1))
         return self._queue.pop(0)
 
-    def _next_async(self) -> np.ndarray:
+    def _next_async(self) -> tuple[np.ndarray, np.ndarray]:
         if self._pending is not None and (self._pending[0].done() or not self._queue):
             future, planned_at = self._pending
             self.starved += not future.done()
             self._pending = None
             self._queue = list(future.result()[self._step - planned_at:])
         if not self._queue:  # an episode's first chunk, or a plan too late for any action
-            self._queue = list(self._timed_plan(self._history, self.noise(1)))
+            self._queue = self._timed_plan(self._history, self.noise(1))
         if len(self._queue) <= self.lead and self._pending is None:
             future = self._executor.submit(self._timed_plan, self._history, self.noise(1))
             self._pending = (future, self._step)
         return self._queue.pop(0)
 
-    def _timed_plan(self, history: np.ndarray, noise: dict) -> np.ndarray:
-        """The commands (Ta, action_size) of one plan from `history`; records its time."""
+    def _timed_plan(self, history: np.ndarray, noise: dict) -> list:
+        """The (action, command) pairs of one plan from `history`, (action_size,) each, Ta of
+        them; records its time."""
         start = time.perf_counter()
-        _, command = self.plan(history[None], noise)
+        actions, command = self.plan(history[None], noise)
         self.plan_seconds.append(time.perf_counter() - start)
-        return command[0]
+        return list(zip(actions[0], command[0], strict=True))
 
 
 def check_observation(obs, size: int) -> np.ndarray:
@@ -170,10 +184,20 @@ def _draw(rng: np.random.Generator, kind: str, shape: tuple[int, ...]) -> np.nda
     raise ContractError(f"unknown noise kind {kind!r} in the contract; export again.")
 
 
-def _check_io(session, contract: dict, path: Path) -> None:
+def _session(onnxruntime, options, directory: str | Path, part: dict):
+    """An ONNX Runtime session of the model that `part` (the contract, or its "correction")
+    describes, checked against it."""
+    path = contract_io.model_file(directory, part["files"], "onnx")
+    session = onnxruntime.InferenceSession(str(path), options,
+                                           providers=["CPUExecutionProvider"])
+    _check_io(session, part, path)
+    return session
+
+
+def _check_io(session, part: dict, path: Path) -> None:
     """The model's input and output names and per-sample shapes must be the contract's."""
-    for kind, declared, actual in (("input", contract["inputs"], session.get_inputs()),
-                                   ("output", contract["outputs"], session.get_outputs())):
+    for kind, declared, actual in (("input", part["inputs"], session.get_inputs()),
+                                   ("output", part["outputs"], session.get_outputs())):
         want = {spec["name"]: list(spec["shape"][1:]) for spec in declared}
         have = {node.name: list(node.shape[1:]) for node in actual}
         if want != have:

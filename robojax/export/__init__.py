@@ -4,9 +4,11 @@
     export_run("runs/cartpole", "exported/cartpole", formats=("onnx", "stablehlo"))
 
 Each program is the whole policy (normalizer, sampler loop, chunk slicing, actuator scaling)
-with fixed input and output names and a symbolic batch dimension; randomness is an input.
+with fixed input and output names and a symbolic batch dimension; randomness is an input. A
+residual run adds a second program, its per-step correction of the planned actions.
 Load it with `robojax.deploy.Policy` (ONNX, numpy and onnxruntime only) or
-`robojax.export.formats.load_stablehlo` (jax only).
+`robojax.export.formats.load_stablehlo` (jax only). `export_program` writes the models of a
+`PolicyProgram` built in code, without a run directory.
 """
 
 import dataclasses
@@ -20,9 +22,16 @@ import jax
 import mujoco
 import numpy as np
 
+from robojax.core.program import PolicyProgram
 from robojax.deploy import contract as contract_io
 from robojax.export.formats import ONNX_OPSET, SERIALIZERS
-from robojax.export.graph import Signature, policy_function, signature
+from robojax.export.graph import (
+    Signature,
+    correction_function,
+    correction_signature,
+    policy_function,
+    signature,
+)
 
 FORMATS = tuple(SERIALIZERS)
 
@@ -38,28 +47,59 @@ def export_run(run_dir: str | Path, out: str | Path, *, formats: Sequence[str] =
 
     formats = _check_formats(formats)
     run = load_run(run_dir, seed_index=seed_index)
-    program = _program(run, steps)
-    env = run.env.unwrapped
-    sig = signature(program, env.observation_spec.size, env.action_spec.size)
+    contract = export_program(_program(run, steps), run.env.unwrapped, out, formats,
+                              unroll=unroll)
+    origin = {"algo": run.args.algo, "checkpoint_step": int(run.step), "seed_index": seed_index,
+              "dir": str(Path(run_dir).resolve())}
+    return contract_io.write(out, {"version": contract["version"], "env": _env_entry(run),
+                                   **contract, "run": origin})
+
+
+def export_program(program: PolicyProgram, env, out: str | Path,
+                   formats: Sequence[str] = FORMATS, *, unroll: bool = True) -> dict:
+    """Write `program`'s models for `env` into `out`; returns the contract less what only a
+    run knows (the task's name and episode length, the checkpoint), which `export_run` adds."""
+    formats = _check_formats(formats)
+    obs_size, action_size = env.observation_spec.size, env.action_spec.size
     low, high = _ctrl_range(env)
-    policy = policy_function(program, low, high)
+    sig = signature(program, obs_size, action_size)
     out = Path(out)
-    files = write_models(policy, sig, out, formats, unroll=unroll)
-    contract = describe(run, program, sig, low, high, files, seed_index, run_dir=run_dir)
-    return contract_io.write(out, contract)
+    files = write_models(policy_function(program, low, high), sig, out, formats, unroll=unroll)
+    if "onnx" in files:
+        files["onnx"]["sampler_loop"] = "unrolled" if unroll else "loop"
+    contract = {
+        "version": contract_io.VERSION,
+        "observation": {"size": obs_size, "history": program.n_obs_steps,
+                        "layout": observation_layout(env)},
+        "action": {"size": action_size,
+                   "names": _actuator_names(getattr(env, "mj_model", None), action_size),
+                   "ctrl_low": low.tolist(), "ctrl_high": high.tolist(),
+                   "scaling": "command = low + (clip(action, -1, 1) + 1) / 2 * (high - low)",
+                   "per_call": program.n_action_steps},
+        "control_dt": float(env.dt),
+        "sampler": program.sampler,
+        **io_spec(program, sig),
+        "files": files,
+        "versions": _versions(),
+    }
+    if program.correction is not None:
+        sig = correction_signature(obs_size, action_size)
+        files = write_models(correction_function(program, low, high), sig, out, formats,
+                             names=contract_io.CORRECTION_FILES)
+        contract["correction"] = {**io_spec(program, sig), "files": files}
+    return contract
 
 
 def write_models(policy, sig: Signature, out: Path, formats: Sequence[str], *,
-                 unroll: bool = True) -> dict:
-    """Serialize `policy` in each format into `out`; returns the contract's "files" entry."""
+                 unroll: bool = True, names: dict = contract_io.FILES) -> dict:
+    """Serialize `policy` in each format into `out` (file names from `names`); returns the
+    contract's "files" entry."""
     out.mkdir(parents=True, exist_ok=True)
     files = {}
     for fmt in formats:
-        path = out / contract_io.FILES[fmt]
+        path = out / names[fmt]
         path.write_bytes(SERIALIZERS[fmt](policy, sig, unroll=unroll))
         files[fmt] = {"path": path.name, "sha256": contract_io.sha256(path)}
-    if "onnx" in files:
-        files["onnx"]["sampler_loop"] = "unrolled" if unroll else "loop"
     return files
 
 
@@ -86,36 +126,18 @@ def _check_formats(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def describe(run, program, sig: Signature, low: np.ndarray, high: np.ndarray, files: dict,
-             seed_index: int, run_dir: str | Path | None = None) -> dict:
-    """The contract of an export (see `robojax.deploy.contract`)."""
+def _env_entry(run) -> dict:
+    """The contract's "env": the task, its config, its compiled model's hash, its episode
+    length."""
     from robojax.algos.acting import episode_length
 
     env = run.env.unwrapped
     model = getattr(env, "mj_model", None)
     config = getattr(env, "config", None)
-    return {
-        "version": contract_io.VERSION,
-        "env": {"name": run.args.env,
-                "config": dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {},
-                "mjcf_sha256": model_sha256(model) if model is not None else None,
-                "episode_length": episode_length(run.cfg, env)},
-        "observation": {"size": env.observation_spec.size, "history": program.n_obs_steps,
-                        "layout": observation_layout(env)},
-        "action": {"size": env.action_spec.size,
-                   "names": _actuator_names(model, env.action_spec.size),
-                   "ctrl_low": low.tolist(), "ctrl_high": high.tolist(),
-                   "scaling": "command = low + (clip(action, -1, 1) + 1) / 2 * (high - low)",
-                   "per_call": program.n_action_steps},
-        "control_dt": float(env.dt),
-        "sampler": program.sampler,
-        **io_spec(program, sig),
-        "files": files,
-        "run": {"algo": run.args.algo, "checkpoint_step": int(run.step),
-                "seed_index": seed_index,
-                "dir": str(Path(run_dir).resolve()) if run_dir is not None else None},
-        "versions": _versions(),
-    }
+    return {"name": run.args.env,
+            "config": dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {},
+            "mjcf_sha256": model_sha256(model) if model is not None else None,
+            "episode_length": episode_length(run.cfg, env)}
 
 
 def observation_layout(env) -> list[dict]:
