@@ -33,7 +33,7 @@ from robojax.train import train_or_resume  # noqa: E402
 def _train(env: str, algo: str, run_dir: Path, **fields) -> float:
     """Train (or resume) the run in `run_dir` with its task's preset; its wall time in s."""
     train_or_resume(presets.apply(TrainArgs(env=env, algo=algo, run_dir=run_dir, video=False,
-                                            progress=False, **fields), set()))
+                                            progress=False, **fields), {"algo"}))
     return float(read_metrics(run_dir / "metrics.csv")[-1]["wall_time_s"])
 
 

@@ -201,7 +201,7 @@ def _envs() -> None:
         steps = preset.config.get("num_timesteps") if preset else None
         return f"{steps / 1e6:.3g}M steps" if steps else "-"
 
-    table = Table("name", "obs", "act", "episode", "solver", "PPO preset", "expected",
+    table = Table("name", "obs", "act", "episode", "solver", "default preset", "expected",
                   "other presets")
     for name in envs.names():
         env = envs.make(name)
@@ -210,12 +210,13 @@ def _envs() -> None:
             has_solver = "yes"
         except ValueError:
             has_solver = "-"
-        preset = presets.get(name, "ppo")
-        others = "\n".join(f"{algo}: {budget(p)}, {p.expected or 'not measured'}"
-                           for (task, algo), p in presets.PRESETS.items()
-                           if task == name and algo != "ppo")
+        algo = presets.default_algorithm(name)
+        preset = presets.get(name, algo)
+        others = "\n".join(f"{other}: {budget(p)}, {p.expected or 'not measured'}"
+                           for (task, other), p in presets.PRESETS.items()
+                           if task == name and other != algo)
         table.add_row(name, str(env.observation_spec.shape[0]), str(env.action_spec.shape[0]),
-                      str(env.config.episode_length), has_solver, budget(preset),
+                      str(env.config.episode_length), has_solver, f"{algo}: {budget(preset)}",
                       (preset.expected if preset else None) or "not measured", others or "-")
     console.print(table)
 

@@ -4,6 +4,7 @@ import dataclasses
 import json
 
 import pytest
+import tyro
 
 from robojax import cli, envs, presets
 from robojax.runs import TrainArgs
@@ -12,7 +13,7 @@ from robojax.runs import TrainArgs
 def test_every_registered_task_has_a_ppo_preset_of_valid_fields():
     assert sorted(env for env, algo in presets.PRESETS if algo == "ppo") == envs.names()
     with pytest.raises(TypeError, match=r"ppo has no config field 'learnig_rate'"):
-        presets._check({("hopper", "ppo"): presets.Preset({"learnig_rate": 1e-3})})
+        presets._check({("hopper", "ppo"): presets.Preset({"learnig_rate": 1e-3})}, {})
 
 
 def test_flags_win_over_the_preset_and_none_keeps_the_defaults():
@@ -28,17 +29,32 @@ def test_flags_win_over_the_preset_and_none_keeps_the_defaults():
 
 
 def test_a_preset_trains_on_its_shaped_reward_unless_the_command_line_sets_one():
-    shaped = presets.apply(TrainArgs(env="cartpole-swingup"), set())
+    shaped = presets.apply(TrainArgs(env="cartpole-swingup"), {"algo"})  # --algo ppo
     assert shaped.env_overrides()["reward_scales"]["energy"] == 1.0  # trains on the shaping
     assert shaped.eval_overrides()["reward_scales"]["energy"] == 0.0  # is scored on the task
-    argv = ["--env", "cartpole-swingup", "--env-config", "random_start=0.5"]
+    argv = ["--env", "cartpole-swingup", "--algo", "ppo", "--env-config", "random_start=0.5"]
     given = presets.apply(TrainArgs(env="cartpole-swingup", env_config=("random_start=0.5",)),
                           presets.given_fields(argv))
     assert given.env_config == ("random_start=0.5",)  # the flag, not the preset's
     assert given.eval_env_config == shaped.eval_env_config  # not given: the preset's
     with pytest.raises(KeyError, match="no reward term 'enrgy'"):
         presets._check({("cartpole-swingup", "ppo"): presets.Preset(
-            {}, env_config=("reward_scales={'enrgy': 1.0}",))})
+            {}, env_config=("reward_scales={'enrgy': 1.0}",))}, {})
+
+
+def test_a_task_trains_with_its_default_algorithm_unless_the_command_line_picks_one():
+    def algo(*flags: str) -> str:
+        argv = ["--env", "cartpole-swingup", *flags]
+        args = tyro.cli(TrainArgs, args=argv)
+        return presets.apply(args, presets.given_fields(argv)).algo
+
+    assert algo() == "sac" and algo("--num-envs", "8") == "sac"  # its best-measured preset
+    assert algo("--algo", "ppo") == "ppo"
+    assert algo("--ppo.discount", "0.99") == "ppo"  # a PPO flag keeps PPO
+    assert algo("--preset", "none") == "ppo"  # the plain defaults
+    assert presets.apply(TrainArgs(env="hopper"), set()).algo == "ppo"
+    with pytest.raises(TypeError, match="picks sac for 'hopper', which has no sac preset"):
+        presets._check(presets.PRESETS, {"hopper": "sac"})
 
 
 @pytest.mark.slow
@@ -60,6 +76,6 @@ def test_envs_lists_each_tasks_preset_budgets(capsys, monkeypatch):
     out = capsys.readouterr().err  # the console writes to stderr
     rows = {line.split("│")[1].strip(): line for line in out.splitlines()
             if line.count("│") > 2}
-    assert "16M steps" in rows["cartpole-swingup"], out  # its PPO preset
-    assert "sac: 0.2M steps" in rows["cartpole-swingup"]  # and its SAC one
-    assert "8M steps" in rows["hopper"] and "sac:" not in rows["hopper"]
+    assert "sac: 0.5M steps" in rows["cartpole-swingup"], out  # its default, SAC
+    assert "ppo: 16M steps" in rows["cartpole-swingup"]  # and its PPO preset
+    assert "ppo: 8M steps" in rows["hopper"] and "sac:" not in rows["hopper"]
