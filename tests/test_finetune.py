@@ -304,6 +304,34 @@ def test_an_exported_residual_corrects_each_planned_action_as_its_controller_doe
                                policy.correct(observations, planned)[0], atol=1e-5)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("algo", ["dppo", "residual"])
+def test_a_fine_tuning_run_resumed_from_an_earlier_checkpoint_ends_as_the_whole_run(
+        weak_clone, tmp_path, algo):
+    """What fine-tuning carries (the frozen clone, the trained weights and optimizer, the env
+    batch, the base's chunk in progress, the key) round-trips through a checkpoint exactly: the
+    run resumed from its checkpoint before the last ends bitwise where the whole run ended.
+    (ReinFlow shares DPPO's state and loop.)"""
+    import shutil
+
+    from robojax.io import checkpoint
+    from robojax.runs import load_run
+
+    whole = tmp_path / "whole"
+    cli.main(["train", "--algo", algo, "--env", "detour", "--init-from", str(weak_clone),
+              "--run-dir", str(whole), "--no-progress", "--no-video", "--num-envs", "16",
+              "--num-timesteps", "1024", f"--{algo}.rollout-length", "16",
+              f"--{algo}.num-evals", "2", f"--{algo}.num-eval-envs", "8"])
+    steps = checkpoint.steps(whole / "checkpoints")
+    assert len(steps) >= 2, steps
+    resumed = Path(shutil.copytree(whole, tmp_path / "resumed"))
+    shutil.rmtree(resumed / "checkpoints" / str(max(steps)))
+    cli.main(["train", "--resume", str(resumed), "--no-progress", "--no-video"])
+    expected, got = load_run(whole), load_run(resumed)
+    assert expected.step == got.step == max(steps)
+    assert checkpoint.tree_equal(expected.state, got.state)
+
+
 def test_residual_refuses_a_run_that_is_not_a_clone(tmp_path):
     ppo = _fake_run(tmp_path / "ppo", algo="ppo", env="detour")
     with pytest.raises(ValueError, match="residual fine-tunes a behaviour-cloned gaussian, "
