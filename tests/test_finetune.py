@@ -201,8 +201,9 @@ def weak_clone(detour_demos, tmp_path_factory):
 
 @pytest.mark.slow
 def test_fine_tuning_lifts_a_weak_detour_policy(weak_clone, tmp_path):
-    """DPPO end to end (ReinFlow shares its loop; its chain is checked above); the 3-seed
-    figures of both are in experiments/generative/finetune_detour.py."""
+    """DPPO end to end (ReinFlow shares its loop; its chain is checked above), then resumed
+    from its checkpoint before the last; the 3-seed figures of both are in
+    experiments/generative/finetune_detour.py."""
     bc, algo, tuned = weak_clone, "dppo", tmp_path / "dppo"
     cli.main(["train", "--algo", algo, "--env", "detour", "--init-from", str(bc),
               "--env-config", "reward_scales={'progress': 0.0}", "--run-dir", str(tuned),
@@ -211,6 +212,26 @@ def test_fine_tuning_lifts_a_weak_detour_policy(weak_clone, tmp_path):
     rows = read_metrics(tuned / "metrics.csv")
     start, end = rows[0]["eval/success_rate"], rows[-1]["eval/success_rate"]
     assert start < 0.75 and end >= start + 0.15, (start, end)
+    _resume_from_the_checkpoint_before_the_last_ends_as_the_whole_run(tuned, tmp_path)
+
+
+def _resume_from_the_checkpoint_before_the_last_ends_as_the_whole_run(whole: Path, tmp_path):
+    """What fine-tuning carries (the frozen clone, the trained weights and optimizer, the env
+    batch, the base's chunk in progress, the key) round-trips through a checkpoint exactly: the
+    run resumed from its checkpoint before the last ends bitwise where the whole run ended."""
+    import shutil
+
+    from robojax.io import checkpoint
+    from robojax.runs import load_run
+
+    steps = checkpoint.steps(whole / "checkpoints")
+    assert len(steps) >= 2, steps
+    resumed = Path(shutil.copytree(whole, tmp_path / "resumed"))
+    shutil.rmtree(resumed / "checkpoints" / str(max(steps)))
+    cli.main(["train", "--resume", str(resumed), "--no-progress", "--no-video"])
+    expected, got = load_run(whole), load_run(resumed)
+    assert expected.step == got.step == max(steps)
+    assert checkpoint.tree_equal(expected.state, got.state)
 
 
 @pytest.mark.slow
@@ -305,31 +326,16 @@ def test_an_exported_residual_corrects_each_planned_action_as_its_controller_doe
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algo", ["dppo", "residual"])
-def test_a_fine_tuning_run_resumed_from_an_earlier_checkpoint_ends_as_the_whole_run(
-        weak_clone, tmp_path, algo):
-    """What fine-tuning carries (the frozen clone, the trained weights and optimizer, the env
-    batch, the base's chunk in progress, the key) round-trips through a checkpoint exactly: the
-    run resumed from its checkpoint before the last ends bitwise where the whole run ended.
-    (ReinFlow shares DPPO's state and loop.)"""
-    import shutil
-
-    from robojax.io import checkpoint
-    from robojax.runs import load_run
-
+def test_a_residual_run_resumed_from_an_earlier_checkpoint_ends_as_the_whole_run(weak_clone,
+                                                                                 tmp_path):
+    """As DPPO's run above (ReinFlow shares its state and loop): the residual's state, with
+    the frozen base and its chunk memory, round-trips through a checkpoint exactly."""
     whole = tmp_path / "whole"
-    cli.main(["train", "--algo", algo, "--env", "detour", "--init-from", str(weak_clone),
+    cli.main(["train", "--algo", "residual", "--env", "detour", "--init-from", str(weak_clone),
               "--run-dir", str(whole), "--no-progress", "--no-video", "--num-envs", "16",
-              "--num-timesteps", "1024", f"--{algo}.rollout-length", "16",
-              f"--{algo}.num-evals", "2", f"--{algo}.num-eval-envs", "8"])
-    steps = checkpoint.steps(whole / "checkpoints")
-    assert len(steps) >= 2, steps
-    resumed = Path(shutil.copytree(whole, tmp_path / "resumed"))
-    shutil.rmtree(resumed / "checkpoints" / str(max(steps)))
-    cli.main(["train", "--resume", str(resumed), "--no-progress", "--no-video"])
-    expected, got = load_run(whole), load_run(resumed)
-    assert expected.step == got.step == max(steps)
-    assert checkpoint.tree_equal(expected.state, got.state)
+              "--num-timesteps", "1024", "--residual.rollout-length", "16",
+              "--residual.num-evals", "2", "--residual.num-eval-envs", "8"])
+    _resume_from_the_checkpoint_before_the_last_ends_as_the_whole_run(whole, tmp_path)
 
 
 def test_residual_refuses_a_run_that_is_not_a_clone(tmp_path):
