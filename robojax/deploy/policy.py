@@ -83,10 +83,12 @@ class Policy:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only: no notes on unused initializers
-        sessions = [_session(onnxruntime, options, directory, part)
-                    for part in (contract, contract.get("correction")) if part is not None]
-        return cls(sessions[0], contract, seed=seed, asynchronous=asynchronous,
-                   correction=sessions[1] if len(sessions) > 1 else None)
+        session = _session(onnxruntime, options, directory, contract)
+        correction = contract.get("correction")
+        if correction is not None:
+            correction = _session(onnxruntime, options, directory, correction)
+        return cls(session, contract, seed=seed, asynchronous=asynchronous,
+                   correction=correction)
 
     def noise(self, batch: int = 1) -> dict[str, np.ndarray]:
         """Fresh noise inputs for `batch` policy calls, drawn as the contract says."""
