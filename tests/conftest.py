@@ -12,6 +12,25 @@ import pytest  # noqa: E402
 
 import robojax  # noqa: E402,F401  (turns on the persistent compilation cache)
 
+_COMPILE_REPORT = os.environ.get("ROBOJAX_COMPILE_REPORT")
+"""A file to which each test appends its node id and the seconds XLA spent compiling for it in
+the test process (subprocesses not included): where a cold-cache run's time goes."""
+_compile_seconds = [0.0]
+
+if _COMPILE_REPORT:
+    def _count_compile(event: str, seconds: float, **_) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            _compile_seconds[0] += seconds
+
+    jax.monitoring.register_event_duration_secs_listener(_count_compile)
+
+    @pytest.fixture(autouse=True)
+    def _report_compile_seconds(request):
+        before = _compile_seconds[0]
+        yield
+        with open(_COMPILE_REPORT, "a") as report:
+            report.write(f"{request.node.nodeid}\t{_compile_seconds[0] - before:.2f}\n")
+
 
 @pytest.fixture
 def key():
