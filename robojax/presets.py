@@ -72,8 +72,8 @@ PRESETS: dict[tuple[str, str], Preset] = {
     # At 8M steps 3 seeds reached 202 [193, 208] (0.74 of the expert); the curve keeps rising.
     ("pusher", "ppo"): Preset(
         {"num_timesteps": 24_000_000, "discount": 0.99},
-        expected="eval reward 244, 0.90 of the expert, success 0.52; one seed so far, 621 s "
-                 "(RESULTS.md 10.1)"),
+        expected="eval reward 228 [220, 239], 0.84 of the expert, success 0.42; 3 seeds, "
+                 "781 s each (RESULTS.md 10.1)"),
     ("reacher", "ppo"): Preset(
         {"num_timesteps": 3_000_000},
         expected="eval reward 903 [865, 926], 0.92 of the expert; 3 seeds, 64 s each "
