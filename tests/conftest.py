@@ -37,6 +37,14 @@ def key():
     return jax.random.PRNGKey(0)
 
 
+@pytest.fixture
+def two_cpu_devices() -> dict:
+    """Environment variables for a subprocess that sees two CPU devices: the suite's XLA flags
+    with the host platform split in two."""
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
+    return {**os.environ, "XLA_FLAGS": flags.strip(), "JAX_PLATFORMS": "cpu"}
+
+
 @pytest.fixture(scope="session")
 def detour_demos(tmp_path_factory):
     """100 successful episodes of the detour expert (both modes), for behaviour cloning."""

@@ -110,7 +110,7 @@ def test_distributed_without_flags_outside_a_cluster_says_what_to_give(tmp_path)
 
 
 @pytest.mark.slow
-def test_two_processes_train_as_one_process_with_two_devices(tmp_path):
+def test_two_processes_train_as_one_process_with_two_devices(tmp_path, two_cpu_devices):
     """Two processes with one CPU device each run the same SPMD program as one process with
     two devices: the same partitioning, and each all-reduce sums the same two per-device
     partial results (in gloo instead of in memory). So the runs agree bitwise, through a kill of
@@ -118,8 +118,7 @@ def test_two_processes_train_as_one_process_with_two_devices(tmp_path):
     reference, run = tmp_path / "reference", tmp_path / "run"
     subprocess.run(_robojax([*TRAIN, "--run-dir", str(reference)]), check=True, text=True,
                    capture_output=True, timeout=600,
-                   env={**ENV, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} "
-                        "--xla_force_host_platform_device_count=2"})
+                   env={**two_cpu_devices, "PYTHONUNBUFFERED": "1"})
     port = _free_port()
     procs = _launch([*TRAIN, "--run-dir", str(run)], port)
     deadline = time.monotonic() + 600
@@ -160,7 +159,8 @@ SAC = ["train", "--algo", "sac", "--env", "cartpole-balance", "--num-envs", "8",
 
 
 @pytest.mark.slow
-def test_two_sac_processes_keep_their_replay_shards_and_train_as_two_devices(tmp_path):
+def test_two_sac_processes_keep_their_replay_shards_and_train_as_two_devices(
+        tmp_path, two_cpu_devices):
     """SAC's step runs per device (shard_map): each process keeps and samples the replay
     shard its own envs filled, and the gradient all-reduce makes both processes' learners the
     same, bitwise equal to one process with two devices; with two seeds in one program."""
@@ -168,8 +168,7 @@ def test_two_sac_processes_keep_their_replay_shards_and_train_as_two_devices(tmp
     seeds = ["--num-seeds", "2"]
     subprocess.run(_robojax([*SAC, *seeds, "--run-dir", str(reference)]), check=True, text=True,
                    capture_output=True, timeout=600,
-                   env={**ENV, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} "
-                        "--xla_force_host_platform_device_count=2"})
+                   env={**two_cpu_devices, "PYTHONUNBUFFERED": "1"})
     for code, output in _finish(_launch([*SAC, *seeds, "--run-dir", str(run)], _free_port())):
         assert code == 0, output[-3000:]
     for seed in (0, 1):

@@ -1,6 +1,5 @@
 """Envs sharded over two (host) devices train in one SPMD program, compiled once."""
 
-import os
 import subprocess
 import sys
 
@@ -28,8 +27,8 @@ print("OK")
 
 
 @pytest.mark.slow
-def test_ppo_shards_envs_across_two_devices():
-    _run_on_two_devices(SCRIPT)
+def test_ppo_shards_envs_across_two_devices(two_cpu_devices):
+    _run_on_two_devices(SCRIPT, two_cpu_devices)
 
 
 SAC_SCRIPT = """
@@ -79,13 +78,11 @@ print("OK")
 
 
 @pytest.mark.slow
-def test_sac_keeps_each_devices_transitions_on_it_with_one_human_over_all():
-    _run_on_two_devices(SAC_SCRIPT)
+def test_sac_keeps_each_devices_transitions_on_it_with_one_human_over_all(two_cpu_devices):
+    _run_on_two_devices(SAC_SCRIPT, two_cpu_devices)
 
 
-def _run_on_two_devices(script: str) -> None:
-    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
-    env = {**os.environ, "XLA_FLAGS": flags.strip(), "JAX_PLATFORMS": "cpu"}
+def _run_on_two_devices(script: str, env: dict) -> None:
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
