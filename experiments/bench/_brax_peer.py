@@ -27,11 +27,27 @@ def parse_args(default_env: str, algo: str) -> argparse.Namespace:
     return parser.parse_args()
 
 
+def _shim_device_put_replicated(jax) -> None:
+    """Brax 0.14.2's PPO and SAC call `jax.device_put_replicated`, which jax 0.8 removed. On
+    newer jax (the GPU machine's), stand in for it: stack one copy per device and let pmap shard
+    them."""
+    if hasattr(jax, "device_put_replicated"):
+        return
+    import jax.numpy as jnp
+
+    def device_put_replicated(tree, devices):
+        return jax.tree.map(lambda x: jnp.stack([jnp.asarray(x)] * len(devices)), tree)
+
+    jax.device_put_replicated = device_put_replicated
+
+
 def train(args: argparse.Namespace, train_fn, make_networks, network: dict) -> None:
     """Run `train_fn` (brax's `ppo.train` or `sac.train`) on `args.env`; print the eval points
     (env steps, wall seconds since the call, reward, training/sps) as JSON."""
     import jax
     from mujoco_playground import registry, wrapper
+
+    _shim_device_put_replicated(jax)
 
     env = registry.load(args.env, config_overrides={"impl": "jax"})
     points, start = [], time.perf_counter()

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The benchmarks at GPU sizes, one group per call: bash experiments/bench/gpu.sh GROUP OUTDIR
-# Groups: env (throughput at 1024-16384 envs), ppo (robojax vs Brax PPO), policy (inference and
-# U-Net training vs PyTorch on the same GPU, detour BC training time), diffsim (differentiable
-# rollout overhead, ILD vs PPO wall time), pusht (behaviour cloning on push-t: for each action
-# noise in PUSHT_NOISES, demos, then each family or run stem in PUSHT_FAMILIES trained side by
-# side with its seeds in one program, PUSHT_STEPS grad steps, at most PUSHT_LIMIT s; PUSHT_ARGS
-# adds pusht_table.py flags; then the table from the latest checkpoints). Peers run in the venv
-# PEER_VENV (default: the one running robojax), which must hold brax + playground (ppo) or torch
-# with CUDA (policy).
+# Groups: env (throughput at 1024-16384 envs), ppo (robojax vs Brax PPO), ppo-cold (its time to
+# reward alone, robojax from an empty compile cache only), sac (robojax vs Brax SAC throughput at
+# 1024 and 4096 envs), hil (HIL and RLPD on sparse pusher at 1024 envs, HIL_STEPS env steps),
+# finetune (ReinFlow and DPPO on detour at 1024 envs, FINETUNE_STEPS env steps), policy
+# (inference and U-Net training vs PyTorch on the same GPU, detour BC training time), diffsim
+# (differentiable rollout overhead, ILD vs PPO wall time), pusht (behaviour cloning on push-t: for
+# each action noise in PUSHT_NOISES, demos, then each family or run stem in PUSHT_FAMILIES trained
+# side by side with its seeds in one program, PUSHT_STEPS grad steps, at most PUSHT_LIMIT s;
+# PUSHT_ARGS adds pusht_table.py flags; then the table from the latest checkpoints). Peers run in
+# the venv PEER_VENV (default: the one running robojax), which must hold brax + playground (ppo,
+# sac) or torch with CUDA (policy).
 set -uo pipefail
 group=$1 out=$(realpath -m "$2")
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -31,6 +34,17 @@ case $group in
   ppo)
     run ppo_a 150 $py $bench/ppo_vs_brax.py --part a --num-envs 4096
     run ppo_b 200 $py $bench/ppo_vs_brax.py --part b --brax-envs 2048 ;;
+  ppo-cold)  # (b) alone, robojax from an empty compile cache only
+    run ppo_b_cold 170 $py $bench/ppo_vs_brax.py --part b --brax-envs 2048 --cold-only ;;
+  sac)
+    run sac_a "${SAC_LIMIT:-110}" $py $bench/sac_vs_brax.py --part a --num-envs 1024 4096 ;;
+  hil)  # HIL and RLPD on sparse pusher at 1024 envs, one seed each, wall time
+    run hil "${HIL_LIMIT:-100}" $py $repo/experiments/hil/hil_table.py --env pusher --seeds 1 --num-envs 1024 \
+      --num-timesteps "${HIL_STEPS:-1000000}" --out "${RUNS:-/tmp/gpu-runs}/hil" ;;
+  finetune)  # ReinFlow and DPPO on detour at 1024 envs, one seed each
+    run finetune "${FINETUNE_LIMIT:-110}" $py $repo/experiments/generative/finetune_detour.py --seeds 1 \
+      --num-envs 1024 --timesteps "${FINETUNE_STEPS:-2000000}" --algos reinflow dppo \
+      --out "${RUNS:-/tmp/gpu-runs}/finetune" ;;
   policy)
     run policy 200 $py $bench/policy_latency.py --big-batch 4096 --big-repeats 5
     run detour 150 $py $repo/experiments/generative/detour_table.py --seeds 1 \

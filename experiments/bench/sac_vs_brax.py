@@ -9,7 +9,7 @@
 
 Brax runs in its peer venv (experiments/bench/setup_brax_peer.sh), robojax in this process.
 
-    python experiments/bench/sac_vs_brax.py --part a
+    python experiments/bench/sac_vs_brax.py --part a [--num-envs 1024 4096]
     python experiments/bench/sac_vs_brax.py --part b --target 300
 """
 
@@ -89,28 +89,30 @@ def robojax_throughput(env_name: str, s: dict) -> tuple[float, float]:
     return cfg.num_envs * STEPS_PER_EPOCH / steady, compile_s
 
 
-def part_a(env_name: str) -> None:
+def part_a(env_name: str, num_envs: int) -> None:
     import jax
 
-    s = SHARED
+    s = {**SHARED, "num_envs": num_envs}
+    grad = s["grad_updates_per_step"] / s["num_envs"]
+    print(f"# (a) SAC throughput, Playground {env_name} (impl jax), {os.cpu_count()} cores, "
+          f"{time.strftime('%Y-%m-%d')}; robojax on jax {jax.__version__}, Brax 0.14.2 in its "
+          f"peer venv, backend {jax.default_backend()}")
+    print(f"# shared settings: {s}, networks {NETWORK}, {STEPS_PER_EPOCH} env steps per epoch")
+    print("| side | training env steps/s | gradient steps/s | compile s |")
+    print("|---|---|---|---|", flush=True)
     ours_sps, ours_compile = robojax_throughput(f"playground:{env_name}", s)
+    print(f"| robojax SAC | {ours_sps:,.0f} | {ours_sps * grad:,.0f} | {ours_compile:.1f} |",
+          flush=True)
     env_steps_per_epoch = s["num_envs"] * STEPS_PER_EPOCH
     brax = run_brax(env_name, brax_kwargs(s, s["min_replay"] + EPOCHS * env_steps_per_epoch,
                                           EPOCHS + 1), NETWORK)
     sps = [p["sps"] for p in brax["points"][1:]]
     brax_sps = sorted(sps[1:])[len(sps[1:]) // 2]
     brax_compile = env_steps_per_epoch / sps[0] - env_steps_per_epoch / brax_sps
-    grad = s["grad_updates_per_step"] / s["num_envs"]
-    print(f"# (a) SAC throughput, Playground {env_name} (impl jax), {os.cpu_count()} cores, "
-          f"{time.strftime('%Y-%m-%d')}; robojax on jax {jax.__version__}, Brax 0.14.2 on jax "
-          f"{brax['jax']}, backend {jax.default_backend()}")
-    print(f"# shared settings: {s}, networks {NETWORK}, {STEPS_PER_EPOCH} env steps per epoch")
-    print("| side | training env steps/s | gradient steps/s | compile s |")
-    print("|---|---|---|---|")
-    print(f"| robojax SAC | {ours_sps:,.0f} | {ours_sps * grad:,.0f} | {ours_compile:.1f} |")
-    print(f"| Brax SAC | {brax_sps:,.0f} | {brax_sps * grad:,.0f} | {brax_compile:.1f} |")
+    print(f"| Brax SAC (jax {brax['jax']}) | {brax_sps:,.0f} | {brax_sps * grad:,.0f} | "
+          f"{brax_compile:.1f} |")
     print(f"| ratio robojax/Brax | {ours_sps / brax_sps:.2f}x | {ours_sps / brax_sps:.2f}x | "
-          f"{ours_compile / brax_compile:.2f}x |")
+          f"{ours_compile / brax_compile:.2f}x |", flush=True)
 
 
 def first_reaching(points: list[dict], target: float) -> dict | None:
@@ -175,9 +177,12 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=300.0)
     parser.add_argument("--budget", type=int, default=300_000)
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--num-envs", nargs="+", type=int, default=[SHARED["num_envs"]],
+                        help="(a) env counts to measure, each side by side with Brax")
     args = parser.parse_args()
     if args.part == "a":
-        part_a(args.env)
+        for num_envs in args.num_envs:
+            part_a(args.env, num_envs)
     else:
         part_b(args.env, args.target, args.budget, args.seeds)
 

@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--timesteps", type=int, default=600_000)
     parser.add_argument("--episodes", type=int, default=512)
+    parser.add_argument("--num-envs", type=int, default=256, help="fine-tuning envs")
     parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
     parser.add_argument("--out", type=Path, default=Path("runs/finetune-detour"))
     parser.add_argument("--threshold", type=float, default=0.75,
@@ -95,7 +96,8 @@ def main() -> None:
                                "--bc.num-evals", "1")
             ft_s = robojax("train", "--algo", algo, "--env", "detour", "--init-from", str(bc),
                            "--env-config", reward, "--seed", str(seed), "--run-dir", str(tuned),
-                           "--num-timesteps", str(args.timesteps), f"--{algo}.num-evals", "10")
+                           "--num-timesteps", str(args.timesteps), "--num-envs", str(args.num_envs),
+                           f"--{algo}.num-evals", "10")
             row = {"bc": outcomes(bc, args.episodes, 10_000 + seed),
                    "tuned": outcomes(tuned, args.episodes, 10_000 + seed),
                    "bc_s": bc_s, "tuned_s": ft_s}

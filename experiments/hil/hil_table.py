@@ -74,8 +74,8 @@ def main():
     args.out.mkdir(parents=True, exist_ok=True)
     dataset = demos(args)
     print(f"| method | final success [95% CI] | env steps until the seeds' mean reaches "
-          f"{args.threshold:.0%} | human-seconds to it | final intervention rate |\n"
-          "|---|---|---|---|---|")
+          f"{args.threshold:.0%} | wall s to it | human-seconds to it | final intervention rate "
+          "| train wall s |\n|---|---|---|---|---|---|---|")
     for method in args.methods:
         run_dir = train(args, method, dataset)
         rows = [r for r in read_metrics(run_dir / "metrics.csv")
@@ -86,9 +86,10 @@ def main():
         steps = first_reaching(rows, "eval/success_rate", args.threshold, "env_steps")
         seconds = first_reaching(rows, "eval/success_rate", args.threshold,
                                  "hil/human_seconds_total")
+        wall = first_reaching(rows, "eval/success_rate", args.threshold, "wall_time_s")
         rate = rows[-1].get("hil/intervention_rate", float("nan"))
-        print(f"| {method} | {final:.3f} [{low:.3f}, {high:.3f}] | {steps:,.0f} | "
-              f"{seconds:.0f} | {rate:.3f} |", flush=True)
+        print(f"| {method} | {final:.3f} [{low:.3f}, {high:.3f}] | {steps:,.0f} | {wall:.0f} | "
+              f"{seconds:.0f} | {rate:.3f} | {rows[-1]['wall_time_s']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":
