@@ -67,7 +67,7 @@ def test_register_checks_what_it_is_given():
 @pytest.mark.slow
 def test_the_reward_sees_the_clipped_action_the_physics_executes():
     env = envs.make("pusher")
-    state = env.reset(jax.random.PRNGKey(0))
+    state = jax.jit(env.reset)(jax.random.PRNGKey(0))  # eagerly, MJX would compile op by op
     step = jax.jit(env.step)
     wild, edge = step(state, jnp.array([100.0, -100.0])), step(state, jnp.array([1.0, -1.0]))
     np.testing.assert_array_equal(wild.data.qpos, edge.data.qpos)
@@ -320,7 +320,7 @@ def test_a_nonfinite_action_under_jit_is_replaced_counted_and_reported():
     from robojax.rollout import evaluate_episodes, nonfinite_action_warning
 
     env = envs.make("point-mass")
-    state = env.reset(jax.random.PRNGKey(0))
+    state = jax.jit(env.reset)(jax.random.PRNGKey(0))
     step = jax.jit(env.step)  # the README's pattern: no eager check can see the value
     bad, zero = step(state, jnp.array([jnp.nan, 0.5])), step(state, jnp.array([0.0, 0.5]))
     np.testing.assert_array_equal(bad.data.qpos, zero.data.qpos)

@@ -308,7 +308,7 @@ def test_sparse_reward_pays_one_on_success_and_ends_the_episode(name):
     from robojax.envs.push_t import TARGET
 
     env = envs.make(name, sparse_reward=True)
-    state = env.reset(jax.random.PRNGKey(0))
+    state = jax.jit(env.reset)(jax.random.PRNGKey(0))
     qpos = state.data.qpos
     if name == "pusher":  # the block onto the goal, the pusher well behind it
         at_goal = qpos.at[2:4].set(state.data.mocap_pos[0, :2])
