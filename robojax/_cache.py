@@ -1,6 +1,7 @@
 """Persistent XLA compilation cache, on by default so a second run skips compilation."""
 
 import os
+import warnings
 from pathlib import Path
 
 import jax
@@ -32,3 +33,35 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return cache_dir
+
+
+def write_from_every_process() -> None:
+    """Let every process of a multi-process run write its programs to the persistent cache.
+
+    jax writes the cache from process 0 alone, to spare filesystems that every host shares. On
+    CPU each process's cache key names its own devices, so without this the other processes
+    compile every program afresh on every run, and process 0 waits for them at the first
+    collective: a warm cache saves nothing. robojax's cache lives on each host's own disk
+    (`default_cache_dir()`), where each process's entries are its own. jax's other rules hold:
+    no entry for programs with host callbacks or below the minimum compile time.
+    """
+    from jax._src import compilation_cache, compiler, distributed
+
+    original = compiler._cache_write
+    if getattr(original, "robojax_every_process", False):
+        return
+
+    def write(cache_key, compile_time_secs, module_name, backend, executable, host_callbacks):
+        if (distributed.global_state.process_id == 0 or host_callbacks or compile_time_secs
+                < jax.config.jax_persistent_cache_min_compile_time_secs):
+            return original(cache_key, compile_time_secs, module_name, backend, executable,
+                            host_callbacks)
+        try:
+            compilation_cache.put_executable_and_time(cache_key, module_name, executable,
+                                                      backend, int(compile_time_secs))
+        except Exception as err:  # a full disk or a lost race: compile again next time
+            warnings.warn(f"could not write the compile cache entry for {module_name!r}: "
+                          f"{type(err).__name__}: {err}", stacklevel=2)
+
+    write.robojax_every_process = True
+    compiler._cache_write = write

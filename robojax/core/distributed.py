@@ -20,6 +20,8 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
+from robojax._cache import write_from_every_process
+
 
 class PeerLostError(RuntimeError):
     """Another process of the run stopped (killed, crashed, preempted, or its host went down)."""
@@ -95,6 +97,7 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
             "processes (process 0 hosts the coordinator) with the same --coordinator, check "
             "that its host and port are reachable from here, or raise "
             "--distributed-timeout.") from err
+    write_from_every_process()  # else a warm compile cache saves the other processes nothing
 
 
 def wait_for_coordinator(coordinator: str, timeout: float, process_id: int | None) -> None:
