@@ -36,14 +36,14 @@ case $group in
     run ppo_b 200 $py $bench/ppo_vs_brax.py --part b --brax-envs 2048 ;;
   ppo-cold)  # (b) alone, robojax from an empty compile cache only
     run ppo_b_cold 170 $py $bench/ppo_vs_brax.py --part b --brax-envs 2048 --cold-only ;;
-  sac)
-    run sac_a "${SAC_LIMIT:-110}" $py $bench/sac_vs_brax.py --part a --num-envs 1024 4096 ;;
-  hil)  # HIL and RLPD on sparse pusher at 1024 envs, one seed each, wall time
-    run hil "${HIL_LIMIT:-100}" $py $repo/experiments/hil/hil_table.py --env pusher --seeds 1 --num-envs 1024 \
-      --num-timesteps "${HIL_STEPS:-1000000}" --out "${RUNS:-/tmp/gpu-runs}/hil" ;;
-  finetune)  # ReinFlow and DPPO on detour at 1024 envs, one seed each
-    run finetune "${FINETUNE_LIMIT:-110}" $py $repo/experiments/generative/finetune_detour.py --seeds 1 \
-      --num-envs 1024 --timesteps "${FINETUNE_STEPS:-2000000}" --algos reinflow dppo \
+  sac)  # at most SAC_LIMIT s (about 110 s per env count on an H200)
+    run sac_a "${SAC_LIMIT:-300}" $py $bench/sac_vs_brax.py --part a --num-envs 1024 4096 ;;
+  hil)  # HIL and RLPD on sparse pusher at 1024 envs, one seed each, at most HIL_LIMIT s
+    run hil "${HIL_LIMIT:-300}" $py $repo/experiments/hil/hil_table.py --env pusher --seeds 1 \
+      --num-envs 1024 --num-timesteps "${HIL_STEPS:-1000000}" --out "${RUNS:-/tmp/gpu-runs}/hil" ;;
+  finetune)  # ReinFlow and DPPO on detour at 1024 envs, one seed each, at most FINETUNE_LIMIT s
+    run finetune "${FINETUNE_LIMIT:-300}" $py $repo/experiments/generative/finetune_detour.py \
+      --seeds 1 --num-envs 1024 --timesteps "${FINETUNE_STEPS:-2000000}" --algos reinflow dppo \
       --out "${RUNS:-/tmp/gpu-runs}/finetune" ;;
   policy)
     run policy 200 $py $bench/policy_latency.py --big-batch 4096 --big-repeats 5
