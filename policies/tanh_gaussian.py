@@ -38,7 +38,7 @@ class TanhGaussianPolicy:
         return MLP(self.hidden_sizes, 2 * action_size, self.activation)
 
     def init(self, key: jax.Array, obs_spec: ArraySpec, act_spec: ArraySpec) -> ActorParams:
-        weights = self._net(act_spec.size).init(key, jnp.zeros(obs_spec.shape))
+        weights = jax.jit(self._net(act_spec.size).init)(key, jnp.zeros(obs_spec.shape))
         return ActorParams(weights, act_spec.size)
 
     def mean_and_log_std(self, params: ActorParams, obs: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -180,7 +180,7 @@ def train_q(data: dict, key: jax.Array, *, grad_steps: int = 3000, batch_size: i
     target = data["target"][keep]
     net = q_network(hidden_sizes)
     key_init, key_batches = jax.random.split(key)
-    params = net.init(key_init, inputs[:1])
+    params = jax.jit(net.init)(key_init, inputs[:1])
     optimizer = optax.adam(learning_rate)
 
     def loss(params, idx):

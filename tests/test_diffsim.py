@@ -179,8 +179,8 @@ def test_the_fixed_step_line_search_applies_only_in_the_context_that_asked_for_i
 
     env = envs.make("hopper")
     state = jax.jit(env.reset)(jax.random.PRNGKey(0))
-    action = jnp.zeros(env.action_spec.shape)
-    trace = lambda: str(jax.make_jaxpr(env.step)(state, action))  # noqa: E731
+    ctrl = jnp.zeros(env.action_spec.shape)
+    trace = lambda: str(jax.make_jaxpr(env.physics_step)(state.data, ctrl))  # noqa: E731
     mjx_own = trace()
     with fixed_step_linesearch():
         with concurrent.futures.ThreadPoolExecutor(1) as pool:

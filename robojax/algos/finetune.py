@@ -238,10 +238,10 @@ def init(cfg: FinetuneConfig, env: Env, data: TrainInput, key: jax.Array) -> Tra
     cond_size = cloned.obs_mean.shape[-1] * spec.chunks.n_obs_steps
     weights = jax.tree.map(jnp.asarray, cloned.ema_params)
     params = {"policy": weights,
-              "value": value_network(cfg).init(key_value, jnp.zeros((cond_size,)))}
+              "value": jax.jit(value_network(cfg).init)(key_value, jnp.zeros((cond_size,)))}
     if isinstance(cfg, ReinFlowConfig):
         chunk_size = spec.chunks.horizon * spec.action_size
-        params["noise"] = noise_network(cfg, chunk_size).init(
+        params["noise"] = jax.jit(noise_network(cfg, chunk_size).init)(
             key_noise, jnp.zeros((cond_size + 1 + chunk_size,)))
     env_state = shard_env_batch(jax.jit(data.env.reset)(key_env))
     history = jnp.repeat(env_state.obs[:, None], spec.chunks.n_obs_steps, axis=1)

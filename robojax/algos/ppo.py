@@ -125,7 +125,7 @@ def init(cfg: PPOConfig, env: Env, train_env: Env, key: jax.Array) -> TrainState
     obs_spec, act_spec = env.observation_spec, env.action_spec
     params = {
         "policy": make_policy(cfg).init(key_policy, obs_spec, act_spec),
-        "value": value_network(cfg).init(key_value, jnp.zeros(obs_spec.shape)),
+        "value": jax.jit(value_network(cfg).init)(key_value, jnp.zeros(obs_spec.shape)),
     }
     env_state = shard_env_batch(jax.jit(train_env.reset)(key_env))
     return place_on_mesh(TrainState(

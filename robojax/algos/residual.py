@@ -168,7 +168,7 @@ def init(cfg: ResidualConfig, env: Env, data: TrainInput, key: jax.Array) -> Tra
     last = f"Dense_{len(cfg.hidden_sizes)}"
     policy["net"]["params"][last] = jax.tree.map(jnp.zeros_like, policy["net"]["params"][last])
     params = {"policy": policy,
-              "value": value_network(cfg).init(key_value, jnp.zeros((obs_size,)))}
+              "value": jax.jit(value_network(cfg).init)(key_value, jnp.zeros((obs_size,)))}
     env_state = shard_env_batch(jax.jit(data.env.reset)(key_env))
     state = TrainState(params=params, opt_state=make_optimizer(cfg).init(params),
                        obs_stats=normalize.init((obs_size,)), base=data.base_state,

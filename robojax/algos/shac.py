@@ -101,7 +101,7 @@ def init(cfg: SHACConfig, env: Env, train_env: Env, key: jax.Array) -> TrainStat
     cfg.validate()
     key_policy, key_value, key_env, key_train = jax.random.split(key, 4)
     obs_spec = env.observation_spec
-    value = value_network(cfg).init(key_value, jnp.zeros(obs_spec.shape))
+    value = jax.jit(value_network(cfg).init)(key_value, jnp.zeros(obs_spec.shape))
     params = {"policy": make_policy(cfg).init(key_policy, obs_spec, env.action_spec),
               "value": value}
     env_state = jax.jit(train_env.reset)(key_env)

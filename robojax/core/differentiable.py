@@ -40,6 +40,7 @@ def differentiable(env):
     model = env.mjx_model
     twin._mjx_model = model.replace(opt=model.opt.replace(iterations=1))
     twin.differentiable = True
+    twin._build_programs()
     return twin
 
 

@@ -78,6 +78,16 @@ class MjxEnv(Env):
         self._ctrl_high = jnp.asarray(ranges[:, 1], jnp.float32) if nu else jnp.zeros(0)
         obs = jax.eval_shape(self.observe, jax.eval_shape(self._zero_data), jax.random.PRNGKey(0))
         self._obs_spec = ArraySpec(tuple(obs.shape), np.float32)
+        self._build_programs()
+
+    def _build_programs(self) -> None:
+        """`reset` and `step` as jitted programs of this env's own model. Called eagerly they
+        run compiled, not op by op; inside other programs (training, evaluation, reset caches,
+        under vmap or scan) each is traced once per input shape and shared, so the MJX physics
+        is not traced again for every program that steps the env."""
+        self._programs_model = self._mjx_model
+        self._reset_program = jax.jit(self._reset)
+        self._step_program = jax.jit(self._step)
 
     # -- properties users build on -------------------------------------------------------------
     @property
@@ -145,6 +155,17 @@ class MjxEnv(Env):
         return mjx.make_data(self._mjx_model)
 
     def reset(self, key: jax.Array) -> State:
+        if self._mjx_model is not self._programs_model:  # per-env fields swapped in (DR)
+            return self._reset(key)
+        return self._reset_program(key)
+
+    def step(self, state: State, action: jax.Array) -> State:
+        action = check_action(action, self.action_spec)  # before the program: a NaN is an error
+        if self._mjx_model is not self._programs_model:
+            return self._step(state, action)
+        return self._step_program(state, action)
+
+    def _reset(self, key: jax.Array) -> State:
         key, key_init, key_obs = jax.random.split(key, 3)
         data = self.init_state(mjx.make_data(self.mjx_model), key_init)
         data = mjx.forward(self.mjx_model, data)
@@ -161,7 +182,7 @@ class MjxEnv(Env):
             key=key, metrics=metrics, extras=extras,
         )
 
-    def step(self, state: State, action: jax.Array) -> State:
+    def _step(self, state: State, action: jax.Array) -> State:
         # The reward sees the action the physics executes: clipped to [-1, 1], and a NaN or
         # infinite component (which would poison the physics) replaced by 0, the middle of its
         # range, and counted in `metrics["nonfinite_action"]`.
