@@ -97,9 +97,18 @@ def make(name: str, **config_overrides) -> Env:
     ones through `robojax.core.adapters`."""
     if name.startswith(("playground:", "brax:")):
         return _make_foreign(name, **config_overrides)
-    env = _entry(name).env_class(get_config(name, **config_overrides))
+    env_class = _entry(name).env_class
+    config = get_config(name, **config_overrides)
+    env = env_class(config)
     env.registry_name = name  # what demonstrations and checkpoints record as the env
+    if hasattr(env, "share_programs"):  # built from its config alone: same config, same task
+        env.share_programs(_FIRST_BUILT.setdefault((env_class, repr(config)), env))
     return env
+
+
+_FIRST_BUILT: dict[tuple, Env] = {}
+"""The first env `make` built of each class and config, whose traced and compiled reset and
+step later builds of it reuse."""
 
 
 def _make_foreign(name: str, **overrides) -> Env:

@@ -106,6 +106,20 @@ def test_shaping_terms_are_logged_and_weighted_only_when_asked():
                                rtol=1e-5)
 
 
+def test_envs_built_alike_share_one_traced_step_and_others_do_not():
+    config = {"episode_length": 123}  # built nowhere else in the suite: nothing traced yet
+    first, second = envs.make("pendulum-swingup", **config), envs.make("pendulum-swingup", **config)
+    shaped = envs.make("pendulum-swingup", **config, reward_scales={"swing": 1.0})
+    assert first is not second and second._step_program is first._step_program
+    assert shaped._step_program is not first._step_program
+    state = second.reset(jax.random.PRNGKey(0))
+    action = jnp.ones(1)
+    assert first._step_program._cache_size() == 0
+    assert float(second.step(state, action).reward) == float(first.step(state, action).reward)
+    assert first._step_program._cache_size() == 1  # traced once, for both
+    assert float(shaped.step(state, action).reward) > float(first.step(state, action).reward)
+
+
 def test_detour_pays_for_reaching_the_goal_not_for_waiting_beside_it():
     env = envs.make("detour")
     reset, step = jax.jit(env.reset), jax.jit(env.step)

@@ -89,6 +89,14 @@ class MjxEnv(Env):
         self._reset_program = jax.jit(self._reset)
         self._step_program = jax.jit(self._step)
 
+    def share_programs(self, twin: "MjxEnv") -> None:
+        """Run `twin`'s `reset` and `step` programs, traced and compiled once for both: for an
+        env of the same class built from an equal config (`robojax.envs.make` does this)."""
+        if type(twin) is not type(self) or twin.differentiable != self.differentiable:
+            raise TypeError(f"share_programs needs an env of the same kind, got "
+                            f"{type(twin).__name__} for {type(self).__name__}.")
+        self._reset_program, self._step_program = twin._reset_program, twin._step_program
+
     # -- properties users build on -------------------------------------------------------------
     @property
     def mj_model(self) -> mujoco.MjModel:
