@@ -14,12 +14,11 @@ from robojax.rollout import nonfinite_action_warning
 from robojax.runs import load_run, restore_run
 
 
-def _evaluate(algo, cfg, env, state, num_episodes: int, seed: int,
-              overrides: dict) -> dict[str, float]:
+def _evaluation(algo, cfg, env, num_episodes: int, overrides: dict):
+    """`(state, key) -> metrics`: one compiled evaluation, traced once for every seed's state."""
     cfg = dataclasses.replace(cfg, num_eval_envs=num_episodes, **overrides)
-    metrics = jax.jit(functools.partial(algo.evaluate, cfg, acting.make_eval_env(cfg, env)))(
-        state, jax.random.PRNGKey(seed))
-    return {k: float(v) for k, v in metrics.items()}
+    program = jax.jit(functools.partial(algo.evaluate, cfg, acting.make_eval_env(cfg, env)))
+    return lambda state, key: {k: float(v) for k, v in program(state, key).items()}
 
 
 def evaluate_checkpoint(run_dir: str | Path, *, num_episodes: int = 256, seed: int = 1,
@@ -30,7 +29,7 @@ def evaluate_checkpoint(run_dir: str | Path, *, num_episodes: int = 256, seed: i
     `seed_index` picks one seed of a `--num-seeds` run; `env_config` overrides the run's env
     config."""
     _, algo, cfg, env, state, _ = load_run(run_dir, seed_index, env_config)
-    return _evaluate(algo, cfg, env, state, num_episodes, seed, overrides)
+    return _evaluation(algo, cfg, env, num_episodes, overrides)(state, jax.random.PRNGKey(seed))
 
 
 def evaluate_run(run_dir: str | Path, *, num_episodes: int = 256, video: bool = True,
@@ -43,8 +42,8 @@ def evaluate_run(run_dir: str | Path, *, num_episodes: int = 256, video: bool = 
     args, algo, cfg, env, states, step = restore_run(run_dir, env_config)
     indices = list(range(args.num_seeds)) if seed_index is None else [seed_index]
     seed_states = [run_dir_io.seed_state(states, args.num_seeds, i, run_dir) for i in indices]
-    per_seed = [_evaluate(algo, cfg, env, state, num_episodes, seed, {})
-                for state in seed_states]
+    evaluation = _evaluation(algo, cfg, env, num_episodes, {})
+    per_seed = [evaluation(state, jax.random.PRNGKey(seed)) for state in seed_states]
     result = {k: sum(r[k] for r in per_seed) / len(per_seed) for k in per_seed[0]}
     result["checkpoint_iteration"] = step
     if args.num_seeds > 1:
