@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 
-import jax
 import numpy as np
 import pytest
 
@@ -110,41 +109,39 @@ def test_distributed_without_flags_outside_a_cluster_says_what_to_give(tmp_path)
     assert "found no cluster to join" in out.stderr and "--coordinator HOST:PORT" in out.stderr
 
 
-@pytest.fixture
-def empty_compile_cache(tmp_path):
-    """The persistent compile cache in an empty folder of its own, every program written."""
-    from jax._src import compilation_cache
+_CACHE_WRITES = """
+import sys
+from pathlib import Path
 
-    before = (jax.config.jax_compilation_cache_dir,
-              jax.config.jax_persistent_cache_min_compile_time_secs)
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path / "cache"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    compilation_cache.reset_cache()
-    yield tmp_path / "cache"
-    jax.config.update("jax_compilation_cache_dir", before[0])
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", before[1])
-    compilation_cache.reset_cache()
+import jax
+import numpy as np
+from jax._src import compiler
+from jax._src import distributed as jax_distributed
+
+from robojax._cache import write_from_every_process
+
+cache = Path(sys.argv[1])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax_distributed.global_state.process_id = 1
+jax.jit(lambda x: x * 3.0 + 1.0)(np.ones(5, np.float32))
+assert not list(cache.glob("jit_*")), "jax wrote from process 1"  # jax's rule: process 0 writes
+write_from_every_process()
+jax.jit(lambda x: x * 5.0 - 2.0)(np.ones(5, np.float32))
+assert len(list(cache.glob("jit_*"))) == 1, "the hook wrote nothing"
+write_from_every_process()  # a second call changes nothing
+assert getattr(compiler._cache_write, "robojax_every_process", False)
+"""
 
 
-def test_processes_other_than_0_write_their_programs_to_the_compile_cache(
-        empty_compile_cache, monkeypatch):
+def test_processes_other_than_0_write_their_programs_to_the_compile_cache(tmp_path):
     """jax writes the persistent cache from process 0 alone, and on CPU a process's cache key
     names its own devices; without robojax's hook every other process would compile afresh on
-    every run, however warm the cache."""
-    from jax._src import compiler
-    from jax._src import distributed as jax_distributed
-
-    from robojax._cache import write_from_every_process
-
-    monkeypatch.setattr(compiler, "_cache_write", compiler._cache_write)  # undone afterwards
-    monkeypatch.setattr(jax_distributed.global_state, "process_id", 1)
-    jax.jit(lambda x: x * 3.0 + 1.0)(np.ones(5, np.float32))
-    assert not list(empty_compile_cache.glob("jit_*"))  # jax's rule: process 0 writes
-    write_from_every_process()
-    jax.jit(lambda x: x * 5.0 - 2.0)(np.ones(5, np.float32))
-    assert len(list(empty_compile_cache.glob("jit_*"))) == 1
-    write_from_every_process()  # a second call changes nothing
-    assert getattr(compiler._cache_write, "robojax_every_process", False)
+    every run, however warm the cache. (In a process of its own: a cache switched to another
+    folder and back does not read its entries again in this one.)"""
+    cache = tmp_path / "cache"
+    out = subprocess.run([sys.executable, "-c", _CACHE_WRITES, str(cache)], capture_output=True,
+                         text=True, timeout=120, env={**ENV, "ROBOJAX_CACHE_DIR": str(cache)})
+    assert out.returncode == 0, out.stderr[-2000:]
 
 
 @pytest.mark.slow
