@@ -118,6 +118,8 @@ def test_envs_built_alike_share_one_traced_step_and_others_do_not():
     assert float(second.step(state, action).reward) == float(first.step(state, action).reward)
     assert first._step_program._cache_size() == 1  # traced once, for both
     assert float(shaped.step(state, action).reward) > float(first.step(state, action).reward)
+    with pytest.raises(TypeError, match="same kind, got Cartpole for Pendulum"):
+        first.share_programs(envs.make("cartpole-balance"))
 
 
 def test_detour_pays_for_reaching_the_goal_not_for_waiting_beside_it():
