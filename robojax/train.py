@@ -97,11 +97,7 @@ def build(args: TrainArgs) -> Setup:
     env = envs.make(args.env, **args.env_overrides())
     memory.check(cfg, env, args.num_seeds, algo=args.algo)
     train_input = algo.make_train_input(cfg, env)
-    # The same env when evaluation changes no config field: its programs are traced once.
-    eval_overrides = args.eval_overrides()
-    eval_source = (env if eval_overrides == args.env_overrides()
-                   else envs.make(args.env, **eval_overrides))
-    eval_env = acting.make_eval_env(cfg, eval_source)
+    eval_env = acting.make_eval_env(cfg, envs.make(args.env, **args.eval_overrides()))
     seed_keys = jax.random.split(jax.random.PRNGKey(args.seed), args.num_seeds)
     states = [algo.init(cfg, env, train_input, key) for key in seed_keys]
     state = states[0] if args.num_seeds == 1 else _stack(states)
