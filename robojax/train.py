@@ -202,6 +202,16 @@ def _compiled_steps(args: TrainArgs, setup: Setup, chunk: int):
     return jax.jit(run_chunk, donate_argnums=0), jax.jit(run_eval)
 
 
+def committed(state):
+    """`state` with each array committed to the device(s) it is on. A chunk returns committed
+    arrays whenever any of its inputs is committed, and jax compiles a program again for inputs
+    that differ from the last call's only in that: a state mixing the two (a restored base
+    policy beside freshly initialized weights) would have its first chunk and evaluation
+    compiled twice, and its resume compiled a third time."""
+    return jax.tree.map(lambda x: x if not isinstance(x, jax.Array) or x.committed
+                        else jax.device_put(x, x.sharding), state)
+
+
 def _resume_state(args: TrainArgs, ckpt_dir: Path, state):
     """The latest finished checkpoint's state and iteration, or `state` and None."""
     if args.resume is None:
@@ -229,6 +239,7 @@ def run_loop(args: TrainArgs, run_dir: Path, setup: Setup, start: float) -> tupl
     eval_key = jax.random.PRNGKey(args.seed + 1_000_003)
     ckpt_dir = Path(run_dir) / run_dir_io.CHECKPOINTS
     state, resumed_iter = _resume_state(args, ckpt_dir, setup.state)
+    state = committed(state)
     iteration = resumed_iter or 0
     unit, plot_key = algo.PROGRESS_UNIT, algo.PLOT_KEY
     logger = MetricsLogger(run_dir, resume_step=None if resumed_iter is None
@@ -281,6 +292,7 @@ def run_loop(args: TrainArgs, run_dir: Path, setup: Setup, start: float) -> tupl
                 checkpoints.wait()
                 args, setup, state, iteration = _roll_back(args, setup, run_dir, state,
                                                            metrics, iteration)
+                state = committed(state)
                 run_chunk, run_eval = _compiled_steps(args, setup, chunk)
                 continue
             train_metrics = _mean_metrics(metrics)

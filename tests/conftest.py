@@ -40,6 +40,21 @@ if _COMPILE_REPORT:
 
 
 @pytest.fixture
+def compiled_programs():
+    """The names (`jit(f)`) of the programs jax compiles, or reads from the persistent cache,
+    while the test runs, in order."""
+    names = []
+
+    def listen(event: str, seconds: float, fun_name: str = "", **_) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            names.append(fun_name)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    yield names
+    jax.monitoring.unregister_event_duration_listener(listen)
+
+
+@pytest.fixture
 def key():
     return jax.random.PRNGKey(0)
 

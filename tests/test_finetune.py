@@ -326,16 +326,21 @@ def test_an_exported_residual_corrects_each_planned_action_as_its_controller_doe
 
 
 @pytest.mark.slow
-def test_a_residual_run_resumed_from_an_earlier_checkpoint_ends_as_the_whole_run(weak_clone,
-                                                                                 tmp_path):
+def test_a_residual_run_resumed_from_an_earlier_checkpoint_ends_as_the_whole_run(
+        weak_clone, tmp_path, compiled_programs):
     """As DPPO's run above (ReinFlow shares its state and loop): the residual's state, with
-    the frozen base and its chunk memory, round-trips through a checkpoint exactly."""
+    the frozen base and its chunk memory, round-trips through a checkpoint exactly. Its state
+    mixes the restored base with new weights, and each run still compiles its chunk and its
+    evaluation once (the resumed one reading them back from the cache)."""
     whole = tmp_path / "whole"
     cli.main(["train", "--algo", "residual", "--env", "detour", "--init-from", str(weak_clone),
               "--run-dir", str(whole), "--no-progress", "--no-video", "--num-envs", "16",
               "--num-timesteps", "1024", "--residual.rollout-length", "16",
               "--residual.num-evals", "2", "--residual.num-eval-envs", "8"])
+    assert compiled_programs.count("jit(run_chunk)") == 1
+    assert compiled_programs.count("jit(run_eval)") == 1
     _resume_from_the_checkpoint_before_the_last_ends_as_the_whole_run(whole, tmp_path)
+    assert compiled_programs.count("jit(run_chunk)") == 2
 
 
 def test_residual_refuses_a_run_that_is_not_a_clone(tmp_path):
