@@ -13,30 +13,35 @@ import pytest  # noqa: E402
 import robojax  # noqa: E402,F401  (turns on the persistent compilation cache)
 
 _COMPILE_REPORT = os.environ.get("ROBOJAX_COMPILE_REPORT")
-"""A file to which each test appends its node id and the seconds jax spent in the test process
+"""A file to which each test appends its node id, the seconds jax spent in the test process
 (subprocesses not included) tracing to jaxprs, lowering them, and compiling (or reading from the
-persistent cache): where the time of a cold- or warm-cache run goes."""
+persistent cache), how many programs it compiled (or read), and the programs that took over a
+second, with their seconds: where the time of a cold- or warm-cache run goes."""
 _PHASES = {"/jax/core/compile/jaxpr_trace_duration": 0,
            "/jax/core/compile/jaxpr_to_mlir_module_duration": 1,
            "/jax/core/compile/backend_compile_duration": 2}
 _phase_seconds = [0.0, 0.0, 0.0, 0.0]  # the last: how many programs were compiled (or read)
+_slow_programs = []
 
 if _COMPILE_REPORT:
-    def _count_phase(event: str, seconds: float, **_) -> None:
+    def _count_phase(event: str, seconds: float, fun_name: str = "", **_) -> None:
         if event in _PHASES:
             _phase_seconds[_PHASES[event]] += seconds
             _phase_seconds[3] += _PHASES[event] == 2
+            if _PHASES[event] == 2 and seconds > 1.0:
+                _slow_programs.append(f"{fun_name}:{seconds:.1f}")
 
     jax.monitoring.register_event_duration_secs_listener(_count_phase)
 
     @pytest.fixture(autouse=True)
     def _report_compile_seconds(request):
         before = list(_phase_seconds)
+        _slow_programs.clear()
         yield
         spent = "\t".join(f"{now - then:.2f}"
                           for now, then in zip(_phase_seconds, before, strict=True))
         with open(_COMPILE_REPORT, "a") as report:
-            report.write(f"{request.node.nodeid}\t{spent}\n")
+            report.write(f"{request.node.nodeid}\t{spent}\t{' '.join(_slow_programs)}\n")
 
 
 @pytest.fixture
