@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+from robojax.policies.networks import compiled_init
 from robojax.policies.unet import ConditionalUnet1D, DenoiserMLP
 
 from robojax.core.program import NoiseSpec, sampler_scan
@@ -74,7 +75,7 @@ class DenoiserConfig:
         self.check_chunk(act_spec)
         args = (jnp.zeros((1, *act_spec.shape)), jnp.zeros((1, time_size)),
                 jnp.zeros((1, obs_spec.size)))
-        return jax.jit(self.build().init)(key, *args)
+        return compiled_init(self.build().init)(key, *args)
 
 
 def cosine_alphas_cumprod(num_steps: int, max_beta: float = 0.999) -> np.ndarray:

@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from robojax.policies.diffusion import ChunkParams, chunk_params
+from robojax.policies.networks import compiled_init
 from robojax.policies.unet import mish
 
 from robojax.core.program import NoiseSpec
@@ -148,7 +149,7 @@ class EnergyPolicy:
             raise ValueError(f"the energy policy scores action chunks: the action spec must be "
                              f"(horizon, action_dim), got {act_spec.shape}.")
         latent = self._latent_size(act_spec.shape[0]) * act_spec.shape[1]
-        net = jax.jit(self._net().init)(key, jnp.zeros((1, obs_spec.size)),
+        net = compiled_init(self._net().init)(key, jnp.zeros((1, obs_spec.size)),
                                         jnp.zeros((1, latent)))
         return chunk_params({"net": net, "log_step": jnp.log(jnp.float32(0.1))}, act_spec)
 

@@ -9,7 +9,7 @@ import math
 
 import jax
 import jax.numpy as jnp
-from robojax.policies.networks import MLP
+from robojax.policies.networks import MLP, compiled_init
 
 from robojax.core.types import ArraySpec
 
@@ -32,7 +32,7 @@ class GaussianPolicy:
         """Fresh parameters for observations and actions of the given specs."""
         net = self._net(act_spec.size)
         # Compiled as one program: op by op, every initializer op compiles in every process.
-        params = jax.jit(net.init)(key, jnp.zeros(obs_spec.shape))
+        params = compiled_init(net.init)(key, jnp.zeros(obs_spec.shape))
         return {"net": params, "log_std": jnp.full(act_spec.shape, self.init_log_std,
                                                      jnp.float32)}
 

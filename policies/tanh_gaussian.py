@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 from robojax.policies.gaussian import gaussian_log_prob
-from robojax.policies.networks import MLP
+from robojax.policies.networks import MLP, compiled_init
 
 from robojax.core.types import ArraySpec
 
@@ -38,7 +38,7 @@ class TanhGaussianPolicy:
         return MLP(self.hidden_sizes, 2 * action_size, self.activation)
 
     def init(self, key: jax.Array, obs_spec: ArraySpec, act_spec: ArraySpec) -> ActorParams:
-        weights = jax.jit(self._net(act_spec.size).init)(key, jnp.zeros(obs_spec.shape))
+        weights = compiled_init(self._net(act_spec.size).init)(key, jnp.zeros(obs_spec.shape))
         return ActorParams(weights, act_spec.size)
 
     def mean_and_log_std(self, params: ActorParams, obs: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -22,7 +22,7 @@ from robojax.io.progress import console
 from robojax.policies.chunking import chunk_controller, encode_history
 from robojax.policies.compose import compose
 from robojax.policies.guided import value_guided
-from robojax.policies.networks import MLP
+from robojax.policies.networks import MLP, compiled_init
 from robojax.rollout import evaluate_episodes
 from robojax.runs import Run, load_run, read_args
 from robojax.stats import wilson
@@ -180,7 +180,7 @@ def train_q(data: dict, key: jax.Array, *, grad_steps: int = 3000, batch_size: i
     target = data["target"][keep]
     net = q_network(hidden_sizes)
     key_init, key_batches = jax.random.split(key)
-    params = jax.jit(net.init)(key_init, inputs[:1])
+    params = compiled_init(net.init)(key_init, inputs[:1])
     optimizer = optax.adam(learning_rate)
 
     def loss(params, idx):

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from robojax.policies.networks import MLP
+from robojax.policies.networks import MLP, compiled_init
 
 KINDS = ("mse", "hl_gauss")
 
@@ -54,7 +54,7 @@ class Ensemble:
     def init(self, key: jax.Array, obs: jax.Array, action: jax.Array) -> dict:
         """Stacked parameters (leading axis: critic) for one observation and action."""
         keys = jax.random.split(key, self.num_critics)
-        return jax.jit(jax.vmap(lambda k: self._net().init(k, obs, action)))(keys)
+        return compiled_init(jax.vmap(lambda k: self._net().init(k, obs, action)))(keys)
 
     def outputs(self, params: dict, obs: jax.Array, action: jax.Array) -> jax.Array:
         """Every critic's raw head output (E, ..., 1 or num_bins)."""

@@ -38,7 +38,7 @@ from robojax.core.types import State
 from robojax.core.wrappers import wrap_for_training
 from robojax.policies import ChunkParams, DiffusionPolicy, FlowPolicy
 from robojax.policies.chunking import ChunkConfig, chunk_controller, encode_history
-from robojax.policies.networks import MLP
+from robojax.policies.networks import MLP, compiled_init
 from robojax.rollout import evaluate_episodes
 
 PROGRESS_UNIT, TRAIN_KEY, PLOT_KEY = ENV_STEPS, "train/reward", "eval/success_rate"
@@ -238,10 +238,10 @@ def init(cfg: FinetuneConfig, env: Env, data: TrainInput, key: jax.Array) -> Tra
     cond_size = cloned.obs_mean.shape[-1] * spec.chunks.n_obs_steps
     weights = jax.tree.map(jnp.asarray, cloned.ema_params)
     params = {"policy": weights,
-              "value": jax.jit(value_network(cfg).init)(key_value, jnp.zeros((cond_size,)))}
+              "value": compiled_init(value_network(cfg).init)(key_value, jnp.zeros((cond_size,)))}
     if isinstance(cfg, ReinFlowConfig):
         chunk_size = spec.chunks.horizon * spec.action_size
-        params["noise"] = jax.jit(noise_network(cfg, chunk_size).init)(
+        params["noise"] = compiled_init(noise_network(cfg, chunk_size).init)(
             key_noise, jnp.zeros((cond_size + 1 + chunk_size,)))
     env_state = shard_env_batch(jax.jit(data.env.reset)(key_env))
     history = jnp.repeat(env_state.obs[:, None], spec.chunks.n_obs_steps, axis=1)

@@ -20,7 +20,7 @@ from robojax.core.sharding import place_on_mesh, shard_env_batch
 from robojax.core.types import State
 from robojax.core.wrappers import wrap_for_training
 from robojax.policies.gaussian import GaussianPolicy
-from robojax.policies.networks import MLP
+from robojax.policies.networks import MLP, compiled_init
 
 PROGRESS_UNIT, TRAIN_KEY, PLOT_KEY = ENV_STEPS, "train/reward", "eval/episode_reward"
 
@@ -125,7 +125,7 @@ def init(cfg: PPOConfig, env: Env, train_env: Env, key: jax.Array) -> TrainState
     obs_spec, act_spec = env.observation_spec, env.action_spec
     params = {
         "policy": make_policy(cfg).init(key_policy, obs_spec, act_spec),
-        "value": jax.jit(value_network(cfg).init)(key_value, jnp.zeros(obs_spec.shape)),
+        "value": compiled_init(value_network(cfg).init)(key_value, jnp.zeros(obs_spec.shape)),
     }
     env_state = shard_env_batch(jax.jit(train_env.reset)(key_env))
     return place_on_mesh(TrainState(

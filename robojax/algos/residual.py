@@ -34,7 +34,7 @@ from robojax.core.sharding import place_on_mesh, shard_env_batch
 from robojax.core.types import ArraySpec, State
 from robojax.core.wrappers import wrap_for_training
 from robojax.policies.gaussian import GaussianPolicy
-from robojax.policies.networks import MLP
+from robojax.policies.networks import MLP, compiled_init
 from robojax.rollout import evaluate_episodes
 
 PROGRESS_UNIT, TRAIN_KEY, PLOT_KEY = ENV_STEPS, "train/reward", "eval/success_rate"
@@ -168,7 +168,7 @@ def init(cfg: ResidualConfig, env: Env, data: TrainInput, key: jax.Array) -> Tra
     last = f"Dense_{len(cfg.hidden_sizes)}"
     policy["net"]["params"][last] = jax.tree.map(jnp.zeros_like, policy["net"]["params"][last])
     params = {"policy": policy,
-              "value": jax.jit(value_network(cfg).init)(key_value, jnp.zeros((obs_size,)))}
+              "value": compiled_init(value_network(cfg).init)(key_value, jnp.zeros((obs_size,)))}
     env_state = shard_env_batch(jax.jit(data.env.reset)(key_env))
     state = TrainState(params=params, opt_state=make_optimizer(cfg).init(params),
                        obs_stats=normalize.init((obs_size,)), base=data.base_state,

@@ -26,7 +26,7 @@ from robojax.algos.returns import compute_gae
 from robojax.core import normalize
 from robojax.core.env import Env
 from robojax.core.types import State
-from robojax.policies.networks import MLP
+from robojax.policies.networks import MLP, compiled_init
 
 PROGRESS_UNIT, TRAIN_KEY, PLOT_KEY = ENV_STEPS, "train/reward", "eval/episode_reward"
 make_train_input, controller, evaluate, program = (
@@ -101,7 +101,7 @@ def init(cfg: SHACConfig, env: Env, train_env: Env, key: jax.Array) -> TrainStat
     cfg.validate()
     key_policy, key_value, key_env, key_train = jax.random.split(key, 4)
     obs_spec = env.observation_spec
-    value = jax.jit(value_network(cfg).init)(key_value, jnp.zeros(obs_spec.shape))
+    value = compiled_init(value_network(cfg).init)(key_value, jnp.zeros(obs_spec.shape))
     params = {"policy": make_policy(cfg).init(key_policy, obs_spec, env.action_spec),
               "value": value}
     env_state = jax.jit(train_env.reset)(key_env)
