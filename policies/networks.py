@@ -21,8 +21,13 @@ def compiled_init(init):
     Run op by op, an init compiles each of its many small ops anew in every process. Compiled at
     XLA's default level, the initializers' random-number generation takes far longer to compile
     than the one call it serves (a U-Net's init: 22 s on 2 CPU cores). Level 1 compiles it in
-    a third of that and draws bitwise the same parameters (tests/test_networks.py)."""
-    return jax.jit(init, compiler_options=INIT_COMPILER_OPTIONS)
+    a third of that and draws bitwise the same parameters (tests/test_networks.py). Called
+    inside a trace (`jax.eval_shape`, a jitted caller), `init` becomes part of that program."""
+    def run(*args):
+        if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(args)):
+            return init(*args)
+        return jax.jit(init, compiler_options=INIT_COMPILER_OPTIONS)(*args)
+    return run
 
 
 def activation(name: str):

@@ -25,3 +25,10 @@ def test_compiled_init_draws_the_parameters_of_the_default_compilation(name):
     assert jax.tree.structure(ours) == jax.tree.structure(default)
     for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(default), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_compiled_init_inside_a_trace_becomes_part_of_its_program():
+    net, inputs = NETWORKS["mlp"]
+    shapes = jax.eval_shape(compiled_init(net.init), jax.random.PRNGKey(0), *inputs)
+    params = jax.jit(compiled_init(net.init))(jax.random.PRNGKey(0), *inputs)
+    assert jax.tree.map(lambda x: x.shape, shapes) == jax.tree.map(lambda x: x.shape, params)
