@@ -150,7 +150,7 @@ class EnergyPolicy:
                              f"(horizon, action_dim), got {act_spec.shape}.")
         latent = self._latent_size(act_spec.shape[0]) * act_spec.shape[1]
         net = compiled_init(self._net().init)(key, jnp.zeros((1, obs_spec.size)),
-                                        jnp.zeros((1, latent)))
+                                              jnp.zeros((1, latent)))
         return chunk_params({"net": net, "log_step": jnp.log(jnp.float32(0.1))}, act_spec)
 
     def _latent_size(self, horizon: int) -> int:

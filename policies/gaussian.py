@@ -31,7 +31,6 @@ class GaussianPolicy:
     def init(self, key: jax.Array, obs_spec: ArraySpec, act_spec: ArraySpec) -> dict:
         """Fresh parameters for observations and actions of the given specs."""
         net = self._net(act_spec.size)
-        # Compiled as one program: op by op, every initializer op compiles in every process.
         params = compiled_init(net.init)(key, jnp.zeros(obs_spec.shape))
         return {"net": params, "log_std": jnp.full(act_spec.shape, self.init_log_std,
                                                      jnp.float32)}

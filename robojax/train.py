@@ -103,7 +103,7 @@ def build(args: TrainArgs) -> Setup:
     state = states[0] if args.num_seeds == 1 else _stack(states)
     if jax.process_count() > 1:  # every leaf a global array, also of algorithms that never shard
         state = sharding.place_on_mesh(state)
-    return Setup(algo, cfg, env, train_input, eval_env, state)
+    return Setup(algo, cfg, env, train_input, eval_env, committed(state))
 
 
 def train(args: TrainArgs) -> Path:
@@ -203,11 +203,11 @@ def _compiled_steps(args: TrainArgs, setup: Setup, chunk: int):
 
 
 def committed(state):
-    """`state` with each array committed to the device(s) it is on. A chunk returns committed
-    arrays whenever any of its inputs is committed, and jax compiles a program again for inputs
-    that differ from the last call's only in that: a state mixing the two (a restored base
-    policy beside freshly initialized weights) would have its first chunk and evaluation
-    compiled twice, and its resume compiled a third time."""
+    """`state` with each array committed to the device(s) it is on, as checkpoints restore it.
+    A chunk returns committed arrays whenever any of its inputs is committed, and jax compiles a
+    program again for inputs that differ from the last call's only in that: an initial state
+    mixing the two (a restored base policy beside freshly initialized weights) would have its
+    first chunk and evaluation compiled twice, and its resume compiled a third time."""
     return jax.tree.map(lambda x: x if not isinstance(x, jax.Array) or x.committed
                         else jax.device_put(x, x.sharding), state)
 
@@ -239,7 +239,6 @@ def run_loop(args: TrainArgs, run_dir: Path, setup: Setup, start: float) -> tupl
     eval_key = jax.random.PRNGKey(args.seed + 1_000_003)
     ckpt_dir = Path(run_dir) / run_dir_io.CHECKPOINTS
     state, resumed_iter = _resume_state(args, ckpt_dir, setup.state)
-    state = committed(state)
     iteration = resumed_iter or 0
     unit, plot_key = algo.PROGRESS_UNIT, algo.PLOT_KEY
     logger = MetricsLogger(run_dir, resume_step=None if resumed_iter is None
@@ -292,7 +291,6 @@ def run_loop(args: TrainArgs, run_dir: Path, setup: Setup, start: float) -> tupl
                 checkpoints.wait()
                 args, setup, state, iteration = _roll_back(args, setup, run_dir, state,
                                                            metrics, iteration)
-                state = committed(state)
                 run_chunk, run_eval = _compiled_steps(args, setup, chunk)
                 continue
             train_metrics = _mean_metrics(metrics)

@@ -17,9 +17,10 @@ _COMPILE_REPORT = os.environ.get("ROBOJAX_COMPILE_REPORT")
 (subprocesses not included) tracing to jaxprs, lowering them, and compiling (or reading from the
 persistent cache), how many programs it compiled (or read), and the programs that took over a
 second, with their seconds: where the time of a cold- or warm-cache run goes."""
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+"""jax's event for each program compiled, or read from the persistent cache."""
 _PHASES = {"/jax/core/compile/jaxpr_trace_duration": 0,
-           "/jax/core/compile/jaxpr_to_mlir_module_duration": 1,
-           "/jax/core/compile/backend_compile_duration": 2}
+           "/jax/core/compile/jaxpr_to_mlir_module_duration": 1, _COMPILE_EVENT: 2}
 _phase_seconds = [0.0, 0.0, 0.0, 0.0]  # the last: how many programs were compiled (or read)
 _slow_programs = []
 
@@ -27,8 +28,8 @@ if _COMPILE_REPORT:
     def _count_phase(event: str, seconds: float, fun_name: str = "", **_) -> None:
         if event in _PHASES:
             _phase_seconds[_PHASES[event]] += seconds
-            _phase_seconds[3] += _PHASES[event] == 2
-            if _PHASES[event] == 2 and seconds > 1.0:
+            _phase_seconds[3] += event == _COMPILE_EVENT
+            if event == _COMPILE_EVENT and seconds > 1.0:
                 _slow_programs.append(f"{fun_name}:{seconds:.1f}")
 
     jax.monitoring.register_event_duration_secs_listener(_count_phase)
@@ -51,7 +52,7 @@ def compiled_programs():
     names = []
 
     def listen(event: str, seconds: float, fun_name: str = "", **_) -> None:
-        if event == "/jax/core/compile/backend_compile_duration":
+        if event == _COMPILE_EVENT:
             names.append(fun_name)
 
     jax.monitoring.register_event_duration_secs_listener(listen)
