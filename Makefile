@@ -7,7 +7,8 @@ ARGS ?=
 .PHONY: train test test-fast soak notebooks lint bench clean export-deps
 
 # jax2onnx's own requirements pin orbax-checkpoint below robojax's, so it goes in without them;
-# what it needs at conversion time (onnx, onnx-ir, onnxruntime) comes from the export extra.
+# what it needs at conversion time (onnx, onnx-ir, onnxruntime, onnxslim) comes from the
+# export extra.
 JAX2ONNX := jax2onnx==0.17.1
 
 $(BIN)/python:

@@ -27,7 +27,7 @@ from robojax.policies.diffusion import ChunkParams, chunk_params
 from robojax.policies.networks import compiled_init
 from robojax.policies.unet import mish
 
-from robojax.core.program import NoiseSpec
+from robojax.core.program import NoiseSpec, sampler_while
 from robojax.core.types import ArraySpec
 
 
@@ -76,10 +76,17 @@ def _apply_mlp(variables: dict, obs: jax.Array, action: jax.Array) -> jax.Array:
     layers = variables["params"]
     first = layers["Dense_0"]
     n = obs.shape[-1]
-    h = obs @ first["kernel"][:n] + action @ first["kernel"][n:] + first["bias"]
+    h = _matmul(obs, first["kernel"][:n]) + _matmul(action, first["kernel"][n:]) + first["bias"]
     for i in range(1, len(layers)):
-        h = mish(h) @ layers[f"Dense_{i}"]["kernel"] + layers[f"Dense_{i}"]["bias"]
+        h = _matmul(mish(h), layers[f"Dense_{i}"]["kernel"]) + layers[f"Dense_{i}"]["bias"]
     return h[..., 0]
+
+
+def _matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """x (..., n) @ kernel (n, m) as one 2D multiply, the same to XLA. Converted to ONNX, a
+    multiply with leading dimensions is an Einsum, which ONNX Runtime runs ~4x slower than the
+    Gemm a 2D one is (and so is its gradient, inside the descent)."""
+    return (x.reshape(-1, x.shape[-1]) @ kernel).reshape(*x.shape[:-1], kernel.shape[-1])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -316,9 +323,9 @@ class EnergyPolicy:
             return x, new, jnp.abs(new - energy), i + 1, obs
 
         # The observation rides in the carry: loop bodies that close over batch-sized arrays
-        # lose the batch dimension in ONNX conversion.
+        # lose the batch dimension in ONNX conversion (as a Loop node, `--no-unroll-sampler`).
         init = (x, energy, jnp.full_like(energy, jnp.inf), jnp.asarray(0), obs[..., None, :])
-        x, energy, _, taken, _ = jax.lax.while_loop(not_converged, descend, init)
+        x, energy, _, taken, _ = sampler_while(not_converged, descend, init, max_steps)
         # The model's own distribution over the descended starts, p ~ exp(-E / temperature),
         # drawn by the Gumbel-max trick: the best proposal most of the time, yet every mode as
         # often as the energy says (the lowest energy alone would always take the deeper mode).

@@ -17,6 +17,7 @@ observation (B, obs_dim) and the planned action due at that step (B, action_dim,
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import operator
 from collections.abc import Callable
 
@@ -64,18 +65,34 @@ def step_program(act: Callable[[jax.Array], jax.Array]) -> PolicyProgram:
 
 
 _UNROLLED = contextvars.ContextVar("robojax_unrolled_sampler_loops", default=False)
+_FOR_GRAPH = contextvars.ContextVar("robojax_graph_export", default=False)
 
 
 @contextlib.contextmanager
-def unrolled_sampler_loops():
-    """Trace sampler loops (`sampler_scan`) as straight-line code while inside. ONNX Runtime
-    runs a U-Net sampler ~8x faster as a flat graph than as the body of a Loop node, which it
-    barely optimizes; a sampler has few steps, so the graph stays small."""
-    token = _UNROLLED.set(True)
+def _switched_on(flag: contextvars.ContextVar):
+    token = flag.set(True)
     try:
         yield
     finally:
-        _UNROLLED.reset(token)
+        flag.reset(token)
+
+
+def unrolled_sampler_loops():
+    """Trace sampler loops (`sampler_scan`, `sampler_while`) as straight-line code while
+    inside. ONNX Runtime runs a U-Net sampler ~8x faster as a flat graph than as the body of a
+    Loop node, which it barely optimizes; a sampler has few steps, so the graph stays small."""
+    return _switched_on(_UNROLLED)
+
+
+def graph_export():
+    """Trace for a graph runtime (ONNX) while inside: a layer with two spellings of one
+    function takes the one ONNX Runtime runs fastest (`tracing_for_graph`)."""
+    return _switched_on(_FOR_GRAPH)
+
+
+def tracing_for_graph() -> bool:
+    """Whether this trace is inside `graph_export()`."""
+    return _FOR_GRAPH.get()
 
 
 def sampler_scan(step: Callable, init, xs):
@@ -87,3 +104,16 @@ def sampler_scan(step: Callable, init, xs):
     for i in range(jax.tree.leaves(xs)[0].shape[0]):
         carry, _ = step(carry, jax.tree.map(operator.itemgetter(i), xs))
     return carry, None
+
+
+def sampler_while(cond: Callable, body: Callable, init, max_steps: int):
+    """`jax.lax.while_loop(cond, body, init)` for a sampler loop that `cond` ends within
+    `max_steps` iterations. Inside `unrolled_sampler_loops()` it is `max_steps` iterations of
+    straight-line code, each keeping the carry as it was once `cond` is false: the same
+    result."""
+    if not _UNROLLED.get():
+        return jax.lax.while_loop(cond, body, init)
+    carry = init
+    for _ in range(max_steps):
+        carry = jax.tree.map(functools.partial(jnp.where, cond(carry)), body(carry), carry)
+    return carry
