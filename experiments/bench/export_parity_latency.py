@@ -9,8 +9,8 @@ ONNX and StableHLO.
 - parity: max |JAX - format| of the executed actions over `--num-obs` random observation
   histories with the same noise;
 - latency: one observation (batch 1) per call, ONNX Runtime (`--ort-threads`, default 1)
-  beside the jitted JAX call in the same process, p50/p99 over `--calls` calls after warm-up,
-  and their ratio;
+  beside the jitted JAX call in the same process, p50/p99 over `--calls` calls (five blocks
+  of each, alternating, each after warm-up calls), and their ratio;
 - loop: `robojax.deploy.run` at 500 Hz with the Gaussian policy and at 50 Hz with the
   diffusion policy (a chunk of Ta = 8 steps), planning each chunk synchronously and then
   asynchronously (in the background while the last one executes), counting deadline misses.
@@ -125,19 +125,21 @@ def latency(program, directory: Path, calls: int, rng, threads: int
     noise = {k: v for k, v in inputs.items() if k != "obs"}
     device_inputs = [jnp.asarray(v) for v in inputs.values()]
 
-    def time_calls(call):
+    def time_calls(call, n):
         for _ in range(20):
             call()
-        out = np.empty(calls)
-        for i in range(calls):
+        out = np.empty(n)
+        for i in range(n):
             start = time.perf_counter()
             call()
             out[i] = time.perf_counter() - start
         return out * 1e3
 
-    jax_ms = time_calls(lambda: jax.block_until_ready(jitted(*device_inputs)))
-    onnx_ms = time_calls(lambda: onnx.plan(inputs["obs"], noise))
-    return jax_ms, onnx_ms
+    # Alternating blocks, so that neither side always runs just after the other's threads.
+    blocks = [(time_calls(lambda: jax.block_until_ready(jitted(*device_inputs)), calls // 5),
+               time_calls(lambda: onnx.plan(inputs["obs"], noise), calls // 5))
+              for _ in range(5)]
+    return tuple(np.concatenate(side) for side in zip(*blocks, strict=True))
 
 
 def loop(directory: Path, rate_hz: float, steps: int, asynchronous: bool) -> dict:
