@@ -77,9 +77,11 @@ def _apply_mlp(variables: dict, obs: jax.Array, action: jax.Array) -> jax.Array:
     first = layers["Dense_0"]
     n = obs.shape[-1]
     h = _matmul(obs, first["kernel"][:n]) + _matmul(action, first["kernel"][n:]) + first["bias"]
+    candidates = h.shape[:-1]
+    h = h.reshape(-1, h.shape[-1])  # the other layers on one 2D batch of rows
     for i in range(1, len(layers)):
-        h = _matmul(mish(h), layers[f"Dense_{i}"]["kernel"]) + layers[f"Dense_{i}"]["bias"]
-    return h[..., 0]
+        h = mish(h) @ layers[f"Dense_{i}"]["kernel"] + layers[f"Dense_{i}"]["bias"]
+    return h.reshape(candidates)
 
 
 def _matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:

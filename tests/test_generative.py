@@ -12,6 +12,7 @@ import pytest
 from robojax.policies.diffusion import DenoiserConfig
 
 from robojax import policies
+from robojax.core.program import graph_export, unrolled_sampler_loops
 from robojax.core.types import ArraySpec
 
 pytestmark = pytest.mark.xdist_group("generative")
@@ -218,6 +219,23 @@ def test_energy_descent_stops_early_once_converged():
     assert int(taken) == 1
 
 
+@pytest.mark.parametrize("tol", [1e3, 0.0])
+def test_the_unrolled_energy_descent_ends_where_the_loop_does(tol):
+    """Traced for export the descent is straight-line code of all its steps, which keeps the
+    chunks once converged: the chunks, energies and step count of the loop that stops."""
+    policy, params, _ = trained("energy")
+    policy = dataclasses.replace(policy, converged_tol=tol)
+    sample = jax.jit(lambda obs, key: policy.sample_with_energy(params, obs, key, steps=4))
+    obs = jax.random.normal(jax.random.PRNGKey(1), (8, 3))
+    looped = sample(obs, jax.random.PRNGKey(0))
+    with unrolled_sampler_loops():
+        unrolled = jax.jit(lambda obs, key: policy.sample_with_energy(
+            params, obs, key, steps=4))(obs, jax.random.PRNGKey(0))
+    assert int(looped[2]) == int(unrolled[2]) == (1 if tol else 4)
+    for a, b in zip(looped[:2], unrolled[:2], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.slow
 def test_sampling_shapes_batched_and_single():
     for name in ("diffusion", "flow", "energy"):
@@ -257,7 +275,8 @@ def reference_conv(x, kernel, stride=1, dilation=1):
     (8, 4, 1, 2), (1, 4, 1, 2)])
 def test_unet_convolution_matches_direct_loops(length, kernel_size, stride, dilation):
     """Every path of the U-Net's Conv1d (native, banded matrix where the kernel is wider than
-    the sequence, strided, zero-inserting) computes the same convolution."""
+    the sequence, strided, zero-inserting, and the one multiply traced for an ONNX graph)
+    computes the same convolution."""
     from robojax.policies.unet import Conv1d
     conv = Conv1d(6, kernel_size, stride=stride, input_dilation=dilation)
     x = jax.random.normal(jax.random.PRNGKey(0), (3, length, 5))
@@ -265,6 +284,8 @@ def test_unet_convolution_matches_direct_loops(length, kernel_size, stride, dila
     kernel, bias = (np.asarray(params["params"][n]) for n in ("kernel", "bias"))
     expected = reference_conv(np.asarray(x), kernel, stride, dilation) + bias
     np.testing.assert_allclose(conv.apply(params, x), expected, rtol=1e-5, atol=1e-5)
+    with graph_export():
+        np.testing.assert_allclose(conv.apply(params, x), expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("length,kernel_size,stride", [(16, 5, 1), (16, 3, 2), (8, 4, 1)])
