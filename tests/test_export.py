@@ -109,6 +109,19 @@ def test_exported_graphs_hold_only_ops_onnx_runtime_runs_fast(family):
     assert not {"Conv", "Einsum", "Loop", "Softplus"} & set(ops), ops
 
 
+def test_the_energy_descent_exports_as_a_loop_node_too():
+    """`--no-unroll-sampler` keeps the descent's early stop: a Loop node, the same actions."""
+    program = _bc_program(**FAMILIES["energy-descent"])
+    sig = signature(program, OBS, ACT)
+    policy = policy_function(program, -np.ones(ACT), np.ones(ACT))
+    model = formats.onnx(policy, sig, unroll=False)
+    assert "Loop" in {node.op_type for node in onnx.load_from_string(model).graph.node}
+    inputs = _inputs(sig, program, batch=16)
+    onnx_actions, _ = onnxruntime.InferenceSession(model).run(None, inputs)
+    np.testing.assert_allclose(onnx_actions, jax.jit(policy)(*inputs.values())[0],
+                               atol=1e-5, rtol=0)
+
+
 def test_noise_is_an_input_not_a_random_op():
     program = _bc_program(**FAMILIES["diffusion-mlp-ddpm"])
     sig = signature(program, OBS, ACT)

@@ -66,9 +66,11 @@ def onnx(policy: Callable, sig: Signature, *, unroll: bool = True) -> bytes:
                         input_names=list(sig.inputs), output_names=list(sig.outputs))
     # The converter computes every reshape's size from the symbolic batch at run time and
     # keeps chains of reshapes and subgraphs of constants; onnxslim folds them, a quarter of
-    # a U-Net's nodes, and ONNX Runtime pays for each node it runs (~1 us at batch 1).
-    # Its concat-reshape fusion leaves a Loop body (the energy descent) out of order.
-    model = onnxslim.slim(model, skip_fusion_patterns=["FusionConcatReshape"])
+    # a U-Net's nodes, and ONNX Runtime pays for each node it runs (~1 us at batch 1). Its
+    # concat-reshape fusion leaves the energy descent's nodes out of order, and it breaks the
+    # descent's Loop body (`unroll=False`), so it skips that fusion and graphs with loops.
+    if not any(node.op_type in ("Loop", "Scan", "If") for node in model.graph.node):
+        model = onnxslim.slim(model, skip_fusion_patterns=["FusionConcatReshape"])
     onnx_lib.checker.check_model(model)
     return model.SerializeToString()
 
