@@ -15,16 +15,16 @@ energy MLP's 256 proposals x 256 units): `Softplus` against the `Exp`, `Mul` and
 """
 
 import argparse
-import time
 
 import numpy as np
 import onnxruntime as ort
+from _ort import cpu_session, p50_us
 from onnx import TensorProto, numpy_helper
 from onnx import helper as oh
 
 SHAPES = ((16, 64, 64), (8, 128, 128), (4, 256, 256), (4, 512, 256))
 """(length, in channels, out channels) of the default U-Net's convolutions."""
-KERNEL, OPSET = 5, 21
+KERNEL, OPSET, WARMUP = 5, 21, 50
 
 
 def session(nodes, inputs: dict, output: str, out_shape, inits, threads: int):
@@ -33,21 +33,7 @@ def session(nodes, inputs: dict, output: str, out_shape, inits, threads: int):
         [oh.make_tensor_value_info(output, TensorProto.FLOAT, out_shape)],
         [numpy_helper.from_array(v, k) for k, v in inits.items()])
     model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", OPSET)])
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    return ort.InferenceSession(model.SerializeToString(), options,
-                                providers=["CPUExecutionProvider"])
-
-
-def p50_us(sess, feeds: dict, calls: int) -> float:
-    for _ in range(50):
-        sess.run(None, feeds)
-    times = np.empty(calls)
-    for i in range(calls):
-        start = time.perf_counter()
-        sess.run(None, feeds)
-        times[i] = time.perf_counter() - start
-    return float(np.median(times) * 1e6)
+    return cpu_session(model.SerializeToString(), threads)
 
 
 def conv_row(length: int, cin: int, cout: int, calls: int, threads: int, rng) -> list[float]:
@@ -63,15 +49,16 @@ def conv_row(length: int, cin: int, cout: int, calls: int, threads: int, rng) ->
     matmul = session([oh.make_node("MatMul", ["x", "w"], ["y"])], {"x": [length, KERNEL * cin]},
                      "y", [length, cout], {"w": flat}, threads)
     windows = rng.standard_normal((length, KERNEL * cin)).astype(np.float32)
-    return [p50_us(conv1d, {"x": x}, calls), p50_us(conv2d, {"x": x[:, :, None]}, calls),
-            p50_us(matmul, {"x": windows}, calls)]
+    return [p50_us(conv1d, {"x": x}, calls, WARMUP),
+            p50_us(conv2d, {"x": x[:, :, None]}, calls, WARMUP),
+            p50_us(matmul, {"x": windows}, calls, WARMUP)]
 
 
 def elementwise_us(op: str, calls: int, threads: int, rng) -> float:
     size = 65_536
     args = ["x", "x"] if op in ("Mul", "Div") else ["x"]
     sess = session([oh.make_node(op, args, ["y"])], {"x": [size]}, "y", [size], {}, threads)
-    return p50_us(sess, {"x": rng.standard_normal(size).astype(np.float32)}, calls)
+    return p50_us(sess, {"x": rng.standard_normal(size).astype(np.float32)}, calls, WARMUP)
 
 
 def main():

@@ -10,11 +10,11 @@ as the U-Net stacks them. p50 per call over `--calls` calls after warm-up.
 """
 
 import argparse
-import time
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+from _ort import cpu_session, p50_us
 from onnx import TensorProto, numpy_helper
 from onnx import helper as oh
 
@@ -80,18 +80,9 @@ def chain(blocks: int, fused: bool) -> bytes:
 
 def timed(model: bytes, calls: int, threads: int) -> tuple[float, np.ndarray]:
     """p50 us per call, and the output."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    session = cpu_session(model, threads)
     x = {"x": np.random.default_rng(1).standard_normal((1, CHANNELS, LENGTH)).astype(np.float32)}
-    for _ in range(min(calls, 200)):
-        session.run(None, x)
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        session.run(None, x)
-        times.append(time.perf_counter() - start)
-    return 1e6 * float(np.median(times)), session.run(None, x)[0]
+    return p50_us(session, x, calls, warmup=min(calls, 200)), session.run(None, x)[0]
 
 
 def main() -> None:
