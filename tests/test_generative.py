@@ -228,7 +228,7 @@ def test_the_unrolled_energy_descent_ends_where_the_loop_does(tol):
     sample = jax.jit(lambda obs, key: policy.sample_with_energy(params, obs, key, steps=4))
     obs = jax.random.normal(jax.random.PRNGKey(1), (8, 3))
     looped = sample(obs, jax.random.PRNGKey(0))
-    with unrolled_sampler_loops():
+    with unrolled_sampler_loops():  # a new function: `sample`'s cached trace has the loop
         unrolled = jax.jit(lambda obs, key: policy.sample_with_energy(
             params, obs, key, steps=4))(obs, jax.random.PRNGKey(0))
     assert int(looped[2]) == int(unrolled[2]) == (1 if tol else 4)
