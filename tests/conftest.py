@@ -1,4 +1,5 @@
 import os
+import time
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 # The suite is compile-bound (small batches, many distinct programs): XLA's legacy CPU emitters
@@ -13,10 +14,10 @@ import pytest  # noqa: E402
 import robojax  # noqa: E402,F401  (turns on the persistent compilation cache)
 
 _COMPILE_REPORT = os.environ.get("ROBOJAX_COMPILE_REPORT")
-"""A file to which each test appends its node id, the seconds jax spent in the test process
-(subprocesses not included) tracing to jaxprs, lowering them, and compiling (or reading from the
-persistent cache), how many programs it compiled (or read), and the programs that took over a
-second, with their seconds: where the time of a cold- or warm-cache run goes."""
+"""A file to which each test appends its node id, its wall seconds, the seconds jax spent in the
+test process (subprocesses not included) tracing to jaxprs, lowering them, and compiling (or
+reading from the persistent cache), how many programs it compiled (or read), and the programs
+that took over a second, with their seconds: where the time of a cold- or warm-cache run goes."""
 _COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 """jax's event for each program compiled, or read from the persistent cache."""
 _PHASES = {"/jax/core/compile/jaxpr_trace_duration": 0,
@@ -36,13 +37,15 @@ if _COMPILE_REPORT:
 
     @pytest.fixture(autouse=True)
     def _report_compile_seconds(request):
-        before = list(_phase_seconds)
+        before, start = list(_phase_seconds), time.monotonic()
         _slow_programs.clear()
         yield
         spent = "\t".join(f"{now - then:.2f}"
                           for now, then in zip(_phase_seconds, before, strict=True))
+        wall = time.monotonic() - start
         with open(_COMPILE_REPORT, "a") as report:
-            report.write(f"{request.node.nodeid}\t{spent}\t{' '.join(_slow_programs)}\n")
+            report.write(f"{request.node.nodeid}\t{wall:.2f}\t{spent}\t"
+                         f"{' '.join(_slow_programs)}\n")
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from robojax.algos.base import ENV_STEPS, RolloutState
 from robojax.core import normalize
 from robojax.core.env import Env
 from robojax.core.types import State
+from robojax.core.wrappers import first_states
 
 PROGRESS_UNIT, TRAIN_KEY, PLOT_KEY = ENV_STEPS, "train/reward", "eval/episode_reward"
 make_train_input, controller, evaluate, program = (
@@ -53,7 +54,7 @@ def init(cfg: APGConfig, env: Env, train_env: Env, key: jax.Array) -> TrainState
     params = {"policy": policy.init(key_policy, env.observation_spec, env.action_spec)}
     return TrainState(params=params, opt_state=make_optimizer(cfg).init(params),
                       obs_stats=normalize.init(env.observation_spec.shape),
-                      env_state=jax.jit(train_env.reset)(key_env), key=key_train,
+                      env_state=first_states(train_env, key_env), key=key_train,
                       iteration=jnp.zeros((), jnp.int32))
 
 

@@ -27,7 +27,7 @@ from robojax.core.env import Env
 from robojax.core.program import PolicyProgram
 from robojax.core.reflection import Reflection, check_reflection
 from robojax.core.types import ArraySpec
-from robojax.core.wrappers import wrap_for_training
+from robojax.core.wrappers import first_states, wrap_for_training
 from robojax.data import aggregate as takeovers
 from robojax.data.augment import reflect_half, reflect_obs
 from robojax.hil import human as simulated_human
@@ -225,7 +225,7 @@ def init(cfg: BCConfig, env: Env, data: TrainInput, key: jax.Array) -> TrainStat
                        step=jnp.zeros((), jnp.int32), action_size=env.action_spec.size)
     if not isinstance(cfg, HGDaggerConfig):
         return state
-    env_state = jax.jit(data.env.reset)(jax.random.fold_in(key, 1))
+    env_state = first_states(data.env, jax.random.fold_in(key, 1))
     rows = cfg.rollout_rows()
     return state.replace(
         env_state=env_state, memory=controller(cfg, state).init(env_state),

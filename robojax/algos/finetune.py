@@ -35,7 +35,7 @@ from robojax.core.env import Env
 from robojax.core.program import NoiseSpec, PolicyProgram
 from robojax.core.sharding import place_on_mesh, shard_env_batch
 from robojax.core.types import State
-from robojax.core.wrappers import wrap_for_training
+from robojax.core.wrappers import first_states, wrap_for_training
 from robojax.policies import ChunkParams, DiffusionPolicy, FlowPolicy
 from robojax.policies.chunking import ChunkConfig, chunk_controller, encode_history
 from robojax.policies.networks import MLP, compiled_init
@@ -243,7 +243,7 @@ def init(cfg: FinetuneConfig, env: Env, data: TrainInput, key: jax.Array) -> Tra
         chunk_size = spec.chunks.horizon * spec.action_size
         params["noise"] = compiled_init(noise_network(cfg, chunk_size).init)(
             key_noise, jnp.zeros((cond_size + 1 + chunk_size,)))
-    env_state = shard_env_batch(jax.jit(data.env.reset)(key_env))
+    env_state = shard_env_batch(first_states(data.env, key_env))
     history = jnp.repeat(env_state.obs[:, None], spec.chunks.n_obs_steps, axis=1)
     return place_on_mesh(TrainState(
         params=params, frozen=jax.tree.map(jnp.copy, weights),

@@ -32,7 +32,7 @@ from robojax.algos.base import ENV_STEPS, RolloutConfig
 from robojax.core.differentiable import differentiable
 from robojax.core.env import Env
 from robojax.core.types import ArraySpec, State
-from robojax.core.wrappers import VmapWrapper, select_envs
+from robojax.core.wrappers import VmapWrapper, first_states, select_envs
 from robojax.policies.diffusion import DenoiserConfig
 from robojax.policies.flow import FlowPolicy
 from robojax.policies.gaussian import GaussianPolicy
@@ -299,7 +299,7 @@ def init(cfg: ILDConfig, env: Env, train_input: tuple[Env, Expert], key: jax.Arr
     return TrainState(params=params, opt_state=make_optimizer(cfg).init(params),
                       obs_mean=expert.obs_mean, obs_scale=expert.obs_scale,
                       expert_return=expert.episode_return,
-                      env_state=jax.jit(train_env.reset)(key_env),
+                      env_state=first_states(train_env, key_env),
                       clock=jnp.zeros(cfg.num_envs, jnp.int32), key=key_train,
                       iteration=jnp.zeros((), jnp.int32))
 

@@ -18,7 +18,7 @@ from robojax.core import normalize
 from robojax.core.env import Env
 from robojax.core.sharding import place_on_mesh, shard_env_batch
 from robojax.core.types import State
-from robojax.core.wrappers import wrap_for_training
+from robojax.core.wrappers import first_states, wrap_for_training
 from robojax.policies.gaussian import GaussianPolicy
 from robojax.policies.networks import MLP, compiled_init
 
@@ -127,7 +127,7 @@ def init(cfg: PPOConfig, env: Env, train_env: Env, key: jax.Array) -> TrainState
         "policy": make_policy(cfg).init(key_policy, obs_spec, act_spec),
         "value": compiled_init(value_network(cfg).init)(key_value, jnp.zeros(obs_spec.shape)),
     }
-    env_state = shard_env_batch(jax.jit(train_env.reset)(key_env))
+    env_state = shard_env_batch(first_states(train_env, key_env))
     return place_on_mesh(TrainState(
         params=params, opt_state=make_optimizer(cfg).init(params),
         obs_stats=normalize.init(obs_spec.shape), env_state=env_state, key=key_train,

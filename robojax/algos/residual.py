@@ -32,7 +32,7 @@ from robojax.core.env import Env
 from robojax.core.program import PolicyProgram
 from robojax.core.sharding import place_on_mesh, shard_env_batch
 from robojax.core.types import ArraySpec, State
-from robojax.core.wrappers import wrap_for_training
+from robojax.core.wrappers import first_states, wrap_for_training
 from robojax.policies.gaussian import GaussianPolicy
 from robojax.policies.networks import MLP, compiled_init
 from robojax.rollout import evaluate_episodes
@@ -169,7 +169,7 @@ def init(cfg: ResidualConfig, env: Env, data: TrainInput, key: jax.Array) -> Tra
     policy["net"]["params"][last] = jax.tree.map(jnp.zeros_like, policy["net"]["params"][last])
     params = {"policy": policy,
               "value": compiled_init(value_network(cfg).init)(key_value, jnp.zeros((obs_size,)))}
-    env_state = shard_env_batch(jax.jit(data.env.reset)(key_env))
+    env_state = shard_env_batch(first_states(data.env, key_env))
     state = TrainState(params=params, opt_state=make_optimizer(cfg).init(params),
                        obs_stats=normalize.init((obs_size,)), base=data.base_state,
                        base_memory=None, env_state=env_state, key=key_train,

@@ -37,7 +37,7 @@ from robojax.core import normalize, sharding
 from robojax.core.env import Env
 from robojax.core.sharding import ONE_DEVICE, Devices
 from robojax.core.types import State
-from robojax.core.wrappers import wrap_for_training
+from robojax.core.wrappers import first_states, wrap_for_training
 from robojax.data import demos as demo_files
 from robojax.data import replay
 from robojax.hil import human as simulated_human
@@ -356,7 +356,7 @@ def init(cfg: SACConfig, env: Env, train_input: TrainInput, key: jax.Array) -> T
     example = _example_transition(cfg, env)
     hil = isinstance(cfg, HILConfig)
     buffer = replay.init(example, cfg.buffer_capacity)
-    env_state = jax.jit(train_input.env.reset)(jax.random.split(key_env, cfg.num_envs))
+    env_state = first_states(train_input.env, jax.random.split(key_env, cfg.num_envs))
     if train_input.devices.axis is not None:  # each device's envs and its block of the buffer
         buffer = buffer.replace(data=sharding.shard_env_batch(buffer.data))
         env_state = sharding.shard_env_batch(env_state)

@@ -26,6 +26,7 @@ from robojax.algos.returns import compute_gae
 from robojax.core import normalize
 from robojax.core.env import Env
 from robojax.core.types import State
+from robojax.core.wrappers import first_states
 from robojax.policies.networks import MLP, compiled_init
 
 PROGRESS_UNIT, TRAIN_KEY, PLOT_KEY = ENV_STEPS, "train/reward", "eval/episode_reward"
@@ -104,7 +105,7 @@ def init(cfg: SHACConfig, env: Env, train_env: Env, key: jax.Array) -> TrainStat
     value = compiled_init(value_network(cfg).init)(key_value, jnp.zeros(obs_spec.shape))
     params = {"policy": make_policy(cfg).init(key_policy, obs_spec, env.action_spec),
               "value": value}
-    env_state = jax.jit(train_env.reset)(key_env)
+    env_state = first_states(train_env, key_env)
     return TrainState(
         params=params, target_value=jax.tree.map(jnp.copy, value),
         actor_opt_state=actor_optimizer(cfg).init(params["policy"]),
