@@ -123,8 +123,8 @@ def test_ild_resume_after_kill_matches_uninterrupted_run(pendulum_demo, tmp_path
 
 
 def _segments(demo) -> ild.ILDConfig:
-    """Four envs on 16-step segments of a 48-step demo: one config for the tests below, so they
-    share one compiled iteration."""
+    """Four envs on 16-step segments of a 48-step demo: one config for the tests below, so the
+    ones that change nothing of it share one compiled iteration."""
     return ild.ILDConfig(demo=demo, num_envs=4, rollout_length=16, demo_length=48, bc_steps=0,
                          learning_rate=3e-3)
 
@@ -169,12 +169,11 @@ def test_ild_restarts_envs_that_strayed_from_the_demo(pendulum_demo):
     after, metrics = step(state)  # an untrained policy from random starts strays from the demo
     assert float(metrics["train/lost_envs"]) == 4.0 and float(metrics["train/strayed"]) > 1e-3
     np.testing.assert_array_equal(after.clock, 0)
-    unbounded = dataclasses.replace(strict, restart_distance=None)  # the same envs carry on
-    step = jax.jit(functools.partial(ild.train_iteration, unbounded,
-                                     ild.make_train_input(unbounded, env)))
+    lenient = dataclasses.replace(strict, restart_distance=1e6)
+    step = jax.jit(functools.partial(ild.train_iteration, lenient,
+                                     ild.make_train_input(lenient, env)))
     after, metrics = step(state)
     assert float(metrics["train/lost_envs"]) == 0.0
-    assert float(metrics["train/strayed"]) > 1e-3
     np.testing.assert_array_equal(after.clock, 16)
 
 
