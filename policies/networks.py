@@ -6,6 +6,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from robojax.core.compiled import with_compiler_options
+
 ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "swish": nn.swish, "elu": nn.elu,
                "gelu": nn.gelu}
 
@@ -23,11 +25,7 @@ def compiled_init(init):
     than the one call it serves (a U-Net's init: 22 s on 2 CPU cores). Level 1 compiles it in
     a third of that and draws bitwise the same parameters (tests/test_networks.py). Called
     inside a trace (`jax.eval_shape`, a jitted caller), `init` becomes part of that program."""
-    def run(*args):
-        if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(args)):
-            return init(*args)
-        return jax.jit(init, compiler_options=INIT_COMPILER_OPTIONS)(*args)
-    return run
+    return with_compiler_options(init, INIT_COMPILER_OPTIONS)
 
 
 def activation(name: str):

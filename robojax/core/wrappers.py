@@ -6,8 +6,15 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from robojax.core.compiled import with_compiler_options
 from robojax.core.env import Env, Wrapper
 from robojax.core.types import State
+
+
+def env_keys(key: jax.Array, num_envs: int) -> jax.Array:
+    """One PRNG key per env: `key` split `num_envs` ways, or `key` itself if it is already a
+    (num_envs, 2) batch."""
+    return key if key.ndim == 2 else jax.random.split(key, num_envs)
 
 
 def select_envs(mask: jax.Array, on_true, on_false):
@@ -50,8 +57,7 @@ class VmapWrapper(Wrapper):
 
     def reset(self, key: jax.Array) -> State:
         """Reset every env; `key` is one PRNG key (split per env) or a (num_envs, 2) batch."""
-        keys = key if key.ndim == 2 else jax.random.split(key, self.num_envs)
-        return jax.vmap(self.env.reset)(keys)
+        return jax.vmap(self.env.reset)(env_keys(key, self.num_envs))
 
     def step(self, state: State, action: jax.Array) -> State:
         expected = (self.num_envs, *self.env.action_spec.shape)
@@ -113,9 +119,8 @@ class DomainRandomizationWrapper(Wrapper):
             env._mjx_model = original
 
     def reset(self, key: jax.Array) -> State:
-        keys = key if key.ndim == 2 else jax.random.split(key, self.num_envs)
         return jax.vmap(lambda f, k: self._with_model(f, self.env.reset, k))(
-            self.randomized_fields, keys)
+            self.randomized_fields, env_keys(key, self.num_envs))
 
     def step(self, state: State, action: jax.Array) -> State:
         return jax.vmap(lambda f, s, a: self._with_model(f, self.env.step, s, a))(
@@ -216,7 +221,7 @@ class AutoResetWrapper(Wrapper):
         """The envs' first states and the cache drawn from their keys: two resets, one after
         the other, as a scan of length 2, so the program holds the env's reset once (it
         compiles in about half the time of two resets written out)."""
-        keys = key if key.ndim == 2 else jax.random.split(key, self.env.batch_size)
+        keys = env_keys(key, self.env.batch_size)
 
         def draw(keys, _):
             state = self.env.reset(keys)
@@ -256,9 +261,7 @@ def first_states(env: Env, key: jax.Array) -> State:
     default level's in the last bits (XLA's optimizations reorder float arithmetic). Called
     inside a trace (`jax.eval_shape`, a jitted caller), the reset becomes part of that
     program."""
-    if isinstance(key, jax.core.Tracer):
-        return env.reset(key)
-    return jax.jit(env.reset, compiler_options=FIRST_STATES_COMPILER_OPTIONS)(key)
+    return with_compiler_options(env.reset, FIRST_STATES_COMPILER_OPTIONS)(key)
 
 
 def wrap_for_training(env: Env, num_envs: int, *, episode_length: int | None = None,
