@@ -223,8 +223,9 @@ def test_the_page_drives_the_env_and_the_file_records_what_was_pressed(browser, 
         page = browser.new_page()
         page.goto(session.url)
         _wait(page, "s.step > 20")  # the env runs, the policy acts
-        page.wait_for_function("window.teleop.frames > 0 || window.teleop.fps > 0")
-        assert page.evaluate("document.getElementById('frame').naturalWidth") == 320
+        # A frame is counted when it arrives and shown once the browser has decoded it.
+        page.wait_for_function("document.getElementById('frame').naturalWidth === 320",
+                               timeout=30_000)
         page.keyboard.down("ArrowRight")  # a mapped key takes over
         _wait(page, "s.takeover && s.intervention_steps > 10")
         page.keyboard.up("ArrowRight")
