@@ -15,7 +15,7 @@ import numpy as np
 from mujoco import mjx
 
 from robojax.core.mjx_env import EnvConfig, MjxEnv
-from robojax.core.reflection import Reflection
+from robojax.core.reflection import Reflection, with_last_actions
 from robojax.core.teleop import TeleopMap, default_map
 
 # The T in its body frame (origin at the centroid): a bar over a stem, (centre, half-size).
@@ -141,7 +141,8 @@ class PushT(MjxEnv):
 
     def reflection(self) -> Reflection:
         """The task's mirror symmetry: reflection across the target T's axis of symmetry."""
-        return Reflection(_mirror_observation(self.config.observation), MIRROR)
+        return with_last_actions(Reflection(_mirror_observation(self.config.observation), MIRROR),
+                                 self.config.observe_last_actions)
 
     def reward_terms(self, prev: mjx.Data, data: mjx.Data, action: jax.Array) -> dict:
         covered = self.coverage(data)

@@ -159,3 +159,36 @@ def test_asynchronous_planning_switches_to_the_new_chunk_at_the_step_it_arrives(
     assert executed[5] == 202 and policy.starved == 1
     policy.reset()  # a new episode plans its first chunk at once
     assert float(policy.act([0.0])[0]) == 300
+
+
+class EchoSession:
+    """An ONNX session stand-in that records each observation and plans 0.1 + its first value."""
+
+    def __init__(self):
+        self.seen = []
+
+    def run(self, names, feeds):
+        obs = feeds["obs"][0, -1]
+        self.seen.append(obs.tolist())
+        action = np.full((1, 1, 1), 0.1 + obs[0], np.float32)
+        return action, action
+
+
+def test_a_policy_trained_on_its_last_actions_gets_them_appended_by_the_runtime():
+    contract = {"inputs": [{"name": "obs", "shape": ["batch", 1, 3]}],
+                "observation": {"size": 3, "history": 1, "last_actions": 2},
+                "action": {"size": 1, "per_call": 1, "ctrl_low": [-1.0], "ctrl_high": [1.0]},
+                "control_dt": 0.01}
+    session = EchoSession()
+    policy = Policy(session, contract)
+    assert policy.obs_size == 1  # the robot's observation, without the actions
+    for obs in (0.0, 0.5, 2.0, 0.0):
+        policy.act([obs])
+    # Actions 0.1, 0.6 and 2.1, the last clipped to 1 as the env clips what it executes.
+    np.testing.assert_allclose(session.seen, [[0.0, 0.0, 0.0], [0.5, 0.0, 0.1], [2.0, 0.1, 0.6],
+                                              [0.0, 0.6, 1.0]], rtol=1e-6)
+    policy.reset()
+    policy.act([0.0])
+    assert session.seen[-1] == [0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="the policy takes 1"):
+        policy.act([0.0, 0.0, 0.0])  # the actions are the runtime's to append

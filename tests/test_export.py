@@ -146,11 +146,13 @@ def test_the_keyed_sampler_is_the_noise_driven_one():
 
 @pytest.fixture(scope="session")
 def ppo_export(tmp_path_factory):
-    """A small PPO cartpole run, exported to both formats."""
+    """A small PPO cartpole run, exported to both formats. Its observation ends with its last
+    2 actions (`observe_last_actions`), which the runtime appends itself."""
     from robojax.cli import main
 
     root = tmp_path_factory.mktemp("export")
     main(["train", "--env", "cartpole-balance", "--run-dir", str(root / "run"), "--no-video",
+          "--env-config", "observe_last_actions=2",
           "--num-envs", "32", "--num-timesteps", "4096", "--ppo.unroll-length", "16",
           "--ppo.num-minibatches", "4", "--ppo.num-evals", "1", "--ppo.num-eval-envs", "4",
           "--episode-length", "60", "--no-progress"])
@@ -168,17 +170,23 @@ def test_exported_ppo_policy_acts_as_the_trained_one(ppo_export):
     assert contract["action"]["names"] == ["slide"] and contract["control_dt"] == 0.01
     assert contract["observation"]["layout"][0] == {"name": "cart_position", "slice": [0, 1],
                                                     "unit": "m"}
+    assert contract["observation"]["layout"][-1] == {"name": "last_actions", "slice": [5, 7],
+                                                     "unit": "action"}
+    assert contract["observation"]["size"] == 7 and contract["observation"]["last_actions"] == 2
     assert contract["env"]["episode_length"] == 60 and contract["run"]["dir"] == str(run_dir)
     assert [i["name"] for i in contract["inputs"]] == ["obs"]
     assert contract["files"]["onnx"]["path"] == "policy.onnx"
     run = load_run(run_dir)
-    obs = np.random.default_rng(0).standard_normal((256, 5), np.float32)
+    obs = np.random.default_rng(0).standard_normal((256, 7), np.float32)
     expected = np.clip(np.asarray(run.algo.act(run.cfg, run.state, obs)), -1, 1)
     policy = Policy.load(out, env="cartpole-balance")
     np.testing.assert_allclose(policy.plan(obs[:, None])[0][:, 0], expected, atol=1e-5)
     hlo = formats.load_stablehlo(out / "policy.stablehlo")(obs[:, None])
     np.testing.assert_allclose(np.asarray(hlo[0])[:, 0], expected, atol=1e-5)
-    np.testing.assert_allclose(policy.act(obs[0]), expected[0], atol=1e-5)
+    # The robot gives the task's 5 values; an episode's first step appends 2 zero actions.
+    first = np.concatenate([obs[0, :5], np.zeros(2, np.float32)])
+    np.testing.assert_allclose(policy.act(obs[0, :5]),
+                               np.clip(run.algo.act(run.cfg, run.state, first), -1, 1), atol=1e-5)
 
 
 @pytest.mark.slow
@@ -199,7 +207,7 @@ def test_the_runtime_refuses_what_does_not_match_its_contract(ppo_export, tmp_pa
         Policy.load(run_dir)
     edited = shutil.copytree(out, tmp_path / "edited")
     contract = json.loads((edited / "contract.json").read_text())
-    contract["inputs"][0]["shape"][-1] = 7  # a contract from another export
+    contract["inputs"][0]["shape"][-1] = 9  # a contract from another export
     (edited / "contract.json").write_text(json.dumps(contract))
     with pytest.raises(ContractError, match="differ from the contract"):
         Policy.load(edited)

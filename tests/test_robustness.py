@@ -38,6 +38,35 @@ def test_observation_noise_has_the_configured_std_and_leaves_the_physics_alone()
     np.testing.assert_array_equal(noisy.data.qpos, clean.data.qpos)
 
 
+def test_the_observation_ends_with_the_last_actions_sent_before_their_delay():
+    """Worked by hand: with a delay of 2 the actuators still run the rest command while the
+    observation already holds the two actions sent, clipped as the physics gets them."""
+    env = envs.make("point-mass", action_delay=(2, 2), observe_last_actions=2)
+    plain = envs.make("point-mass")
+    assert env.observation_spec.size == plain.observation_spec.size + 4
+    assert [name for name, _, _ in env.observation_parts()][-1] == "last_actions"
+    state = jax.jit(env.reset)(jax.random.PRNGKey(0))
+    np.testing.assert_array_equal(state.obs[-4:], np.zeros(4))
+    np.testing.assert_array_equal(state.obs[:-4], jax.jit(plain.reset)(jax.random.PRNGKey(0)).obs)
+    step = jax.jit(env.step)
+    seen = []
+    for action in ([0.5, -0.5], [2.0, jnp.nan], [-1.0, 0.25]):
+        state = step(state, jnp.asarray(action))
+        seen.append(np.asarray(state.obs[-4:]).tolist())
+    assert seen == [[0.0, 0.0, 0.5, -0.5], [0.5, -0.5, 1.0, 0.0], [1.0, 0.0, -1.0, 0.25]]
+    assert np.asarray(state.data.ctrl).tolist() == [0.5, -0.5]  # sent two steps before
+
+
+def test_a_mirrored_observation_reflects_its_last_actions_as_actions():
+    env = envs.make("push-t", observe_last_actions=2)
+    mirror = env.reflection()
+    size = envs.make("push-t").observation_spec.size
+    assert mirror.obs_map.shape == (size + 4, size + 4)
+    obs = np.arange(size + 4, dtype=np.float32)
+    np.testing.assert_array_equal((obs @ mirror.obs_map.T)[size:],
+                                  (obs[size:].reshape(2, 2) @ mirror.action_map.T).ravel())
+
+
 def test_without_noise_or_delay_the_state_has_no_extras():
     state = jax.eval_shape(envs.make("point-mass").reset, jax.random.PRNGKey(0))
     assert state.extras == {}
@@ -48,6 +77,8 @@ def test_without_noise_or_delay_the_state_has_no_extras():
     ({"action_delay": (2, 1)}, "0 <= low <= high"),
     ({"action_delay": (-1, 1)}, "0 <= low <= high"),
     ({"action_delay": 2}, "action_delay takes tuple"),
+    ({"observe_last_actions": -1}, "observe_last_actions counts actions"),
+    ({"observe_last_actions": 1.5}, "observe_last_actions takes int"),
 ])
 def test_bad_noise_and_delay_are_refused_with_the_fix(overrides, message):
     with pytest.raises((ValueError, TypeError), match=message):

@@ -37,6 +37,9 @@ class EnvConfig:
     action_delay: tuple[int, int] = (0, 0)
     """Control steps each action is executed late, drawn per episode and env from low..high
     (`robojax.core.robustness`); e.g. (0, 2) in training, (2, 2) to evaluate at 2."""
+    observe_last_actions: int = 0
+    """The observation ends with the last this-many actions the policy sent, oldest first
+    (`robojax.core.robustness`); e.g. 2 beside `action_delay=(0, 2)`."""
 
     def __post_init__(self):
         check_types(self)
@@ -48,7 +51,7 @@ class EnvConfig:
         for term, scale in self.reward_scales.items():
             if not isinstance(scale, int | float) or isinstance(scale, bool):
                 raise TypeError(f"reward_scales[{term!r}] must be a number, got {scale!r}.")
-        robustness.check(self.obs_noise, self.action_delay)
+        robustness.check(self.obs_noise, self.action_delay, self.observe_last_actions)
 
 
 class MjxEnv(Env):
@@ -77,7 +80,13 @@ class MjxEnv(Env):
         self._ctrl_low = jnp.asarray(ranges[:, 0], jnp.float32) if nu else jnp.zeros(0)
         self._ctrl_high = jnp.asarray(ranges[:, 1], jnp.float32) if nu else jnp.zeros(0)
         obs = jax.eval_shape(self.observe, jax.eval_shape(self._zero_data), jax.random.PRNGKey(0))
-        self._obs_spec = ArraySpec(tuple(obs.shape), np.float32)
+        self._task_obs_shape = tuple(obs.shape)
+        last = config.observe_last_actions * nu
+        if last and len(obs.shape) != 1:
+            raise ValueError(f"observe_last_actions needs a flat observation; {type(self).__name__}"
+                             f"'s is {obs.shape}. Drop observe_last_actions for this task.")
+        self._obs_spec = ArraySpec((obs.shape[0] + last,) if last else tuple(obs.shape),
+                                   np.float32)
         self._build_programs()
 
     def _build_programs(self) -> None:
@@ -137,9 +146,17 @@ class MjxEnv(Env):
         raise NotImplementedError
 
     def observation_layout(self) -> list[tuple[str, int, str]]:
-        """(name, size, unit) of each consecutive part of the observation ("" where it has no
-        unit, e.g. a cosine); exports write it into their contract. Default: one part."""
-        return [("obs", self.observation_spec.size, "")]
+        """(name, size, unit) of each consecutive part of what `observe` returns ("" where it
+        has no unit, e.g. a cosine). Default: one part."""
+        return [("obs", int(np.prod(self._task_obs_shape)), "")]
+
+    def observation_parts(self) -> list[tuple[str, int, str]]:
+        """(name, size, unit) of each part of the observation the policy gets: the task's
+        `observation_layout()`, then the last actions where `observe_last_actions` adds them.
+        Exports write it into their contract."""
+        count = self.config.observe_last_actions
+        last = [("last_actions", count * self.action_spec.size, "action")] if count else []
+        return [*self.observation_layout(), *last]
 
     def reward_terms(self, prev: mjx.Data, data: mjx.Data, action: jax.Array) -> dict:
         """Unscaled reward terms by name; each is logged as `reward/<name>`."""
@@ -184,8 +201,11 @@ class MjxEnv(Env):
         if self.config.action_delay != (0, 0):
             extras = robustness.start_queue(jax.random.fold_in(key, 0xDE1A),
                                             self.config.action_delay, self.action_spec.size)
+        if self.config.observe_last_actions:
+            extras = {**extras, **robustness.start_last_actions(
+                self.config.observe_last_actions, self.action_spec.size)}
         return State(
-            data=data, obs=self._observe(data, key_obs), reward=jnp.zeros(()),
+            data=data, obs=self._observe(data, key_obs, extras), reward=jnp.zeros(()),
             done=jnp.array(False), truncated=jnp.array(False), step=jnp.zeros((), jnp.int32),
             key=key, metrics=metrics, extras=extras,
         )
@@ -198,6 +218,8 @@ class MjxEnv(Env):
         finite = jnp.isfinite(action)
         action = jnp.clip(jnp.where(finite, action, 0.0), -1.0, 1.0)
         extras = state.extras
+        if self.config.observe_last_actions:
+            extras = robustness.remember(extras, action)
         if self.config.action_delay != (0, 0):
             action, extras = robustness.delay(extras, action)
         ctrl = self._ctrl_low + (action + 1.0) * 0.5 * (self._ctrl_high - self._ctrl_low)
@@ -210,15 +232,18 @@ class MjxEnv(Env):
         metrics = {**{f"reward/{name}": value for name, value in terms.items()},
                    "nonfinite_action": jnp.sum(~finite).astype(jnp.float32)}
         return state.replace(
-            data=data, obs=self._observe(data, key_obs), reward=jnp.asarray(reward, jnp.float32),
+            data=data, obs=self._observe(data, key_obs, extras),
+            reward=jnp.asarray(reward, jnp.float32),
             done=jnp.asarray(self.terminated(data), bool), truncated=jnp.array(False),
             step=state.step + 1, metrics=metrics, extras=extras,
         )
 
-    def _observe(self, data: mjx.Data, key: jax.Array) -> jax.Array:
+    def _observe(self, data: mjx.Data, key: jax.Array, extras: dict) -> jax.Array:
         obs = self.observe(data, key)
         if self.config.obs_noise:
             obs = robustness.add_noise(obs, key, self.config.obs_noise)
+        if self.config.observe_last_actions:
+            obs = robustness.with_last_actions(obs, extras)
         return obs
 
     def physics_step(self, data: mjx.Data, ctrl: jax.Array) -> mjx.Data:

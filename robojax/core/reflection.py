@@ -30,3 +30,15 @@ def check_reflection(reflection: Reflection, obs_size: int, action_size: int) ->
         if not np.allclose(matrix @ matrix, np.eye(size), atol=1e-6):
             raise ValueError(f"reflection {name} is not its own inverse (a mirror applied "
                              "twice must give back the original).")
+
+
+def with_last_actions(reflection: Reflection, count: int) -> Reflection:
+    """`reflection` for an observation that ends with the last `count` actions
+    (`observe_last_actions`): those are reflected as actions are."""
+    if not count:
+        return reflection
+    actions = np.kron(np.eye(count), reflection.action_map)
+    size = len(reflection.obs_map)
+    obs_map = np.zeros((size + len(actions),) * 2, np.float32)
+    obs_map[:size, :size], obs_map[size:, size:] = reflection.obs_map, actions
+    return Reflection(obs_map, reflection.action_map)

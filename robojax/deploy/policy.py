@@ -50,9 +50,13 @@ class Policy:
         inputs = {spec["name"]: spec for spec in contract["inputs"]}
         self._noise = {name: (tuple(spec["shape"][1:]), spec["noise"])
                        for name, spec in inputs.items() if name.startswith(NOISE_PREFIX)}
-        self.obs_size = int(contract["observation"]["size"])
         self.n_obs_steps = int(contract["observation"]["history"])
         self.action_size = int(contract["action"]["size"])
+        self.last_actions = int(contract["observation"].get("last_actions", 0))
+        """How many of its own last actions `act` appends to each observation."""
+        self.obs_size = int(contract["observation"]["size"]) - self.last_actions * \
+            self.action_size
+        """What `act` takes: the robot's observation, without the appended actions."""
         self.n_action_steps = int(contract["action"]["per_call"])
         self.ctrl_low = np.asarray(contract["action"]["ctrl_low"], np.float32)
         self.ctrl_high = np.asarray(contract["action"]["ctrl_high"], np.float32)
@@ -98,7 +102,8 @@ class Policy:
     def plan(self, history: np.ndarray, noise: dict | None = None
              ) -> tuple[np.ndarray, np.ndarray]:
         """(actions, commands), each (batch, Ta, action_size), for a batch of histories
-        (batch, To, obs_size); `noise` defaults to fresh draws."""
+        (batch, To, the model's observation: `obs_size` values, then the last actions where
+        the contract has them); `noise` defaults to fresh draws."""
         history = np.asarray(history, np.float32)
         noise = self.noise(history.shape[0]) if noise is None else noise
         feeds = {OBS: history, **{k: np.asarray(v, np.float32) for k, v in noise.items()}}
@@ -107,7 +112,7 @@ class Policy:
 
     def correct(self, obs: np.ndarray, planned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(actions, commands), each (batch, action_size): the correction of the planned
-        actions (batch, action_size) on the observations (batch, obs_size)."""
+        actions (batch, action_size) on the model's observations (as in `plan`)."""
         feeds = {OBS: np.asarray(obs, np.float32), PLANNED: np.asarray(planned, np.float32)}
         actions, command = self._correction.run([ACTIONS, COMMAND], feeds)
         return actions, command
@@ -118,6 +123,7 @@ class Policy:
         self._queue: list[tuple[np.ndarray, np.ndarray]] = []  # (action, command)
         self._pending = None  # (future of a chunk, the step it was planned at)
         self._step = 0
+        self._sent = np.zeros((self.last_actions, self.action_size), np.float32)
 
     @property
     def lead(self) -> int:
@@ -127,8 +133,12 @@ class Policy:
         return max(1, min(self.n_action_steps - 1, math.ceil(slowest / self.control_dt) + 1))
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        """The actuator command (action_size,) for this control step's observation."""
+        """The actuator command (action_size,) for this control step's observation. A policy
+        trained with `observe_last_actions` gets its own last actions appended here, as in
+        training (the actions it chose: a safe command the loop sends instead is not one)."""
         obs = check_observation(obs, self.obs_size)
+        if self.last_actions:
+            obs = np.concatenate([obs, self._sent.reshape(-1)])
         if self._history is None:
             self._history = np.repeat(obs[None], self.n_obs_steps, axis=0)
         else:
@@ -136,7 +146,9 @@ class Policy:
         action, command = self._next_async() if self.asynchronous else self._next()
         self._step += 1
         if self._correction is not None:
-            return self.correct(obs[None], action[None])[1][0]
+            action, command = (x[0] for x in self.correct(obs[None], action[None]))
+        if self.last_actions:
+            self._sent = np.concatenate([self._sent[1:], np.clip(action, -1, 1)[None]])
         return command
 
     def _next(self) -> tuple[np.ndarray, np.ndarray]:

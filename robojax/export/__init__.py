@@ -70,7 +70,8 @@ def export_program(program: PolicyProgram, env, out: str | Path,
     contract = {
         "version": contract_io.VERSION,
         "observation": {"size": obs_size, "history": program.n_obs_steps,
-                        "layout": observation_layout(env)},
+                        "layout": observation_layout(env),
+                        "last_actions": last_actions(env)},
         "action": {"size": action_size,
                    "names": _actuator_names(getattr(env, "mj_model", None), action_size),
                    "ctrl_low": low.tolist(), "ctrl_high": high.tolist(),
@@ -140,10 +141,20 @@ def _env_entry(run) -> dict:
             "episode_length": episode_length(run.cfg, env)}
 
 
+def last_actions(env) -> int:
+    """How many of the policy's last actions end its observation (`observe_last_actions`):
+    the runtime appends them itself, so the robot's observation leaves them out."""
+    return int(getattr(getattr(env, "config", None), "observe_last_actions", 0))
+
+
 def observation_layout(env) -> list[dict]:
     """Each part of the observation: its name, [start, stop) slice and unit."""
-    parts = env.observation_layout() if hasattr(env, "observation_layout") else \
-        [("obs", env.observation_spec.size, "")]
+    if hasattr(env, "observation_parts"):
+        parts = env.observation_parts()
+    elif hasattr(env, "observation_layout"):
+        parts = env.observation_layout()
+    else:
+        parts = [("obs", env.observation_spec.size, "")]
     layout, start = [], 0
     for name, size, unit in parts:
         layout.append({"name": name, "slice": [start, start + size], "unit": unit})
