@@ -27,7 +27,7 @@ FAMILIES = {
     "energy": (policies.EnergyPolicy(hidden_sizes=(64, 64), num_negatives=32,
                                      num_proposals=128, inferred_negatives=0), 800),
     "energy-inferred": (policies.EnergyPolicy(hidden_sizes=(64, 64), num_negatives=32,
-                                              num_proposals=128, inferred_negatives=8), 1500),
+                                              num_proposals=128, inferred_negatives=8), 800),
     "gaussian": (policies.GaussianPolicy(hidden_sizes=(64, 64)), 400),
 }
 
