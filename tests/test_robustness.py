@@ -57,6 +57,12 @@ def test_the_observation_ends_with_the_last_actions_sent_before_their_delay():
     assert np.asarray(state.data.ctrl).tolist() == [0.5, -0.5]  # sent two steps before
 
 
+def test_observation_noise_reaches_the_last_actions_too():
+    env = envs.make("point-mass", obs_noise=0.1, observe_last_actions=2)
+    states = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(1), 512))
+    assert np.std(np.asarray(states.obs[:, -4:])) == pytest.approx(0.1, rel=0.05)  # zeros + noise
+
+
 def test_a_mirrored_observation_reflects_its_last_actions_as_actions():
     env = envs.make("push-t", observe_last_actions=2)
     mirror = env.reflection()

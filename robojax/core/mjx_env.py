@@ -39,7 +39,8 @@ class EnvConfig:
     (`robojax.core.robustness`); e.g. (0, 2) in training, (2, 2) to evaluate at 2."""
     observe_last_actions: int = 0
     """The observation ends with the last this-many actions the policy sent, oldest first
-    (`robojax.core.robustness`); e.g. 2 beside `action_delay=(0, 2)`."""
+    (`robojax.core.robustness`; `obs_noise` applies to them too); e.g. 2 beside
+    `action_delay=(0, 2)`."""
 
     def __post_init__(self):
         check_types(self)
@@ -240,10 +241,10 @@ class MjxEnv(Env):
 
     def _observe(self, data: mjx.Data, key: jax.Array, extras: dict) -> jax.Array:
         obs = self.observe(data, key)
-        if self.config.obs_noise:
-            obs = robustness.add_noise(obs, key, self.config.obs_noise)
         if self.config.observe_last_actions:
             obs = robustness.with_last_actions(obs, extras)
+        if self.config.obs_noise:
+            obs = robustness.add_noise(obs, key, self.config.obs_noise)
         return obs
 
     def physics_step(self, data: mjx.Data, ctrl: jax.Array) -> mjx.Data:
