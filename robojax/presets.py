@@ -27,7 +27,10 @@ class Preset:
     eval_env_config: tuple[str, ...] = ()
 
 
-_PPO_SWING = {"num_envs": 512, "num_timesteps": 10_000_000, "discount": 0.99, "num_evals": 20}
+# The pendulum's swing-up explores with entropy 1e-2: at 1e-3 seeds ended between 703 and 844,
+# and with observation noise and action delay in training one seed in three never swung up.
+_PPO_SWING = {"num_envs": 512, "num_timesteps": 10_000_000, "discount": 0.99, "num_evals": 20,
+              "entropy_cost": 1e-2}
 # Cartpole's swing-up needs a longer horizon and more exploration than the pendulum's (at
 # discount 0.99 and entropy 1e-3 seeds ended anywhere from 222 to 578), a step size that falls
 # to 0 (at a constant one the policy reached ~800 by 10M steps, then fell back to ~600), and
@@ -58,8 +61,8 @@ PRESETS: dict[tuple[str, str], Preset] = {
          "policy_hidden_sizes": (128, 128)},
         expected="eval reward 1392 [1239, 1559]; 3 seeds, 895 s each (RESULTS.md 10.1)"),
     ("pendulum-swingup", "ppo"): Preset(
-        _PPO_SWING, expected="eval reward 754 [703, 844], 0.91 of the expert; 3 seeds, 105 s "
-                             "each (RESULTS.md 10)"),
+        _PPO_SWING, expected="eval reward 842 [836, 852], 1.01 of the expert; 3 seeds, 96 s "
+                             "each (RESULTS.md 10.2)"),
     ("point-mass", "ppo"): Preset(
         {"num_timesteps": 1_500_000},
         expected="eval reward 954 [950, 958], 0.97 of the expert; 3 seeds, 37 s each "
