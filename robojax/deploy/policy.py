@@ -7,6 +7,9 @@
 `act` keeps the observation history the policy was trained with (the first observation of an
 episode repeated, as in training) and executes a chunked policy's actions with a receding
 horizon: it plans when the last chunk is used up and returns its actions one per call.
+A policy trained with `observe_last_actions` (`robojax.core.robustness`) saw its own last
+actions at the end of each observation; `act` appends them itself, so the robot passes its
+observation alone (`policy.obs_size` values).
 
 A chunk that takes longer to plan than a control period stalls the step that plans it. With
 `asynchronous=True` (`Policy.load(..., asynchronous=True)`) the next chunk is planned in a
