@@ -50,9 +50,6 @@ class MujocoTask:
         self.rest_command = ((low + high) / 2).astype(np.float32)
         """The command of action 0, the middle of each actuator's range."""
         self._half = np.maximum((high - low) / 2, 1e-12)
-        # The runtime appends the last actions (`observe_last_actions`) to what it reads.
-        self._task_obs_size = env.observation_spec.size - \
-            env.config.observe_last_actions * env.action_spec.size
 
         def sense(prev, state, action, key):
             data = mjx.forward(env.mjx_model, template.replace(**state))
@@ -77,7 +74,8 @@ class MujocoTask:
                 getattr(self.data, name)[...] = value
         mujoco.mj_forward(self.model, self.data)
         self._key, self._mjx_data = state.key, state.data
-        self.obs, self.steps = np.asarray(state.obs)[:self._task_obs_size], 0
+        # The runtime appends the last actions (`observe_last_actions`) to what it reads.
+        self.obs, self.steps = np.asarray(state.obs)[:self.env.task_obs_size], 0
         self.done, self.reward_sum, self.success = False, 0.0, False
 
     def step(self, command: np.ndarray) -> None:

@@ -135,6 +135,12 @@ class MjxEnv(Env):
         return self._obs_spec
 
     @property
+    def task_obs_size(self) -> int:
+        """How many values `observe` returns: the observation without the last actions that
+        `observe_last_actions` appends (what a robot's runtime reads from its sensors)."""
+        return int(np.prod(self._task_obs_shape))
+
+    @property
     def action_spec(self) -> ArraySpec:
         return ArraySpec((self._mj_model.nu,), np.float32, -1.0, 1.0)
 
@@ -149,7 +155,7 @@ class MjxEnv(Env):
     def observation_layout(self) -> list[tuple[str, int, str]]:
         """(name, size, unit) of each consecutive part of what `observe` returns ("" where it
         has no unit, e.g. a cosine). Default: one part."""
-        return [("obs", int(np.prod(self._task_obs_shape)), "")]
+        return [("obs", self.task_obs_size, "")]
 
     def observation_parts(self) -> list[tuple[str, int, str]]:
         """(name, size, unit) of each part of the observation the policy gets: the task's
