@@ -63,6 +63,19 @@ def test_observation_noise_reaches_the_last_actions_too():
     assert np.std(np.asarray(states.obs[:, -4:])) == pytest.approx(0.1, rel=0.05)  # zeros + noise
 
 
+def test_last_actions_need_a_flat_observation_and_the_error_names_the_fix():
+    from robojax.envs.point_mass import PointMass, PointMassConfig
+
+    class GridPointMass(PointMass):  # a task whose observation is a (2, 3) grid
+        def observe(self, data, key):
+            return super().observe(data, key).reshape(2, 3)
+
+    assert GridPointMass(PointMassConfig()).observation_spec.shape == (2, 3)
+    with pytest.raises(ValueError, match="needs a flat observation; GridPointMass's is "
+                                         r"\(2, 3\). Drop observe_last_actions"):
+        GridPointMass(PointMassConfig(observe_last_actions=1))
+
+
 def test_a_mirrored_observation_reflects_its_last_actions_as_actions():
     env = envs.make("push-t", observe_last_actions=2)
     mirror = env.reflection()
