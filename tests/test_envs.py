@@ -200,6 +200,32 @@ def test_push_t_coverage_is_the_overlap_with_the_target():
     assert float(coverage(target + 0.5, yaw)) == 0.0
 
 
+def test_push_t_pays_for_bringing_the_block_to_the_target_not_for_holding_it_near():
+    from robojax.envs.push_t import TARGET
+
+    env = envs.make("push-t")
+    data = env.reset(jax.random.PRNGKey(0)).data
+    at = lambda xy, yaw: data.replace(  # noqa: E731 - the block at a pose, the pusher away
+        qpos=jnp.array([0.25, 0.25, *xy, yaw]))
+    target = at(TARGET[:2], TARGET[2])
+    assert float(env.keypoint_distance(target)) == pytest.approx(0.0, abs=1e-6)
+    # A translation moves every keypoint alike: 3-4-5 cm off, 5 cm to come.
+    off = at((TARGET[0] + 0.03, TARGET[1] + 0.04), TARGET[2])
+    assert float(env.keypoint_distance(off)) == pytest.approx(0.05, abs=1e-6)
+    terms = env.reward_terms(off, target, jnp.zeros(2))
+    assert float(terms["progress"]) == pytest.approx(0.05, abs=1e-6)
+    assert float(terms["success"]) == 1.0
+    assert float(env.combine_reward(terms)) == pytest.approx(10 * 0.05 + 1.0, abs=1e-5)
+    # Holding the block half on target pays nothing (Diffusion Policy's coverage, logged only,
+    # would pay its share every step): a learner gains only by finishing.
+    half = at((TARGET[0] + 0.02, TARGET[1]), TARGET[2])
+    held = env.reward_terms(half, half, jnp.zeros(2))
+    assert 0.3 < float(held["coverage"]) < 0.95
+    assert float(env.combine_reward(held)) == 0.0
+    dp = envs.make("push-t", reward_scales={"coverage": 1.0, "progress": 0.0, "success": 0.0})
+    assert float(dp.combine_reward(held)) == pytest.approx(float(held["coverage"]))
+
+
 @pytest.mark.slow
 def test_push_t_expert_reaches_95_percent_coverage():
     from robojax.core.wrappers import EpisodeWrapper
