@@ -42,11 +42,6 @@ KEYPOINTS = np.array([[-0.07, 0.03], [0.07, 0.03], [0.0, 0.0475], [0.0, -0.0925]
 """Body-frame points of the T seen by "keypoints" observations: the bar's ends, its top and the
 stem's foot."""
 
-TARGET_KEYPOINTS = (KEYPOINTS @ np.array([[np.cos(TARGET[2]), -np.sin(TARGET[2])],
-                                          [np.sin(TARGET[2]), np.cos(TARGET[2])]]).T
-                    + np.array(TARGET[:2])).astype(np.float32)
-"""World positions of the KEYPOINTS when the block lies in the target pose."""
-
 CELLS = np.concatenate([_cells(BAR), _cells(STEM)]).astype(np.float32)
 """Centres of 2.5 mm equal-area cells tiling the T in its body frame (1372 of them)."""
 
@@ -87,6 +82,11 @@ def default_config() -> PushTConfig:
 def rotation(yaw: jax.Array) -> jax.Array:
     c, s = jnp.cos(yaw), jnp.sin(yaw)
     return jnp.array([[c, -s], [s, c]])
+
+
+def keypoints(position: jax.Array, yaw: jax.Array) -> jax.Array:
+    """World positions (4, 2) of the KEYPOINTS of a T at `position`, `yaw`."""
+    return position + KEYPOINTS @ rotation(yaw).T
 
 
 def inside_t(points: jax.Array, margin: float = 0.0) -> jax.Array:
@@ -137,7 +137,7 @@ class PushT(MjxEnv):
     def observe(self, data: mjx.Data, key: jax.Array) -> jax.Array:
         yaw = data.qpos[4]
         if self.config.observation == "keypoints":
-            points = data.qpos[2:4] + KEYPOINTS @ rotation(yaw).T
+            points = keypoints(data.qpos[2:4], yaw)
             return jnp.concatenate([data.qpos[:2], points.reshape(-1)])
         return jnp.concatenate([data.qpos[:2], data.qvel[:2], data.qpos[2:4],
                                 jnp.stack([jnp.cos(yaw), jnp.sin(yaw)]), data.qvel[2:5]])
@@ -147,8 +147,9 @@ class PushT(MjxEnv):
 
     def keypoint_distance(self, data: mjx.Data) -> jax.Array:
         """Mean distance (m) from the block's KEYPOINTS to their places in the target pose."""
-        points = data.qpos[2:4] + KEYPOINTS @ rotation(data.qpos[4]).T
-        return jnp.mean(jnp.linalg.norm(points - TARGET_KEYPOINTS, axis=-1))
+        offsets = keypoints(data.qpos[2:4], data.qpos[4]) - keypoints(jnp.array(TARGET[:2]),
+                                                                       TARGET[2])
+        return jnp.mean(jnp.linalg.norm(offsets, axis=-1))
 
     def teleop_map(self) -> TeleopMap:
         """Arrow keys (or the left stick) move the pusher's target, 1.5 cm per step."""
