@@ -7,6 +7,7 @@ from pathlib import Path
 import jax
 
 _ENV_VAR = "ROBOJAX_CACHE_DIR"
+_MIN_SECONDS_VAR = "ROBOJAX_CACHE_MIN_COMPILE_SECS"
 
 
 def default_cache_dir() -> Path:
@@ -20,7 +21,11 @@ def default_cache_dir() -> Path:
 def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | None:
     """Point JAX's persistent compilation cache at `path` (default: `default_cache_dir()`).
 
-    Set `ROBOJAX_CACHE_DIR=off` to disable. Returns the directory in use, or None when off.
+    Set `ROBOJAX_CACHE_DIR=off` to disable. Every program is cached, however quick to compile:
+    a run starts with dozens of small ones (key splits, network inits, evaluation glue) whose
+    compiles add up to seconds per start. `ROBOJAX_CACHE_MIN_COMPILE_SECS` caches only programs
+    that took longer (jax's own default is 1), e.g. where the cache lives on a shared filesystem.
+    Returns the directory in use, or None when off.
     """
     if os.environ.get(_ENV_VAR, "").lower() == "off":
         return None
@@ -30,9 +35,21 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
     except OSError:
         return None  # read-only home: run without a cache rather than fail
     jax.config.update("jax_compilation_cache_dir", str(cache_dir))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", _min_compile_seconds())
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return cache_dir
+
+
+def _min_compile_seconds() -> float:
+    text = os.environ.get(_MIN_SECONDS_VAR, "0")
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise ValueError(f"{_MIN_SECONDS_VAR}={text!r} is not a number of seconds >= 0; unset it "
+                         "to cache every program, or give e.g. 1.")
+    return seconds
 
 
 def write_from_every_process() -> None:
