@@ -53,13 +53,15 @@ def test_push_t_model_matches_the_task_constants():
 
 @pytest.mark.slow
 def test_a_built_wheel_ships_the_models_and_builds_every_task(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
-                    str(tmp_path), str(ROOT)], check=True, capture_output=True)
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-v", "-w",
+                            str(tmp_path), str(ROOT)], check=True, capture_output=True, text=True)
+    assert "Package would be ignored" not in build.stdout + build.stderr  # every folder declared
     (wheel,) = tmp_path.glob("robojax-*.whl")
     installed = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(installed)
     assert (installed / "robojax" / "envs" / "assets" / "common" / "visual.xml").exists()
+    assert (installed / "robojax" / "hil" / "page" / "teleop.js").exists()  # the teleop page
     # The unpacked wheel comes first on the path, ahead of the source tree.
     script = ("import robojax, robojax.envs as envs; "
               f"assert robojax.__file__.startswith({str(installed)!r}), robojax.__file__; "
