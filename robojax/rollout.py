@@ -50,13 +50,20 @@ def rollout_states(env: Env, policy: Controller | Callable, key: jax.Array, num_
     return states, end
 
 
+def reports_success(env: Env) -> bool:
+    """Whether `env` reports a `reward/success` metric (detour, pusher and push-t do; hopper,
+    reacher and the others do not): only then is there a success rate to evaluate or plot."""
+    return "reward/success" in jax.eval_shape(env.reset, jax.random.PRNGKey(0)).metrics
+
+
 def evaluate_episodes(eval_env: Env, policy: Controller | Callable, reset_key: jax.Array,
                       act_key: jax.Array, *, track_success: bool | None = False) -> dict:
     """Mean return and reward terms (and their std) over one full episode in each env of the
     batched, time-limited `eval_env`. With `track_success`, also the share of episodes whose
     `reward/success` metric was positive at some step (`eval/success_rate`) and the mean over
     episodes of each term's peak value (`eval/peak/<term>`, e.g. Push-T's max overlap);
-    `track_success=None` tracks them where the env reports `reward/success`."""
+    `track_success=None` tracks them where the env reports `reward/success`. An env that
+    reports no success gets no success rate (rather than a rate of 0), only the peaks."""
     controller = as_controller(policy)
 
     def one_step(carry, step_key):
@@ -85,8 +92,8 @@ def evaluate_episodes(eval_env: Env, policy: Controller | Callable, reset_key: j
     metrics["eval/episode_reward_std"] = jnp.std(totals["eval/episode_reward"])
     if track_success:
         metrics |= {f"eval/peak/{k}": jnp.mean(v) for k, v in peaks.items()}
-        success = peaks.get("reward/success", zeros)
-        metrics["eval/success_rate"] = jnp.mean(success > 0)
+    if track_success and "reward/success" in peaks:
+        metrics["eval/success_rate"] = jnp.mean(peaks["reward/success"] > 0)
     return metrics
 
 

@@ -50,7 +50,8 @@ def _evaluate_each(run: Run, controllers: Sequence[Controller], num_episodes: in
     for controller in controllers:
         metrics = jax.jit(lambda c=controller: evaluate_episodes(
             env, c, key_reset, key_act, track_success=True))()
-        success = float(metrics["eval/success_rate"])
+        # A task without a success metric counts none here, so its return decides.
+        success = float(metrics.get("eval/success_rate", 0.0))
         rows.append({"success_rate": success,
                      "success_ci": list(wilson(round(success * num_episodes), num_episodes)),
                      "episode_reward": float(metrics["eval/episode_reward"])})

@@ -32,7 +32,7 @@ from robojax.io import checkpoint
 from robojax.io import run as run_dir_io
 from robojax.io.metrics import MetricsLogger
 from robojax.io.progress import TrainProgress, console
-from robojax.rollout import nonfinite_action_warning
+from robojax.rollout import nonfinite_action_warning, reports_success
 from robojax.runs import (
     TrainArgs,
     check_process_count,
@@ -240,7 +240,7 @@ def run_loop(args: TrainArgs, run_dir: Path, setup: Setup, start: float) -> tupl
     ckpt_dir = Path(run_dir) / run_dir_io.CHECKPOINTS
     state, resumed_iter = _resume_state(args, ckpt_dir, setup.state)
     iteration = resumed_iter or 0
-    unit, plot_key = algo.PROGRESS_UNIT, algo.PLOT_KEY
+    unit, plot_key = algo.PROGRESS_UNIT, _plot_key(algo, setup.env)
     logger = MetricsLogger(run_dir, resume_step=None if resumed_iter is None
                            else resumed_iter * steps_per_iter,
                            step_key=unit) if distributed.is_main() else _NoMetrics()
@@ -367,6 +367,14 @@ def train_or_resume(args: TrainArgs) -> Path:
     return train(args)
 
 
+def _plot_key(algo, env: Env) -> str:
+    """What the progress line shows and the learning curve plots: the algorithm's `PLOT_KEY`,
+    or the return where that is the success rate and the env reports no success."""
+    if algo.PLOT_KEY == "eval/success_rate" and not reports_success(env):
+        return "eval/episode_reward"
+    return algo.PLOT_KEY
+
+
 def finish(args: TrainArgs, run_dir: Path, setup: Setup, state, wall_time: float) -> None:
     """The learning-curve plot, a summary line and (with `args.video`) a rollout video of
     `state`'s policy (one seed's)."""
@@ -374,7 +382,7 @@ def finish(args: TrainArgs, run_dir: Path, setup: Setup, state, wall_time: float
     from robojax.io.plots import plot_learning_curve
 
     algo, cfg, env = setup.algo, setup.cfg, setup.env
-    unit, key = algo.PROGRESS_UNIT, algo.PLOT_KEY
+    unit, key = algo.PROGRESS_UNIT, _plot_key(algo, env)
     title = f"{args.algo} ({cfg.policy})" if hasattr(cfg, "policy") else args.algo
     plot = plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png",
                                title=f"{title} on {args.env}", key=key, step_key=unit)

@@ -1,6 +1,7 @@
 """Behaviour cloning end to end through the CLI: demos from the scripted expert, a chunked
 flow policy cloned from them, success in parallel eval envs; and the errors users meet."""
 
+import numpy as np
 import pytest
 
 from robojax import cli, data
@@ -50,3 +51,21 @@ def test_unknown_policy_family(detour_demos, tmp_path):
     with pytest.raises(KeyError, match="Did you mean 'flow'"):
         train(TrainArgs(algo="bc", env="detour", dataset=detour_demos, policy="flwo",
                         run_dir=tmp_path / "d", progress=False))
+
+
+def test_a_task_without_success_is_reported_and_plotted_by_its_return(pendulum_demo, tmp_path,
+                                                                       capsys, monkeypatch):
+    """Pendulum reports no success metric: its clone's evaluations carry no success rate
+    (rather than a rate of 0), and the progress line and the curve show the return."""
+    from robojax.io.progress import console
+
+    monkeypatch.setattr(console, "width", 300)  # the summary on one line
+    run = tmp_path / "run"
+    cli.main(["train", "--algo", "bc", "--policy", "gaussian", "--dataset", str(pendulum_demo),
+              "--env", "pendulum-swingup", "--run-dir", str(run), "--no-progress", "--no-video",
+              "--bc.num-grad-steps", "100", "--bc.num-evals", "1", "--bc.num-eval-envs", "4"])
+    rows = read_metrics(run / "metrics.csv")
+    assert "eval/success_rate" not in rows[-1] and np.isfinite(rows[-1]["eval/episode_reward"])
+    final = capsys.readouterr().err.strip().splitlines()  # the console writes to stderr
+    assert any(line.startswith("eval/episode_reward ") for line in final), final[-3:]
+    assert not any("success_rate" in line for line in final)

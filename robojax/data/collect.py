@@ -13,7 +13,7 @@ from robojax.core.env import Env, Wrapper
 from robojax.core.types import State
 from robojax.core.wrappers import EpisodeWrapper, VmapWrapper
 from robojax.data.demos import DemoFileError, Demos, from_episodes
-from robojax.rollout import run_controller
+from robojax.rollout import reports_success, run_controller
 
 
 def solver_controller(env: Env, name: str) -> Controller:
@@ -98,7 +98,7 @@ def collect(env_name: str, source: str | Controller, num_episodes: int, *, seed:
     if action_noise < 0:
         raise ValueError(f"action_noise must be >= 0 (a std in normalized action units), got "
                          f"{action_noise}.")
-    has_success = "reward/success" in jax.eval_shape(env.reset, jax.random.PRNGKey(0)).metrics
+    has_success = reports_success(env)
     if only_success and not has_success:
         raise ValueError(f"{env_name} reports no success metric (reward/success), so "
                          "--only-success cannot tell good episodes; drop the flag.")
