@@ -1,4 +1,5 @@
 import os
+import resource
 import time
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -19,8 +20,10 @@ import robojax  # noqa: E402,F401  (turns on the persistent compilation cache)
 _COMPILE_REPORT = os.environ.get("ROBOJAX_COMPILE_REPORT")
 """A file to which each test appends its node id, its wall seconds, the seconds jax spent in the
 test process (subprocesses not included) tracing to jaxprs, lowering them, and compiling (or
-reading from the persistent cache), how many programs it compiled (or read), and the programs
-that took over a second, with their seconds: where the time of a cold- or warm-cache run goes."""
+reading from the persistent cache), how many programs it compiled (or read), the programs
+that took over a second, with their seconds, then the xdist worker, the test's start (Unix
+seconds) and the CPU seconds (user + system) of the test process and of the subprocesses it
+waited for: where the time of a cold- or warm-cache run goes, and how the workers' load ends."""
 _COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 """jax's event for each program compiled, or read from the persistent cache."""
 _PHASES = {"/jax/core/compile/jaxpr_trace_duration": 0,
@@ -40,7 +43,7 @@ if _COMPILE_REPORT:
 
     @pytest.fixture(autouse=True)
     def _report_compile_seconds(request):
-        before, start = list(_phase_seconds), time.monotonic()
+        before, start, cpu = list(_phase_seconds), time.monotonic(), _cpu_seconds()
         _slow_programs.clear()
         yield
         spent = "\t".join(f"{now - then:.2f}"
@@ -48,7 +51,13 @@ if _COMPILE_REPORT:
         wall = time.monotonic() - start
         with open(_COMPILE_REPORT, "a") as report:
             report.write(f"{request.node.nodeid}\t{wall:.2f}\t{spent}\t"
-                         f"{' '.join(_slow_programs)}\n")
+                         f"{' '.join(_slow_programs)}\t{os.environ.get('PYTEST_XDIST_WORKER', '')}"
+                         f"\t{time.time() - wall:.1f}\t{_cpu_seconds() - cpu:.1f}\n")
+
+    def _cpu_seconds() -> float:
+        own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                              resource.RUSAGE_CHILDREN))
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 @pytest.fixture
