@@ -10,6 +10,8 @@ ARGS ?=
 # what it needs at conversion time (onnx, onnx-ir, onnxruntime, onnxslim) comes from the
 # export extra.
 JAX2ONNX := jax2onnx==0.17.1
+# The tests' MuJoCo Playground, without warp-lang (see the dev extra in pyproject.toml).
+PLAYGROUND := playground>=0.0.5
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +27,7 @@ CHROMIUM_INSTALL := export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q
 
 $(VENV)/.installed-dev: pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
-	$(BIN)/pip install --quiet --no-deps "$(JAX2ONNX)"
+	$(BIN)/pip install --quiet --no-deps "$(JAX2ONNX)" "$(PLAYGROUND)"
 	@if ! command -v chromium >/dev/null; then \
 	  if ! command -v apt-get >/dev/null; then echo "note: no chromium and no apt-get: the browser tests will be skipped"; \
 	  elif [ "$$(id -u)" = 0 ]; then $(CHROMIUM_INSTALL); \

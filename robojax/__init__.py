@@ -20,4 +20,8 @@ if jax is not None:
 
     enable_compilation_cache()
 
+    from robojax._mjx import import_mjx_quietly
+
+    import_mjx_quietly()
+
 __all__ = ["__version__"]
