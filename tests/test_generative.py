@@ -22,12 +22,12 @@ SMALL = DenoiserConfig(network="mlp", mlp_hidden=(128, 128), time_dim=64)
 FAMILIES = {
     "diffusion": (policies.DiffusionPolicy(denoiser=SMALL, num_train_steps=50,
                                            prediction="epsilon"), 3000),
-    "flow": (policies.FlowPolicy(denoiser=SMALL, max_steps=16, prediction="velocity"), 3000),
-    "flow-sample": (policies.FlowPolicy(denoiser=SMALL, max_steps=16), 3000),
+    "flow": (policies.FlowPolicy(denoiser=SMALL, max_steps=16, prediction="velocity"), 2000),
+    "flow-sample": (policies.FlowPolicy(denoiser=SMALL, max_steps=16), 2000),
     "energy": (policies.EnergyPolicy(hidden_sizes=(64, 64), num_negatives=32,
-                                     num_proposals=128, inferred_negatives=0), 800),
+                                     num_proposals=128, inferred_negatives=0), 500),
     "energy-inferred": (policies.EnergyPolicy(hidden_sizes=(64, 64), num_negatives=32,
-                                              num_proposals=128, inferred_negatives=8), 800),
+                                              num_proposals=128, inferred_negatives=8), 600),
     "gaussian": (policies.GaussianPolicy(hidden_sizes=(64, 64)), 400),
 }
 
