@@ -7,10 +7,13 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 # compile MJX programs about 30% faster, and LLVM's optimization level 1 (of 3) takes another
 # ~15% off each compile, at some cost in steady-state speed that the suite does not feel (level
 # 0 compiles faster still but runs MJX 1.3-20x slower). Subprocess runs inherit the flags.
-# Users' runs keep XLA's defaults.
-os.environ["XLA_FLAGS"] = " ".join(
-    [os.environ.get("XLA_FLAGS", ""), "--xla_cpu_use_fusion_emitters=false",
-     "--xla_backend_optimization_level=1"]).strip()
+# Users' runs keep XLA's defaults (the legacy emitters run network-heavy programs ~20% slower:
+# experiments/bench/RESULTS.md 14.3). Added once: xdist's workers inherit the controller's
+# flags, and the flags are part of every cache key, so a test run alone reads what `make test`
+# compiled.
+_SUITE_FLAGS = ["--xla_cpu_use_fusion_emitters=false", "--xla_backend_optimization_level=1"]
+_flags = os.environ.get("XLA_FLAGS", "").split()
+os.environ["XLA_FLAGS"] = " ".join([*_flags, *(f for f in _SUITE_FLAGS if f not in _flags)])
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
