@@ -44,6 +44,11 @@ if _COMPILE_REPORT:
 
     jax.monitoring.register_event_duration_secs_listener(_count_phase)
 
+    def _cpu_seconds() -> float:
+        own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                              resource.RUSAGE_CHILDREN))
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
     @pytest.fixture(autouse=True)
     def _report_compile_seconds(request):
         before, start, cpu = list(_phase_seconds), time.monotonic(), _cpu_seconds()
@@ -56,11 +61,6 @@ if _COMPILE_REPORT:
             report.write(f"{request.node.nodeid}\t{wall:.2f}\t{spent}\t"
                          f"{' '.join(_slow_programs)}\t{os.environ.get('PYTEST_XDIST_WORKER', '')}"
                          f"\t{time.time() - wall:.1f}\t{_cpu_seconds() - cpu:.1f}\n")
-
-    def _cpu_seconds() -> float:
-        own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
-                                                              resource.RUSAGE_CHILDREN))
-        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 @pytest.fixture
