@@ -10,6 +10,8 @@ from robojax.envs import make as make_env
 
 from robojax.algos import acting, ppo
 
+pytestmark = pytest.mark.quick_compile  # compile-bound (tests/conftest.py)
+
 TINY = ppo.PPOConfig(num_envs=16, rollout_length=8, num_minibatches=2, num_epochs=1,
                      num_eval_envs=2, episode_length=20)
 

@@ -12,6 +12,8 @@ from robojax import envs
 from robojax.algos import apg
 from robojax.io.checkpoint import tree_equal
 
+pytestmark = pytest.mark.quick_compile  # compile-bound (tests/conftest.py)
+
 
 def _run(cfg, env, iterations: int):
     train_env = apg.make_train_input(cfg, env)

@@ -11,6 +11,8 @@ import pytest
 from robojax import cli, envs
 from robojax.data import demos as demo_files
 
+pytestmark = pytest.mark.quick_compile  # compile-bound (tests/conftest.py)
+
 
 def _episode(n: int = 5) -> dict:
     return {"obs": np.zeros((n, 3)), "actions": np.zeros((n, 1)), "rewards": np.zeros(n),

@@ -7,6 +7,8 @@ import pytest
 from robojax.cli import main
 from robojax.io.metrics import read_metrics
 
+pytestmark = pytest.mark.quick_compile  # compile-bound (tests/conftest.py)
+
 TINY = ["--num-envs", "32", "--num-timesteps", "8192", "--ppo.unroll-length", "16",
         "--ppo.num-minibatches", "4", "--ppo.num-evals", "2", "--ppo.num-eval-envs", "4",
         "--episode-length", "60", "--no-progress"]

@@ -12,6 +12,8 @@ from robojax.algos import bc
 from robojax.data import aggregate
 from robojax.hil import human
 
+pytestmark = pytest.mark.quick_compile  # compile-bound (tests/conftest.py)
+
 
 def test_held_stretches_end_at_handbacks_episode_starts_and_envs():
     held = jnp.array([0, 1, 1, 0, 1, 1, 1, 1], bool)

@@ -10,6 +10,8 @@ from robojax import data, envs
 from robojax.core.controller import Controller
 from robojax.data.collect import collect, record
 
+pytestmark = pytest.mark.quick_compile  # compile-bound (tests/conftest.py)
+
 
 def _episodes():
     rng = np.random.default_rng(0)

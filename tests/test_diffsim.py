@@ -12,6 +12,8 @@ from robojax import diffsim, envs
 from robojax.core.differentiable import NotDifferentiableError, differentiable
 from robojax.core.wrappers import VmapWrapper
 
+pytestmark = pytest.mark.quick_compile  # compile-bound (tests/conftest.py)
+
 
 def _rollout_loss(cfg: diffsim.GradientConfig, env, length: int):
     """A smooth loss of a linear tanh policy's weights, through `length` physics steps."""

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import quick_compile_env
 
 from robojax import cli
 from robojax.io import checkpoint
@@ -18,7 +19,9 @@ from robojax.runs import load_run
 TRAIN = ["train", "--env", "cartpole-balance", "--num-envs", "32", "--num-timesteps", "8192",
          "--ppo.rollout-length", "8", "--ppo.num-minibatches", "4", "--ppo.num-epochs", "1",
          "--ppo.num-evals", "4", "--ppo.num-eval-envs", "8", "--no-video", "--no-progress"]
-ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"}
+# At optimization level 0, as the two-device references (`two_cpu_devices`): short runs,
+# compile-bound.
+ENV = quick_compile_env({**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"})
 
 
 def _free_port() -> int:

@@ -10,6 +10,8 @@ import pytest
 from robojax import envs
 from robojax.core.wrappers import VmapWrapper
 
+pytestmark = pytest.mark.quick_compile  # compile-bound (tests/conftest.py)
+
 NAMES = envs.names()
 
 

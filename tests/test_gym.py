@@ -4,6 +4,8 @@ modes."""
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.quick_compile  # compile-bound (tests/conftest.py)
+
 gymnasium = pytest.importorskip("gymnasium")
 from gymnasium.vector import AutoresetMode  # noqa: E402
 from gymnasium.wrappers import vector as gym_wrappers  # noqa: E402

@@ -11,6 +11,8 @@ from robojax import algos
 from robojax.algos import sac
 from robojax.hil import human
 
+pytestmark = pytest.mark.quick_compile  # compile-bound (tests/conftest.py)
+
 TINY = sac.HILConfig(num_envs=4, batch_size=8, learning_starts=8, buffer_capacity=64,
                      intervention_capacity=64, grad_updates_per_step=2,
                      critic_updates_per_actor=2, num_critics=2, policy_hidden_sizes=(8,),

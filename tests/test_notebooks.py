@@ -1,9 +1,11 @@
 """The notebooks under experiments/notebooks run top to bottom (at a tiny training budget)."""
 
+import os
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import quick_compile_env
 from nbclient import NotebookClient
 
 # A tiny training budget per notebook, in its own unit (gradient steps; env steps for export).
@@ -16,6 +18,8 @@ NOTEBOOKS = sorted((Path(__file__).parents[1] / "experiments" / "notebooks").glo
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path, monkeypatch, tmp_path):
     monkeypatch.setenv("ROBOJAX_NOTEBOOK_STEPS", BUDGETS.get(path.stem, "10"))
+    # The kernel compiles far more than its tiny budgets run: optimization level 0.
+    monkeypatch.setenv("XLA_FLAGS", quick_compile_env(dict(os.environ))["XLA_FLAGS"])
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()

@@ -8,6 +8,8 @@ import pytest
 from robojax import envs
 from robojax.core.wrappers import wrap_for_training
 
+pytestmark = pytest.mark.quick_compile  # compile-bound (tests/conftest.py)
+
 
 def test_an_action_is_executed_delay_steps_late_after_the_rest_command():
     env = envs.make("point-mass", action_delay=(2, 2))  # its actuators span [-1, 1]

@@ -12,6 +12,8 @@ from robojax import envs
 from robojax.algos import shac
 from robojax.io.checkpoint import tree_equal
 
+pytestmark = pytest.mark.quick_compile  # compile-bound (tests/conftest.py)
+
 
 def test_window_objective_matches_a_hand_worked_window():
     # One env, three steps, discount 0.5; the episode ends at step 1 and a new one starts.

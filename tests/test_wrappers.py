@@ -15,6 +15,8 @@ from robojax.core.wrappers import (
     wrap_for_training,
 )
 
+pytestmark = pytest.mark.quick_compile  # compile-bound (tests/conftest.py)
+
 
 @pytest.fixture(scope="module")
 def cartpole():
