@@ -57,7 +57,8 @@ def quick_compile_env(env: dict) -> dict:
 
 @pytest.fixture(autouse=True)
 def _quick_compile_level(request):
-    _quick_compile[0] = request.node.get_closest_marker("quick_compile") is not None
+    marker = request.node.get_closest_marker("quick_compile")  # quick_compile(False): opt out
+    _quick_compile[0] = marker is not None and (marker.args[:1] or [True])[0]
     yield
     _quick_compile[0] = False
 

@@ -11,6 +11,8 @@ from robojax import envs
 from robojax.algos import ppo
 from robojax.io import checkpoint
 
+pytestmark = pytest.mark.quick_compile  # compile-bound (tests/conftest.py)
+
 SMALL = dict(num_envs=8, rollout_length=4, num_minibatches=2)
 
 

@@ -22,7 +22,8 @@ from robojax.deploy import ContractError, Policy
 from robojax.export import export_run, formats
 from robojax.export.graph import policy_function, signature
 
-pytestmark = pytest.mark.xdist_group("export")  # one worker trains and exports the PPO run once
+pytestmark = [pytest.mark.xdist_group("export"),  # one worker trains and exports the PPO run once
+              pytest.mark.quick_compile]  # compile-bound (tests/conftest.py)
 
 OBS, ACT = 5, 2
 UNET = DenoiserConfig(down_dims=(16, 32), time_dim=16)

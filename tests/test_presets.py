@@ -9,6 +9,8 @@ import tyro
 from robojax import cli, envs, presets
 from robojax.runs import TrainArgs
 
+pytestmark = pytest.mark.quick_compile  # compile-bound (tests/conftest.py)
+
 
 def test_every_registered_task_has_a_ppo_preset_of_valid_fields():
     assert sorted(env for env, algo in presets.PRESETS if algo == "ppo") == envs.names()

@@ -8,6 +8,8 @@ import pytest
 from robojax import envs
 from robojax.sim2sim import MujocoTask
 
+pytestmark = pytest.mark.quick_compile  # compile-bound (tests/conftest.py)
+
 
 @pytest.mark.parametrize("name", ["cartpole-balance", "reacher"])
 def test_mujoco_c_follows_mjx_under_the_same_commands(name):

@@ -21,6 +21,8 @@ from robojax.data import demos
 from robojax.hil.operator import Operator
 from robojax.hil.server import TeleopServer
 
+pytestmark = pytest.mark.quick_compile  # compile-bound (tests/conftest.py)
+
 ARROWS = default_map(2)
 
 

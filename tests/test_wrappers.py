@@ -98,6 +98,7 @@ class _DivergeOnCue(Wrapper):
                              obs=jnp.where(action[0] > 1.5, jnp.nan, state.obs))
 
 
+@pytest.mark.quick_compile(False)  # two programs bitwise equal: at level 1 (level 0 reorders)
 def test_nan_guard_resets_only_the_diverged_env(cartpole):
     env = _DivergeOnCue(envs.make("cartpole-balance"))
     guarded = AutoResetWrapper(NanGuardWrapper(VmapWrapper(EpisodeWrapper(env, 1000), 4)))

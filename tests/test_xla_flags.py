@@ -28,12 +28,8 @@ from mujoco import mjx
 from robojax import envs
 print(os.environ["XLA_FLAGS"])
 env = envs.make("hopper")
-# One reset spread over 4096 slightly different starts: a batched reset would compile for
-# longer than the steps it prepares (the stall is in the step program).
-one = env.reset(jax.random.PRNGKey(0)).data
-data = jax.tree.map(lambda x: jax.numpy.broadcast_to(x, (4096, *x.shape)), one)
-noise = jax.random.uniform(jax.random.PRNGKey(1), data.qpos.shape, minval=-0.05, maxval=0.05)
-data = data.replace(qpos=data.qpos + noise)
+keys = jax.random.split(jax.random.PRNGKey(0), 4096)
+data = jax.jit(jax.vmap(lambda k: env.reset(k).data))(keys)
 step = jax.jit(jax.vmap(mjx.step, in_axes=(None, 0)))
 for _ in range(10):
     data = jax.block_until_ready(step(env.mjx_model, data))

@@ -193,6 +193,9 @@ class MjxEnv(Env):
 
     def step(self, state: State, action: jax.Array) -> State:
         action = check_action(action, self.action_spec)  # before the program: a NaN is an error
+        # The step computes its own metrics and reads none: without those that wrappers added
+        # (the NaN guard's), a training batch and an evaluation share one traced program.
+        state = state.replace(metrics={})
         if self._mjx_model is not self._programs_model:
             return self._step(state, action)
         return self._step_program(state, action)
