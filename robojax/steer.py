@@ -50,18 +50,27 @@ def _evaluate_each(run: Run, controllers: Sequence[Controller], num_episodes: in
     for controller in controllers:
         metrics = jax.jit(lambda c=controller: evaluate_episodes(
             env, c, key_reset, key_act, track_success=True))()
-        # A task without a success metric counts none here, so its return decides.
-        success = float(metrics.get("eval/success_rate", 0.0))
-        rows.append({"success_rate": success,
-                     "success_ci": list(wilson(round(success * num_episodes), num_episodes)),
-                     "episode_reward": float(metrics["eval/episode_reward"])})
+        row = {"success_rate": None, "success_ci": None,  # a task without a success metric
+               "episode_reward": float(metrics["eval/episode_reward"])}
+        if "eval/success_rate" in metrics:
+            success = float(metrics["eval/success_rate"])
+            row |= {"success_rate": success,
+                    "success_ci": list(wilson(round(success * num_episodes), num_episodes))}
+        rows.append(row)
     return rows
 
 
+def _ranking(row: dict) -> tuple[float, float]:
+    """Success first, then return; on a task without a success metric, the return alone."""
+    return (row["success_rate"] or 0.0, row["episode_reward"])
+
+
 def _summary(row: dict) -> str:
+    reward = f"return {row['episode_reward']:.1f}"
+    if row["success_rate"] is None:
+        return reward
     low, high = row["success_ci"]
-    return (f"success {row['success_rate']:.3f} [{low:.3f}, {high:.3f}], "
-            f"return {row['episode_reward']:.1f}")
+    return f"success {row['success_rate']:.3f} [{low:.3f}, {high:.3f}], {reward}"
 
 
 def composed_controller(first: Run, second: Run, weight: float,
@@ -96,12 +105,12 @@ def search(first_dir: Path, second_dir: Path, weights: Sequence[float], *,
         seed), strict=True)]
     for row in rows:
         console.print(f"weight {row['weight']:.2f}: {_summary(row)}")
-    best = max(rows, key=lambda r: (r["success_rate"], r["episode_reward"]))
+    best = max(rows, key=_ranking)
     result = {"first": str(first_dir), "second": str(second_dir), "episodes": num_episodes,
               "seed": seed, "weights": rows, "best_weight": best["weight"]}
     (Path(first_dir) / "compose.json").write_text(json.dumps(result, indent=2))
     console.print(f"best weight {best['weight']:.2f} (1 = {first_dir} alone, 0 = {second_dir} "
-                  f"alone): success {best['success_rate']:.3f}")
+                  f"alone): {_summary(best)}")
     return result
 
 

@@ -106,3 +106,16 @@ def test_vgps_refuses_a_run_that_is_not_a_generative_clone(tmp_path):
     run_dir_io.write_config(tmp_path / "ppo", TrainArgs(algo="ppo", env="detour"))
     with pytest.raises(ValueError, match="is a `--algo ppo` run; value-guided sampling draws"):
         cli.main(["vgps", str(tmp_path / "ppo")])
+
+
+def test_a_task_without_a_success_metric_is_ranked_and_reported_by_its_return():
+    """hopper or pendulum-swingup clones count no successes: a composition or a V-GPS row of
+    theirs reports the return alone (not "success 0.000") and the best is the best return."""
+    from robojax.steer import _ranking, _summary
+
+    rows = [{"weight": 0.0, "success_rate": None, "success_ci": None, "episode_reward": 812.5},
+            {"weight": 1.0, "success_rate": None, "success_ci": None, "episode_reward": 901.0}]
+    assert _summary(rows[0]) == "return 812.5"
+    assert max(rows, key=_ranking)["weight"] == 1.0
+    scored = {"success_rate": 0.5, "success_ci": [0.4, 0.6], "episode_reward": 3.0}
+    assert _summary(scored) == "success 0.500 [0.400, 0.600], return 3.0"
