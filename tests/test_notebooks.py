@@ -11,6 +11,10 @@ from nbclient import NotebookClient
 # A tiny training budget per notebook, in its own unit (gradient steps; env steps for export).
 BUDGETS = {"generative_policies": "200", "differentiable_imitation": "10",
            "export_and_deploy": "8192", "finetune_generative": "8192"}
+# Notebooks whose test budget compiles far more than it runs, run at optimization level 0 (the
+# fine-tuning notebook: 83 to 75-79 CPU s); the export notebook's noise and delay sweep runs
+# longer there (46 to 58-60 CPU s), so it keeps the suite's level 1.
+COMPILE_BOUND = {"finetune_generative"}
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "experiments" / "notebooks").glob("*.ipynb"))
 
 
@@ -18,8 +22,8 @@ NOTEBOOKS = sorted((Path(__file__).parents[1] / "experiments" / "notebooks").glo
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path, monkeypatch, tmp_path):
     monkeypatch.setenv("ROBOJAX_NOTEBOOK_STEPS", BUDGETS.get(path.stem, "10"))
-    # The kernel compiles far more than its tiny budgets run: optimization level 0.
-    monkeypatch.setenv("XLA_FLAGS", quick_compile_env(dict(os.environ))["XLA_FLAGS"])
+    if path.stem in COMPILE_BOUND:  # the kernel compiles far more than it runs: level 0
+        monkeypatch.setenv("XLA_FLAGS", quick_compile_env(dict(os.environ))["XLA_FLAGS"])
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
