@@ -133,6 +133,27 @@ def test_sac_iterations_fill_the_buffer_then_update():
     assert float(before.log_alpha) != float(state.learner.log_alpha)
 
 
+def test_reset_refresh_reaches_the_training_envs():
+    """reset_refresh=0 restarts each env from one state (Brax's autoreset); 1 redraws the
+    starts every step: episodes 2 and 3 (3 steps each) start alike only with 0."""
+    env = make_env("pendulum-swingup")
+
+    def restarts(refresh: int) -> list[np.ndarray]:
+        cfg = dataclasses.replace(TINY, reset_refresh=refresh, episode_length=3)
+        train_env = sac.make_train_input(cfg, env).env
+        state, starts = train_env.reset(jax.random.PRNGKey(0)), []
+        for _ in range(6):
+            state = train_env.step(state, jnp.zeros((4, 1)))
+            if bool(state.done.all()):
+                starts.append(np.asarray(state.obs))
+        return starts
+
+    fixed, redrawn = restarts(0), restarts(1)
+    assert len(fixed) == len(redrawn) == 2
+    np.testing.assert_array_equal(fixed[0], fixed[1])
+    assert not np.allclose(redrawn[0], redrawn[1])
+
+
 def test_rlpd_is_sac_with_its_own_defaults():
     rlpd = algos.get("rlpd")
     assert rlpd.train_iteration is sac.train_iteration and rlpd.Config is sac.RLPDConfig
