@@ -31,7 +31,7 @@ import robojax  # noqa: E402,F401  (turns on the persistent compilation cache)
 # them, so the two levels never share an entry (a level-0 test no longer compiles for a level-1
 # test elsewhere: RESULTS.md 14.5). On a jax whose compiler options take another form, the
 # marker does nothing.
-_QUICK_COMPILE_OPTIONS = {"xla_backend_optimization_level": 0}
+_QUICK_LEVEL = 0
 _quick_compile = [False]
 
 
@@ -46,7 +46,8 @@ def _compile_quickly_when_marked() -> None:
 
     def get_compile_options(*args, env_options_overrides=None, **kwargs):
         if _quick_compile[0]:
-            env_options_overrides = {**_QUICK_COMPILE_OPTIONS, **(env_options_overrides or {})}
+            env_options_overrides = {"xla_backend_optimization_level": _QUICK_LEVEL,
+                                     **(env_options_overrides or {})}
         return original(*args, env_options_overrides=env_options_overrides, **kwargs)
 
     compiler.get_compile_options = get_compile_options
@@ -60,13 +61,14 @@ def quick_compile_env(env: dict) -> dict:
     compile-bound subprocesses, the counterpart of the `quick_compile` marker."""
     flags = [f for f in env.get("XLA_FLAGS", "").split()
              if not f.startswith("--xla_backend_optimization_level=")]
-    return {**env, "XLA_FLAGS": " ".join([*flags, "--xla_backend_optimization_level=0"])}
+    return {**env, "XLA_FLAGS": " ".join([*flags,
+                                          f"--xla_backend_optimization_level={_QUICK_LEVEL}"])}
 
 
 @pytest.fixture(autouse=True)
 def _quick_compile_level(request):
     marker = request.node.get_closest_marker("quick_compile")  # quick_compile(False): opt out
-    _quick_compile[0] = marker is not None and (marker.args[:1] or [True])[0]
+    _quick_compile[0] = marker is not None and (marker.args[0] if marker.args else True)
     yield
     _quick_compile[0] = False
 

@@ -57,7 +57,8 @@ def robojax_config(s: dict):
                          buffer_capacity=1_000_000, critic_layer_norm=True,
                          policy_hidden_sizes=tuple(NETWORK["hidden_layer_sizes"]),
                          critic_hidden_sizes=tuple(NETWORK["hidden_layer_sizes"]),
-                         episode_length=1000, reset_refresh=s.get("reset_refresh", 32))
+                         episode_length=1000,
+                         reset_refresh=s.get("reset_refresh", sac.SACConfig.reset_refresh))
 
 
 def robojax_throughput(env_name: str, s: dict) -> tuple[float, float]:
