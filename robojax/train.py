@@ -43,12 +43,20 @@ from robojax.runs import (
 )
 
 
-def _stack(states):
+@jax.jit
+def _stack(states: list):
+    """The seeds' states as one, with a leading seed axis: one program for the whole tree
+    (leaf by leaf, every distinct leaf shape would compile one at the run's start)."""
     return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
 
 
+@jax.jit
+def _seed_zero(tree):
+    return jax.tree.map(lambda x: x[0], tree)
+
+
 def _first_seed(tree, num_seeds: int):
-    return tree if num_seeds == 1 else jax.tree.map(lambda x: x[0], tree)
+    return tree if num_seeds == 1 else _seed_zero(tree)
 
 
 def _mean_metrics(metrics: dict) -> dict[str, float]:

@@ -178,7 +178,7 @@ def _kill_and_resume(command, tmp_path, *, after_kill=None):
     from robojax.io import checkpoint
     from robojax.runs import load_run
 
-    env_vars = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env_vars = quick_compile_env({**os.environ, "JAX_PLATFORMS": "cpu"})  # compile-bound
     full, killed = tmp_path / "full", tmp_path / "killed"
     subprocess.run(command(full), check=True, env=env_vars, capture_output=True)
     proc = subprocess.Popen(command(killed), env=env_vars, stdout=subprocess.DEVNULL,
@@ -203,6 +203,33 @@ def _kill_and_resume(command, tmp_path, *, after_kill=None):
 @pytest.fixture
 def kill_and_resume():
     return _kill_and_resume
+
+
+def _resume_matches_whole_run(whole, tmp_path) -> None:
+    """What a run carries (weights, optimizer, env batch, the algorithm's own state, the key)
+    round-trips through a checkpoint exactly: the run `whole`, resumed in this process from
+    its checkpoint before the last, ends bitwise where it ended. (Resume after a SIGKILL, the
+    generic path, is `kill_and_resume`'s.)"""
+    import shutil
+    from pathlib import Path
+
+    from robojax import cli
+    from robojax.io import checkpoint
+    from robojax.runs import load_run
+
+    steps = checkpoint.steps(whole / "checkpoints")
+    assert len(steps) >= 2, steps
+    resumed = Path(shutil.copytree(whole, tmp_path / "resumed"))
+    shutil.rmtree(resumed / "checkpoints" / str(max(steps)))
+    cli.main(["train", "--resume", str(resumed), "--no-progress", "--no-video"])
+    expected, got = load_run(whole), load_run(resumed)
+    assert expected.step == got.step == max(steps)
+    assert checkpoint.tree_equal(expected.state, got.state)
+
+
+@pytest.fixture
+def resume_matches_whole_run():
+    return _resume_matches_whole_run
 
 
 def _flip_bytes(path, rng, count: int = 8) -> None:

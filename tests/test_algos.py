@@ -11,6 +11,8 @@ from robojax import algos
 from robojax.algos.base import ENV_STEPS, GRAD_STEPS, AlgoConfig, Algorithm
 from robojax.runs import TrainArgs
 
+pytestmark = pytest.mark.quick_compile  # compile-bound (tests/conftest.py)
+
 CASES = {
     "ppo": lambda request: TrainArgs(algo="ppo", num_envs=8),
     "apg": lambda request: TrainArgs(algo="apg"),

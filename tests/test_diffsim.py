@@ -58,8 +58,8 @@ def test_gradients_through_100_contact_steps_are_finite():
     env = envs.make("hopper")
     w = jax.random.normal(jax.random.PRNGKey(0), (env.observation_spec.size,
                                                   env.action_spec.size)) * 0.3
-    cfg = diffsim.GradientConfig(step_grad_clip=1.0, contact_grad_scale=0.5)
-    grad = jax.jit(jax.grad(_rollout_loss(cfg, env, 100)))(w)
+    cfg = diffsim.GradientConfig(step_grad_clip=1.0, contact_grad_scale=0.5, remat=False)
+    grad = jax.jit(jax.grad(_rollout_loss(cfg, env, 100)))(w)  # remat: tested above
     assert bool(jnp.all(jnp.isfinite(grad)))
     assert float(jnp.abs(grad).max()) > 0
 

@@ -200,7 +200,7 @@ def weak_clone(detour_demos, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_fine_tuning_lifts_a_weak_detour_policy(weak_clone, tmp_path):
+def test_fine_tuning_lifts_a_weak_detour_policy(weak_clone, tmp_path, resume_matches_whole_run):
     """DPPO end to end (ReinFlow shares its loop; its chain is checked above), then resumed
     from its checkpoint before the last; the 3-seed figures of both are in
     experiments/generative/finetune_detour.py."""
@@ -212,26 +212,7 @@ def test_fine_tuning_lifts_a_weak_detour_policy(weak_clone, tmp_path):
     rows = read_metrics(tuned / "metrics.csv")
     start, end = rows[0]["eval/success_rate"], rows[-1]["eval/success_rate"]
     assert start < 0.75 and end >= start + 0.15, (start, end)
-    _resume_from_the_checkpoint_before_the_last_ends_as_the_whole_run(tuned, tmp_path)
-
-
-def _resume_from_the_checkpoint_before_the_last_ends_as_the_whole_run(whole: Path, tmp_path):
-    """What fine-tuning carries (the frozen clone, the trained weights and optimizer, the env
-    batch, the base's chunk in progress, the key) round-trips through a checkpoint exactly: the
-    run resumed from its checkpoint before the last ends bitwise where the whole run ended."""
-    import shutil
-
-    from robojax.io import checkpoint
-    from robojax.runs import load_run
-
-    steps = checkpoint.steps(whole / "checkpoints")
-    assert len(steps) >= 2, steps
-    resumed = Path(shutil.copytree(whole, tmp_path / "resumed"))
-    shutil.rmtree(resumed / "checkpoints" / str(max(steps)))
-    cli.main(["train", "--resume", str(resumed), "--no-progress", "--no-video"])
-    expected, got = load_run(whole), load_run(resumed)
-    assert expected.step == got.step == max(steps)
-    assert checkpoint.tree_equal(expected.state, got.state)
+    resume_matches_whole_run(tuned, tmp_path)  # with the frozen clone and its chunk in progress
 
 
 @pytest.mark.slow
@@ -325,9 +306,10 @@ def test_an_exported_residual_corrects_each_planned_action_as_its_controller_doe
                                policy.correct(observations, planned)[0], atol=1e-5)
 
 
+@pytest.mark.quick_compile
 @pytest.mark.slow
 def test_a_residual_run_resumed_from_an_earlier_checkpoint_ends_as_the_whole_run(
-        weak_clone, tmp_path, compiled_programs):
+        weak_clone, tmp_path, compiled_programs, resume_matches_whole_run):
     """As DPPO's run above (ReinFlow shares its state and loop): the residual's state, with
     the frozen base and its chunk memory, round-trips through a checkpoint exactly. Its state
     mixes the restored base with new weights, and each run still compiles its chunk and its
@@ -339,7 +321,7 @@ def test_a_residual_run_resumed_from_an_earlier_checkpoint_ends_as_the_whole_run
               "--residual.num-evals", "2", "--residual.num-eval-envs", "8"])
     assert compiled_programs.count("jit(run_chunk)") == 1
     assert compiled_programs.count("jit(run_eval)") == 1
-    _resume_from_the_checkpoint_before_the_last_ends_as_the_whole_run(whole, tmp_path)
+    resume_matches_whole_run(whole, tmp_path)
     assert compiled_programs.count("jit(run_chunk)") == 2
 
 

@@ -105,21 +105,19 @@ def test_ild_learns_to_swing_up_from_one_demo(pendulum_demo, tmp_path):
     assert (run / "learning_curve.png").exists()
 
 
+@pytest.mark.quick_compile
 @pytest.mark.slow
-def test_ild_resume_after_kill_matches_uninterrupted_run(pendulum_demo, tmp_path,
-                                                         kill_and_resume):
-    import sys
+def test_ild_resumed_from_an_earlier_checkpoint_ends_as_the_whole_run(pendulum_demo, tmp_path,
+                                                                      resume_matches_whole_run):
+    from robojax import cli
 
-    def cmd(run_dir):
-        return [sys.executable, "-m", "robojax.cli", "train", "--algo", "ild", "--env",
-                "pendulum-swingup", "--demo", str(pendulum_demo), "--run-dir", str(run_dir),
-                "--ild.num-envs", "8", "--ild.rollout-length", "32", "--num-timesteps",
-                str(8 * 32 * 40), "--ild.num-evals", "20", "--ild.num-eval-envs", "4",
-                "--episode-length", "50", "--no-progress", "--no-video"]
-
-    (full_state, full_step), (resumed_state, resumed_step) = kill_and_resume(cmd, tmp_path)
-    assert full_step == resumed_step
-    assert tree_equal(full_state, resumed_state)  # bitwise
+    whole = tmp_path / "whole"
+    cli.main(["train", "--algo", "ild", "--env", "pendulum-swingup", "--demo", str(pendulum_demo),
+              "--run-dir", str(whole), "--ild.num-envs", "8", "--ild.rollout-length", "32",
+              "--num-timesteps", str(8 * 32 * 40), "--ild.num-evals", "20",
+              "--ild.num-eval-envs", "4", "--episode-length", "50", "--no-progress",
+              "--no-video"])
+    resume_matches_whole_run(whole, tmp_path)  # the demo clock and the carried-over envs too
 
 
 def _segments(demo) -> ild.ILDConfig:
@@ -129,6 +127,7 @@ def _segments(demo) -> ild.ILDConfig:
                          learning_rate=3e-3)
 
 
+@pytest.mark.quick_compile
 @pytest.mark.slow
 def test_ild_segments_carry_envs_over_the_demo_and_restart_diverged_ones(pendulum_demo):
     env = envs.make("pendulum-swingup")
@@ -159,6 +158,7 @@ def test_ild_segments_carry_envs_over_the_demo_and_restart_diverged_ones(pendulu
     assert float(times(after)[0]) == 0.0 and int(after.clock[0]) == 0
 
 
+@pytest.mark.quick_compile
 @pytest.mark.slow
 def test_ild_restarts_envs_that_strayed_from_the_demo(pendulum_demo):
     env = envs.make("pendulum-swingup")
@@ -177,6 +177,7 @@ def test_ild_restarts_envs_that_strayed_from_the_demo(pendulum_demo):
     np.testing.assert_array_equal(after.clock, 16)
 
 
+@pytest.mark.quick_compile
 @pytest.mark.slow
 def test_ild_trains_a_one_step_flow_policy_through_the_simulator(pendulum_demo):
     env = envs.make("pendulum-swingup")
@@ -222,6 +223,7 @@ def test_ild_clones_executed_actions_inside_the_squash(tmp_path):
     assert float(jnp.abs(cloned[1::4]).min()) > 0.9
 
 
+@pytest.mark.quick_compile
 @pytest.mark.slow
 def test_ild_bc_weight_anchors_the_policy_to_the_demonstrated_actions(pendulum_demo):
     env = envs.make("pendulum-swingup")

@@ -13,6 +13,8 @@ from robojax.algos import critics, sac
 from robojax.data import demos as demo_files
 from robojax.io import checkpoint
 
+pytestmark = pytest.mark.quick_compile  # compile-bound (tests/conftest.py), but for learning
+
 TINY = sac.SACConfig(num_envs=4, batch_size=8, learning_starts=8, buffer_capacity=64,
                      grad_updates_per_step=2, policy_hidden_sizes=(8,),
                      critic_hidden_sizes=(4,), num_eval_envs=2, episode_length=20)
@@ -227,6 +229,7 @@ def test_sac_resume_after_kill_matches_uninterrupted_run(tmp_path, kill_and_resu
     assert (tmp_path / "killed" / "eval.json").exists()
 
 
+@pytest.mark.quick_compile(False)  # learning: at level 1
 @pytest.mark.slow
 def test_sac_learns_point_mass(tmp_path):
     from robojax.io.metrics import read_metrics
