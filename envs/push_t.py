@@ -62,14 +62,16 @@ class PushTConfig(EnvConfig):
     (pusher position and velocity, block position, cos/sin of its yaw, block velocity; 11).
     Behaviour cloning learns far better from keypoints (RESULTS.md, section 3b)."""
     reward_scales: dict = dataclasses.field(default_factory=lambda: {
-        "progress": 10.0, "coverage": 0.0, "overlap": 0.0, "success": 1.0})
+        "progress": 10.0, "reach": 0.0, "coverage": 0.0, "overlap": 0.0, "success": 1.0})
     """Weight of each reward term. `progress` (metres the block's KEYPOINTS came closer to
     their places in the target pose this step, averaged over the keypoints) sums to the
     distance covered, so holding the block half on target earns nothing and finishing is what
     pays; `success` is 1 on the step that reaches `success_coverage` (the episode ends there).
     `coverage`, clip(overlap / success_coverage, 0, 1) per step, is Diffusion Policy's reward:
     logged only, since weighted in, a learner holds partial coverage for it rather than end the
-    episode (`reward_scales={'coverage': 1.0, 'progress': 0.0, 'success': 0.0}` restores it)."""
+    episode (`reward_scales={'coverage': 1.0, 'progress': 0.0, 'success': 0.0}` restores it).
+    `reach` (metres the pusher came closer to the block's centroid this step) is logged at
+    weight 0: weighted 2 it did not help PPO find the push (RESULTS.md 10.3)."""
     sparse_reward: bool = False
     """Reward 1 on the step that succeeds and 0 otherwise (the episode ends there), in place
     of `reward_scales`: the sparse task of off-policy RL with demonstrations (RLPD)."""
@@ -151,6 +153,10 @@ class PushT(MjxEnv):
                                                                        TARGET[2])
         return jnp.mean(jnp.linalg.norm(offsets, axis=-1))
 
+    def pusher_distance(self, data: mjx.Data) -> jax.Array:
+        """Distance (m) from the pusher to the block's centroid."""
+        return jnp.linalg.norm(data.qpos[:2] - data.qpos[2:4])
+
     def teleop_map(self) -> TeleopMap:
         """Arrow keys (or the left stick) move the pusher's target, 1.5 cm per step."""
         return dataclasses.replace(default_map(2, integrate=True), rate=0.05)
@@ -164,6 +170,7 @@ class PushT(MjxEnv):
         covered = self.coverage(data)
         threshold = self.config.success_coverage
         return {"progress": self.keypoint_distance(prev) - self.keypoint_distance(data),
+                "reach": self.pusher_distance(prev) - self.pusher_distance(data),
                 "coverage": jnp.clip(covered / threshold, 0.0, 1.0), "overlap": covered,
                 "success": (covered >= threshold).astype(jnp.float32)}
 

@@ -226,6 +226,12 @@ def test_push_t_pays_for_bringing_the_block_to_the_target_not_for_holding_it_nea
     assert float(env.combine_reward(held)) == 0.0
     dp = envs.make("push-t", reward_scales={"coverage": 1.0, "progress": 0.0, "success": 0.0})
     assert float(dp.combine_reward(held)) == pytest.approx(float(held["coverage"]))
+    # `reach` (logged, weight 0): how far the pusher came toward the block, here 10 cm to 5.
+    pusher_at = lambda dx, dy: half.replace(qpos=half.qpos.at[:2].set(  # noqa: E731
+        half.qpos[2:4] + jnp.array([dx, dy])))
+    approach = env.reward_terms(pusher_at(0.06, 0.08), pusher_at(0.03, 0.04), jnp.zeros(2))
+    assert float(approach["reach"]) == pytest.approx(0.05, abs=1e-6)
+    assert float(env.combine_reward(approach)) == pytest.approx(0.0, abs=1e-6)
 
 
 @pytest.mark.slow
