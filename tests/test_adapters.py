@@ -44,6 +44,17 @@ def test_playground_env_trains_unchanged():
     ours, theirs = jax.jit(env.step)(state, action), jax.jit(env.foreign.step)(state.data, action)
     assert float(ours.reward) == float(theirs.reward)
     np.testing.assert_array_equal(ours.obs, theirs.obs)
+    # Its frames: a list of states and the same states stacked draw the same pictures.
+    from robojax.io.video import RenderUnavailable
+
+    trajectory = jax.tree.map(lambda *xs: jnp.stack(xs), state, ours)
+    try:
+        listed = env.render([state, ours], width=32, height=24)
+    except RenderUnavailable:
+        return
+    assert len(listed) == 2 and listed[0].std() > 0
+    for a, b in zip(listed, env.render(trajectory, width=32, height=24), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.slow

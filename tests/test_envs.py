@@ -283,6 +283,11 @@ def test_render_frames(tmp_path):
         pytest.skip(str(err))
     assert len(frames) == 2 and frames[0].shape == (48, 64, 3)
     assert frames[0].std() > 0  # not a blank image
+    moved = jax.jit(env.step)(state, jnp.ones(env.action_spec.shape))
+    trajectory = jax.tree.map(lambda *xs: jnp.stack(xs), state, moved)  # as a scan returns it
+    for listed, stacked in zip(env.render([state, moved], width=64, height=48),
+                               env.render(trajectory, width=64, height=48), strict=True):
+        np.testing.assert_array_equal(listed, stacked)
     assert write_video(tmp_path / "v.gif", frames, fps=10).stat().st_size > 0
 
 

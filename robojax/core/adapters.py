@@ -64,12 +64,11 @@ class _ForeignEnvAdapter(Env):
     def render(self, states, *, index: int | None = None, width: int = 320, height: int = 240,
                camera: int | str = -1) -> list[np.ndarray]:
         from robojax.core.mjx_env import _trajectory_arrays
-
-        if isinstance(states, list | tuple):
-            states = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
         from robojax.io.video import render_qpos
 
-        qpos, mocap = _trajectory_arrays(self.physics(states.data), index)
+        physics = ([self.physics(s.data) for s in states] if isinstance(states, list | tuple)
+                   else self.physics(states.data))
+        qpos, mocap = _trajectory_arrays(physics, index)
         return render_qpos(self.mj_model, qpos, mocap, width=width, height=height, camera=camera)
 
 

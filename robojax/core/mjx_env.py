@@ -289,10 +289,14 @@ def _trajectory_arrays(states: Any, index: int | None) -> tuple[np.ndarray, np.n
 
     With `index`, the states are batched and env `index` of the batch is taken.
     """
-    if isinstance(states, list | tuple):
-        states = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
-    data = states.data if isinstance(states, State) else states
-    qpos, mocap = np.asarray(data.qpos), np.asarray(data.mocap_pos)
+    def physics(s):
+        return s.data if isinstance(s, State) else s
+
+    if isinstance(states, list | tuple):  # only the two fields drawn, not every leaf of the state
+        qpos = np.stack([np.asarray(physics(s).qpos) for s in states])
+        mocap = np.stack([np.asarray(physics(s).mocap_pos) for s in states])
+    else:
+        qpos, mocap = np.asarray(physics(states).qpos), np.asarray(physics(states).mocap_pos)
     if index is not None:
         qpos, mocap = qpos[..., index, :], mocap[..., index, :, :]
     if qpos.ndim == 1:
