@@ -11,7 +11,8 @@ def with_compiler_options(fn: Callable, options: dict) -> Callable:
     Called inside a trace (`jax.eval_shape`, a jitted caller), `fn` runs as part of that
     program: jax refuses compiler options on a nested jit. The same `fn` (a bound method of
     the same object counts as the same) is traced once per argument shape, however often it
-    is wrapped: a run of several seeds draws each seed's first states with one program."""
+    is wrapped: a run of several seeds draws each seed's first states with one program (the
+    last 64 wrapped functions stay jitted, with the objects they are bound to)."""
     def run(*args):
         if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(args)):
             return fn(*args)
