@@ -44,14 +44,21 @@ def test_playground_env_trains_unchanged():
     ours, theirs = jax.jit(env.step)(state, action), jax.jit(env.foreign.step)(state.data, action)
     assert float(ours.reward) == float(theirs.reward)
     np.testing.assert_array_equal(ours.obs, theirs.obs)
-    # Its frames: a list of states and the same states stacked draw the same pictures.
+
+
+@pytest.mark.slow
+def test_playground_frames_of_a_list_equal_those_of_the_stacked_states():
+    pytest.importorskip("mujoco_playground")
     from robojax.io.video import RenderUnavailable
 
-    trajectory = jax.tree.map(lambda *xs: jnp.stack(xs), state, ours)
+    env = make_env("playground:CartpoleBalance")
+    state = jax.jit(env.reset)(jax.random.PRNGKey(3))
+    moved = jax.jit(env.step)(state, jnp.full(env.action_spec.shape, 0.3))
+    trajectory = jax.tree.map(lambda *xs: jnp.stack(xs), state, moved)
     try:
-        listed = env.render([state, ours], width=32, height=24)
-    except RenderUnavailable:
-        return
+        listed = env.render([state, moved], width=32, height=24)
+    except RenderUnavailable as err:
+        pytest.skip(f"no GL backend: {err}")
     assert len(listed) == 2 and listed[0].std() > 0
     for a, b in zip(listed, env.render(trajectory, width=32, height=24), strict=True):
         np.testing.assert_array_equal(a, b)
