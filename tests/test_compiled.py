@@ -25,4 +25,3 @@ def test_a_function_wrapped_again_is_traced_once_per_shape():
     assert counting.traces == 1
     with_compiler_options(counting.double, LEVEL_0)(jnp.ones(3))
     assert counting.traces == 2
-

@@ -11,9 +11,10 @@ import argparse
 import json
 from pathlib import Path
 
+from steer_detour import pooled
+
 from robojax import cli
-from robojax.runs import load_run, run_controller
-from robojax.stats import wilson
+from robojax.runs import load_run
 from robojax.steer import _evaluate_each, composed_controller, search
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -34,13 +35,6 @@ def _clone(out: Path, demo_seed: int, seed: int, args: argparse.Namespace) -> Pa
     return run_dir
 
 
-def pooled(rows: list[dict], episodes: int) -> str:
-    won = sum(round(r["success_rate"] * episodes) for r in rows)
-    n = episodes * len(rows)
-    low, high = wilson(won, n)
-    return f"{won / n:.3f} [{low:.3f}, {high:.3f}]"
-
-
 def _each(rows: list[dict]) -> str:
     return " / ".join(f"{row['success_rate']:.3f}" for row in rows)
 
@@ -49,8 +43,8 @@ def held_out(first: Path, second: Path, weight: float, episodes: int, seed: int)
     """The composition at `weight`, the first run alone and the second alone, on the same
     fresh episodes."""
     a, b = load_run(first), load_run(second)
-    controllers = [composed_controller(a, b, weight), run_controller(first, "push-t"),
-                   run_controller(second, "push-t")]
+    controllers = [composed_controller(a, b, weight), a.algo.controller(a.cfg, a.state),
+                   b.algo.controller(b.cfg, b.state)]
     return _evaluate_each(a, controllers, episodes, seed)
 
 
