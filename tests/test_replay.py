@@ -103,3 +103,4 @@ def test_demo_transitions_keep_terminal_steps_and_drop_time_limit_cuts():
     np.testing.assert_array_equal(data["discount"], [1, 1, 0, 1])
     np.testing.assert_array_equal(data["reward"], [0, 1, 2, 3])
     np.testing.assert_array_equal(data["action"][:, 0], [0, 10, 20, 30])
+    np.testing.assert_array_equal(data["last"], [False, False, True, True])

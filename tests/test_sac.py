@@ -135,6 +135,32 @@ def test_sac_iterations_fill_the_buffer_then_update():
     assert float(before.log_alpha) != float(state.learner.log_alpha)
 
 
+def test_n_step_transitions_reach_the_buffer_and_the_demos(tmp_path):
+    """One iteration of 2 steps with n_step=2: the first step's transitions hold its reward
+    plus the discounted second's and bootstrap from where the second ends; demonstrations get
+    the same sums."""
+    env = make_env("pendulum-swingup")
+    path = tmp_path / "demos.hdf5"
+    cli.main(["collect", "--env", "pendulum-swingup", "--episodes", "1", "--out", str(path)])
+    cfg = dataclasses.replace(TINY, n_step=2, rollout_length=2, dataset=path, discount=0.5)
+    train_input = sac.make_train_input(cfg, env)
+    state = sac.init(cfg, env, train_input, jax.random.PRNGKey(0))
+    state, metrics = jax.jit(lambda s: sac.train_iteration(cfg, train_input, s))(state)
+    data = jax.tree.map(np.asarray, state.buffer.data)
+    first, second = (jax.tree.map(lambda x, i=i: x[4 * i:4 * i + 4], data) for i in (0, 1))
+    np.testing.assert_array_equal(first["next_obs"], second["next_obs"])
+    np.testing.assert_allclose(first["discount"], 0.5)
+    np.testing.assert_allclose(second["discount"], 1.0)
+    first_rewards = 2 * float(metrics["train/reward"]) - second["reward"].mean()  # 1-step mean
+    assert first["reward"].mean() == pytest.approx(first_rewards + 0.5 * second["reward"].mean(),
+                                                   abs=1e-5)
+    recorded = demo_files.load(path)
+    demos = jax.tree.map(np.asarray, train_input.demos.data)
+    np.testing.assert_allclose(demos["reward"][0], recorded.rewards[0] + 0.5 * recorded.rewards[1],
+                               rtol=1e-6)
+    np.testing.assert_array_equal(demos["next_obs"][0], recorded.obs[2])
+
+
 def test_reset_refresh_reaches_the_training_envs():
     """reset_refresh=0 restarts each env from one state (Brax's autoreset); 1 redraws the
     starts every step: episodes 2 and 3 (3 steps each) start alike only with 0."""
@@ -170,6 +196,7 @@ def test_rlpd_is_sac_with_its_own_defaults():
     ({"critic": "huber"}, "critic must be one of"),
     ({"target_min_over": 3}, "target_min_over"),
     ({"demo_fraction": 1.0}, "demo_fraction"),
+    ({"n_step": 3}, "set rollout_length to at least 3"),
 ])
 def test_bad_configs_are_named_errors(change, message):
     with pytest.raises(ValueError, match=message):

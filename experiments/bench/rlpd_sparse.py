@@ -55,7 +55,9 @@ def _run(args, name: str, run_dir: Path, **train_args) -> dict:
     return {"name": name, "rates": rates, "reach": reach, "unit": unit, "wall": wall,
             "reach_wall": first and first["wall_time_s"],
             "human_s": first and first.get("hil/human_seconds_total"),
-            "final_rate": rows[-1].get("hil/intervention_rate")}
+            "final_rate": rows[-1].get("hil/intervention_rate"),
+            "curve": [(r[unit], r["eval/success_rate"]) for r in rows
+                      if "eval/success_rate" in r]}
 
 
 def main() -> None:
@@ -66,6 +68,10 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=64)
     parser.add_argument("--timesteps", type=int, default=100_000)
     parser.add_argument("--bc-steps", type=int, default=5_000)
+    parser.add_argument("--n-step", type=int, default=1,
+                        help="RLPD/SAC/HIL TD targets over this many steps (also the "
+                             "iteration's rollout length)")
+    parser.add_argument("--init-temperature", type=float, default=RLPD.init_temperature)
     parser.add_argument("--learners", nargs="+", default=["rlpd", "sac", "bc", "hil", "dagger"],
                         choices=["rlpd", "sac", "bc", "hil", "dagger"])
     args = parser.parse_args()
@@ -74,7 +80,9 @@ def main() -> None:
         demos = out / "demos.hdf5"
         collect_to_file(args.env, "solver", args.demos, demos, only_success=True,
                         env_config={"sparse_reward": True})
-        rlpd = dataclasses.replace(RLPD, num_timesteps=args.timesteps)
+        rlpd = dataclasses.replace(RLPD, num_timesteps=args.timesteps, n_step=args.n_step,
+                                   rollout_length=max(args.n_step, RLPD.rollout_length),
+                                   init_temperature=args.init_temperature)
         bc = BCConfig(num_grad_steps=args.bc_steps, num_evals=10, num_eval_envs=32)
         learners = {
             "rlpd": lambda: _run(args, "RLPD (demos)", out / "rlpd", algo="rlpd", rlpd=rlpd,
@@ -111,6 +119,9 @@ def main() -> None:
         print(f"| {r['name']} | {' / '.join(f'{x:.2f}' for x in r['rates'])} | {pooled:.2f} "
               f"[{lo:.2f}, {hi:.2f}] | {reach} | {reach_wall} | {human_s} | {final} | "
               f"{r['wall']:.0f} |")
+    for r in results:
+        print(f"{r['name']}, seed-mean eval success by {r['unit'].replace('_', ' ')}: "
+              + ", ".join(f"{x:.2f} at {step:,}" for step, x in r["curve"]))
 
 
 if __name__ == "__main__":

@@ -27,3 +27,32 @@ def compute_gae(rewards: jax.Array, values: jax.Array, next_values: jax.Array,
     _, advantages = jax.lax.scan(backward, jnp.zeros_like(values[0]), (deltas, not_done),
                                  reverse=True)
     return advantages, advantages + values
+
+
+def n_step_transitions(steps: dict, n: int, discount: float) -> dict:
+    """Transitions of a (T, ...) rollout turned into n-step ones, as off-policy learners with
+    n-step returns store them (DrQ-v2, Acme): step t's `reward` becomes
+    sum_k discount**k * reward[t + k] over the m = min(n, T - t) steps from t that stay in
+    t's episode, its `next_obs` the observation the last of them reached, and its `discount`
+    discount**(m - 1) times that step's own, so `reward + discount * stored_discount * V(
+    next_obs)` is the m-step TD target. An episode's end (`last`: terminated or cut by a time
+    limit) stops the sum there; a terminated step's discount 0 carries into the target. The
+    `last` flags are consumed; n = 1 returns the steps as they were, without them."""
+    steps = dict(steps)
+    last = steps.pop("last")
+    if n == 1:
+        return steps
+    length = last.shape[0]
+
+    def ahead(x: jax.Array, k: int) -> jax.Array:  # x[t + k], zeros past the end
+        return jnp.concatenate([x[k:], jnp.zeros_like(x[:k])])
+
+    reward, stored, next_obs = steps["reward"], steps["discount"], steps["next_obs"]
+    going = ~last  # whether t's sum may take in step t + k
+    for k in range(1, min(n, length)):
+        valid = going & (jnp.arange(length) + k < length).reshape((-1,) + (1,) * (last.ndim - 1))
+        reward = reward + jnp.where(valid, discount**k * ahead(steps["reward"], k), 0.0)
+        stored = jnp.where(valid, discount**k * ahead(steps["discount"], k), stored)
+        next_obs = jnp.where(valid[..., None], ahead(steps["next_obs"], k), next_obs)
+        going = valid & ~ahead(last, k)
+    return {**steps, "reward": reward, "discount": stored, "next_obs": next_obs}

@@ -26,11 +26,12 @@ from typing import ClassVar, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 from jax.sharding import PartitionSpec
 
-from robojax.algos import acting
+from robojax.algos import acting, returns
 from robojax.algos.base import ENV_STEPS, RolloutConfig
 from robojax.algos.critics import Ensemble
 from robojax.core import normalize, sharding
@@ -77,6 +78,12 @@ class SACConfig(RolloutConfig):
     """Reward discount factor gamma."""
     tau: float = 0.005
     """Polyak rate of the target critics."""
+    n_step: int = 1
+    """TD targets over up to this many steps (n-step returns, as DrQ-v2 and Acme): each stored
+    transition sums the discounted rewards of the next steps of its own rollout and episode
+    and bootstraps from where they end, so a sparse reward reaches the critic's early states
+    in fewer updates. The sums stay inside one iteration: needs rollout_length >= n_step (a
+    rollout's last steps get shorter sums). Demonstrations get the same sums."""
     reward_scaling: float = 1.0
     """Rewards are multiplied by this before learning."""
     init_temperature: float = 1.0
@@ -136,6 +143,10 @@ class SACConfig(RolloutConfig):
         for name in ("batch_size", "buffer_capacity"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if not 1 <= self.n_step <= self.rollout_length:
+            raise ValueError(f"n_step must be in [1, rollout_length = {self.rollout_length}] "
+                             f"(returns are summed within one iteration's rollout), got "
+                             f"{self.n_step}; set rollout_length to at least {self.n_step}.")
         if self.grad_updates_per_step < 1:
             raise ValueError(f"grad_updates_per_step (the update-to-data ratio) must be >= 1, "
                              f"got {self.grad_updates_per_step}; an off-policy learner that "
@@ -292,6 +303,7 @@ def load_demos(cfg: SACConfig, env: Env) -> replay.Buffer | None:
     demo_files.check_fits(found, env)
     data = replay.transitions_from_episodes(found.obs, found.actions, found.rewards,
                                             found.terminal_flags(), found.starts, found.ends)
+    data = jax.tree.map(np.asarray, returns.n_step_transitions(data, cfg.n_step, cfg.discount))
     if len(data["reward"]) == 0:
         raise demo_files.DemoFileError(f"{cfg.dataset} holds no complete transition (every "
                                        "episode is one step long); record longer episodes.")
@@ -402,7 +414,8 @@ def collect(cfg: SACConfig, train_input: TrainInput, state: TrainState, key: jax
         transition = _transition(env_state, executed, next_state)
         if extra and cfg.rlif_reward:
             transition = rlif_relabel(transition, extra)
-        return (next_state, human_state), ({**transition, **extra}, info)
+        last = {"last": next_state.done.astype(bool)}  # where n-step sums stop
+        return (next_state, human_state), ({**transition, **extra, **last}, info)
 
     (env_state, human_state), (steps, info) = jax.lax.scan(
         one_step, (state.env_state, state.human), jax.random.split(key, cfg.rollout_length))
@@ -631,6 +644,8 @@ def _iteration(cfg: SACConfig, train_input: TrainInput, state: TrainState
     devices = train_input.devices
     key, key_collect, key_update = jax.random.split(state.key, 3)
     state, steps, human_info = collect(cfg, train_input, state, key_collect)
+    reward = devices.mean(steps["reward"].mean())
+    steps = returns.n_step_transitions(steps, cfg.n_step, cfg.discount)
     flat = lambda tree: jax.tree.map(lambda x: x.reshape((-1, *x.shape[2:])), tree)  # noqa: E731
     transitions = flat(steps)
     obs_stats = state.obs_stats
@@ -649,7 +664,7 @@ def _iteration(cfg: SACConfig, train_input: TrainInput, state: TrainState
     metrics = {
         **info,
         **human_info,
-        "train/reward": devices.mean(transitions["reward"].mean()),
+        "train/reward": reward,
         "buffer/fill": state.buffer.size / cfg.buffer_capacity,
         "train/updates_per_transition": jnp.float32(
             cfg.grad_updates_per_step / cfg.num_envs),

@@ -135,16 +135,19 @@ def transitions_from_episodes(obs: np.ndarray, actions: np.ndarray, rewards: np.
     """Transitions of recorded episodes (concatenated along time, episode i spanning
     `starts[i]:ends[i]`). Step t's next observation is step t + 1's; an episode's last step is
     kept where it terminated (`terminals`, discount 0) and dropped where it was cut by a time
-    limit (its next observation was not recorded)."""
-    keep, next_index = [], []
+    limit (its next observation was not recorded). `last` flags each episode's last kept
+    transition (what n-step returns stop at)."""
+    keep, next_index, last = [], [], []
     for s, e in zip(starts, ends, strict=True):
         keep.extend(range(s, e - 1))
         next_index.extend(range(s + 1, e))
         if terminals[e - 1]:
             keep.append(e - 1)
             next_index.append(e - 1)  # never bootstrapped from: discount 0
+        added = len(keep) - len(last)
+        last.extend([False] * (added - 1) + [True] if added else [])
     keep, next_index = np.asarray(keep, np.int64), np.asarray(next_index, np.int64)
     return {"obs": obs[keep].astype(np.float32), "action": actions[keep].astype(np.float32),
             "reward": rewards[keep].astype(np.float32),
             "discount": 1.0 - terminals[keep].astype(np.float32),
-            "next_obs": obs[next_index].astype(np.float32)}
+            "next_obs": obs[next_index].astype(np.float32), "last": np.asarray(last, bool)}
