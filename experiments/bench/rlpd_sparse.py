@@ -72,6 +72,11 @@ def main() -> None:
                         help="RLPD/SAC/HIL TD targets over this many steps (also the "
                              "iteration's rollout length)")
     parser.add_argument("--init-temperature", type=float, default=RLPD.init_temperature)
+    parser.add_argument("--hidden", type=int, nargs="+", default=list(RLPD.critic_hidden_sizes),
+                        help="RLPD/SAC/HIL actor and critic widths")
+    parser.add_argument("--num-envs", type=int, default=RLPD.num_envs,
+                        help="RLPD/SAC/HIL envs; 8 updates per step of all of them, so fewer "
+                             "envs means more updates per transition")
     parser.add_argument("--learners", nargs="+", default=["rlpd", "sac", "bc", "hil", "dagger"],
                         choices=["rlpd", "sac", "bc", "hil", "dagger"])
     args = parser.parse_args()
@@ -81,8 +86,12 @@ def main() -> None:
         collect_to_file(args.env, "solver", args.demos, demos, only_success=True,
                         env_config={"sparse_reward": True})
         rlpd = dataclasses.replace(RLPD, num_timesteps=args.timesteps, n_step=args.n_step,
+                                   num_envs=args.num_envs,
+                                   policy_hidden_sizes=tuple(args.hidden),
+                                   critic_hidden_sizes=tuple(args.hidden),
                                    rollout_length=max(args.n_step, RLPD.rollout_length),
                                    init_temperature=args.init_temperature)
+        human = dataclasses.replace(HUMAN, attention=max(1, args.num_envs // 4))
         bc = BCConfig(num_grad_steps=args.bc_steps, num_evals=10, num_eval_envs=32)
         learners = {
             "rlpd": lambda: _run(args, "RLPD (demos)", out / "rlpd", algo="rlpd", rlpd=rlpd,
@@ -94,11 +103,11 @@ def main() -> None:
             "hil": lambda: _run(args, "HIL (RLPD + simulated human)", out / "hil", algo="hil",
                                 dataset=demos, hil=HILConfig(**{
                                     **{f.name: getattr(rlpd, f.name)
-                                       for f in dataclasses.fields(rlpd)}, "human": HUMAN})),
+                                       for f in dataclasses.fields(rlpd)}, "human": human})),
             "dagger": lambda: _run(args, "HG-DAgger (Gaussian)", out / "dagger",
                                    algo="dagger", policy="gaussian", dataset=demos,
-                                   dagger=HGDaggerConfig(**{**bc.__dict__, "human": HUMAN,
-                                                            "num_envs": RLPD.num_envs})),
+                                   dagger=HGDaggerConfig(**{**bc.__dict__, "human": human,
+                                                            "num_envs": args.num_envs})),
         }
         results = [learners[name]() for name in args.learners]
     print(f"# sparse {args.env}: {args.demos} scripted-expert demos, {args.seeds} seeds x "

@@ -177,7 +177,10 @@ class RLPDConfig(SACConfig):
     LayerNorm ensemble of 10 critics whose target is the minimum of a random pair, 20 critic
     updates per step and the actor's value as the ensemble mean. The TD target leaves out the
     entropy term (as SERL's sparse-reward tasks): on a reward of 1 at success, entropy bonuses
-    summed over the horizon would outweigh the task."""
+    summed over the horizon would outweigh the task. The temperature starts at SERL's and
+    HIL-SERL's 0.01 rather than SAC's 1: with one actor update per 20 critic updates it moves
+    slowly, and at 1 the entropy term outweighs values of at most 1 for most of a short run
+    (RESULTS.md 7.5)."""
 
     num_envs: int = 16
     grad_updates_per_step: int = 20
@@ -189,6 +192,7 @@ class RLPDConfig(SACConfig):
     target_min_over: int = 2
     actor_q: str = "mean"
     critic_layer_norm: bool = True
+    init_temperature: float = 0.01
     target_entropy_per_dim: float = -0.5
     backup_entropy: bool = False
 
