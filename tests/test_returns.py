@@ -68,3 +68,11 @@ def test_n_step_of_a_long_episode_takes_n_rewards_and_one_step_is_unchanged():
     one = n_step_transitions(steps, 1, 0.9)
     assert set(one) == {"obs", "next_obs", "reward", "discount"}
     np.testing.assert_array_equal(one["reward"], steps["reward"])
+
+
+def test_n_step_stops_at_a_step_stored_without_bootstrap():
+    # Step 1 is stored with discount 0 inside an episode (e.g. RLIF's relabelled takeover).
+    out = n_step_transitions(_rollout([1.0, -1.0, 1.0], [1, 0, 1], [0, 0, 0]), 3, 0.5)
+    np.testing.assert_allclose(out["reward"][:, 0], [0.5, -1.0, 1.0])
+    np.testing.assert_allclose(out["discount"][:, 0], [0.0, 0.0, 1.0])
+    np.testing.assert_allclose(out["next_obs"][:, 0, 0], [2, 2, 3])

@@ -36,8 +36,9 @@ def n_step_transitions(steps: dict, n: int, discount: float) -> dict:
     t's episode, its `next_obs` the observation the last of them reached, and its `discount`
     discount**(m - 1) times that step's own, so `reward + discount * stored_discount * V(
     next_obs)` is the m-step TD target. An episode's end (`last`: terminated or cut by a time
-    limit) stops the sum there; a terminated step's discount 0 carries into the target. The
-    `last` flags are consumed; n = 1 returns the steps as they were, without them."""
+    limit) and any step stored with discount 0 (a relabelled takeover, a diverged env) stop the
+    sum there, their discount 0 carrying into the target. The `last` flags are consumed; n = 1
+    returns the steps as they were, without them."""
     steps = dict(steps)
     last = steps.pop("last")
     if n == 1:
@@ -48,11 +49,12 @@ def n_step_transitions(steps: dict, n: int, discount: float) -> dict:
         return jnp.concatenate([x[k:], jnp.zeros_like(x[:k])])
 
     reward, stored, next_obs = steps["reward"], steps["discount"], steps["next_obs"]
-    going = ~last  # whether t's sum may take in step t + k
+    stops = last | (stored == 0)
+    going = ~stops  # whether t's sum may take in step t + k
     for k in range(1, min(n, length)):
         valid = going & (jnp.arange(length) + k < length).reshape((-1,) + (1,) * (last.ndim - 1))
         reward = reward + jnp.where(valid, discount**k * ahead(steps["reward"], k), 0.0)
         stored = jnp.where(valid, discount**k * ahead(steps["discount"], k), stored)
         next_obs = jnp.where(valid[..., None], ahead(steps["next_obs"], k), next_obs)
-        going = valid & ~ahead(last, k)
+        going = valid & ~ahead(stops, k)
     return {**steps, "reward": reward, "discount": stored, "next_obs": next_obs}
