@@ -307,10 +307,10 @@ def load_demos(cfg: SACConfig, env: Env) -> replay.Buffer | None:
     demo_files.check_fits(found, env)
     data = replay.transitions_from_episodes(found.obs, found.actions, found.rewards,
                                             found.terminal_flags(), found.starts, found.ends)
-    data = jax.tree.map(np.asarray, returns.n_step_transitions(data, cfg.n_step, cfg.discount))
     if len(data["reward"]) == 0:
         raise demo_files.DemoFileError(f"{cfg.dataset} holds no complete transition (every "
                                        "episode is one step long); record longer episodes.")
+    data = jax.tree.map(np.asarray, returns.n_step_transitions(data, cfg.n_step, cfg.discount))
     return replay.full(data)
 
 
@@ -418,8 +418,9 @@ def collect(cfg: SACConfig, train_input: TrainInput, state: TrainState, key: jax
         transition = _transition(env_state, executed, next_state)
         if extra and cfg.rlif_reward:
             transition = rlif_relabel(transition, extra)
-        last = {"last": next_state.done.astype(bool)}  # where n-step sums stop
-        return (next_state, human_state), ({**transition, **extra, **last}, info)
+        # `last`: where n-step sums stop (consumed before the buffer)
+        return (next_state, human_state), ({**transition, **extra,
+                                             "last": next_state.done.astype(bool)}, info)
 
     (env_state, human_state), (steps, info) = jax.lax.scan(
         one_step, (state.env_state, state.human), jax.random.split(key, cfg.rollout_length))
