@@ -86,7 +86,7 @@ def test_every_rule_reads_its_signal_from_the_rollout(rule):
     env_state = env_state.replace(step=env_state.step + 1)  # not an episode's first step
     expert = intervene.expert_policy(env)
     cfg = human.HumanConfig(rule=rule, reaction_delay=0, stall_steps=1, value_ratio=0.9)
-    hstate = human.init(3)
+    hstate = human.init(3, env.action_spec.size)
     policy = expert(env_state).at[0].add(1.0)  # env 0's policy strays from the expert
     value = lambda actions: -jax.numpy.abs(actions - expert(env_state)).sum(-1)  # noqa: E731
     for _ in range(2):  # the stall rule needs a step without progress first
@@ -96,3 +96,28 @@ def test_every_rule_reads_its_signal_from_the_rollout(rule):
         assert mask.tolist() == [True, False, False]
     else:  # the reward does not change: every env stalls
         assert mask.tolist() == [True, True, True]
+
+
+def test_the_stall_rule_can_watch_a_metric_in_place_of_a_sparse_reward():
+    """On a sparse-reward task the reward stays 0 until success: the stall rule watches a
+    shaped metric instead, and only the envs whose metric stops rising are taken over."""
+    from robojax.core.wrappers import VmapWrapper
+    from robojax.hil import intervene
+
+    env = make_env("point-mass")
+    env_state = jax.jit(VmapWrapper(env, 3).reset)(jax.random.PRNGKey(0))
+    expert = intervene.expert_policy(env)
+    cfg = human.HumanConfig(rule="stall", reaction_delay=0, stall_steps=2,
+                            progress_metric="closeness")
+    hstate = human.init(3, env.action_spec.size)
+    for t in range(4):  # env 1 gets closer every step, envs 0 and 2 never do
+        closeness = jax.numpy.array([0.0, 0.1 * t, 0.0])
+        state = env_state.replace(step=env_state.step + 1 + t,
+                                  metrics={**env_state.metrics, "closeness": closeness})
+        hstate, mask, _, _ = intervene.takeover(cfg, expert, hstate, state, expert(state),
+                                                jax.random.PRNGKey(t), env.dt)
+    assert mask.tolist() == [True, False, True]
+    with pytest.raises(ValueError, match=r"progress_metric 'closeness' is not a metric of this "
+                                         r"env; it has \["):
+        intervene.takeover(cfg, expert, hstate, env_state, expert(env_state),
+                           jax.random.PRNGKey(0), env.dt)

@@ -1,6 +1,8 @@
 """The simulated human (`robojax.hil.human`) on hand-made action streams: reaction delay,
 takeover duration and hysteresis, noise, attention and budget, the stall and value rules."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,7 +16,7 @@ EXPERT = jnp.zeros((1, 2))
 def _run(cfg, gaps, *, num_envs=1, episode_starts=None, **signals):
     """Feed `gaps[t]` (B,) as the policy's deviation (along the first action component) and
     return the takeover masks (T, B) and executed actions (T, B, 2)."""
-    state = human.init(num_envs)
+    state = human.init(num_envs, 2)
     step = jax.jit(lambda s, a, k, e, sig: human.act(cfg, s, a, jnp.zeros_like(a), k,
                                                      episode_start=e, **sig))
     masks, actions = [], []
@@ -72,6 +74,34 @@ def test_a_new_episode_ends_the_takeover_and_clears_the_countdown():
     assert masks[:, 0].astype(int).tolist() == [0, 1, 1, 0, 0, 0]
 
 
+def test_smoothing_ignores_exploration_noise_and_catches_a_sustained_deviation():
+    """The difference averaged over the episode's steps (a running mean for the first 4, then
+    an exponential average with weight 1/4), worked by hand: after the alternating +-0.8 the
+    average stays within 0.41; under a steady 0.6 it passes 0.5 at the sixth step (t=13:
+    0.491 at t=12, 0.518 at t=13)."""
+    noise = [[0.0]] + [[0.8], [-0.8]] * 3 + [[0.8]]  # t = 0..7
+    gaps = noise + [[0.6]] * 8  # t = 8..15
+    smoothed = human.HumanConfig(threshold=0.5, reaction_delay=0, min_takeover=100,
+                                 smoothing=4)
+    masks, _, state = _run(smoothed, gaps)
+    assert masks[:, 0].astype(int).tolist() == [0] * 13 + [1] * 3
+    expected = 0.6 + (0.1414 - 0.6) * 0.75**8  # t=7's average, then 8 steps of 0.6
+    assert float(state.mean_difference[0, 0]) == pytest.approx(expected, abs=1e-3)
+    each_step = dataclasses.replace(smoothed, smoothing=1)  # every 0.8 step fires
+    masks, _, _ = _run(each_step, gaps)
+    assert masks[:, 0].astype(int).tolist() == [0] + [1] * 15
+
+
+def test_a_new_episode_starts_the_average_afresh():
+    cfg = human.HumanConfig(threshold=0.5, reaction_delay=0, min_takeover=100, smoothing=4)
+    starts = [[False]] * 4 + [[True], [False]]
+    masks, _, state = _run(cfg, [[0.9]] * 4 + [[0.2], [0.2]], episode_starts=starts)
+    # Without the new episode the average would be 0.9 * 0.75 + 0.2 * 0.25 = 0.725 at t=4.
+    assert masks[:, 0].astype(int).tolist() == [1, 1, 1, 1, 0, 0]
+    assert float(state.mean_difference[0, 0]) == pytest.approx(0.2)
+    assert int(state.watched[0]) == 2
+
+
 def test_the_stall_rule_steps_in_when_progress_stops():
     cfg = human.HumanConfig(rule="stall", stall_steps=3, reaction_delay=0, min_takeover=1,
                             release_threshold=10.0)
@@ -91,7 +121,7 @@ def test_the_value_rule_compares_the_reference_values():
 
 def test_the_metrics_count_takeovers_and_human_seconds():
     cfg = human.HumanConfig(threshold=0.5, reaction_delay=0, min_takeover=5)
-    before = human.init(4)
+    before = human.init(4, 2)
     after, _, _ = human.act(cfg, before, jnp.array([[0.9, 0.0]] * 2 + [[0.0, 0.0]] * 2),
                             jnp.zeros((4, 2)), jax.random.PRNGKey(0))
     m = human.metrics(before, after, dt=0.05)
@@ -101,7 +131,9 @@ def test_the_metrics_count_takeovers_and_human_seconds():
 
 def test_a_rule_without_its_signal_and_bad_settings_are_refused():
     with pytest.raises(ValueError, match="pass progress="):
-        human.act(human.HumanConfig(rule="stall"), human.init(1), EXPERT, EXPERT,
+        human.act(human.HumanConfig(rule="stall"), human.init(1, 2), EXPERT, EXPERT,
                   jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="attention must be >= 1"):
         human.HumanConfig(attention=0)
+    with pytest.raises(ValueError, match="smoothing must be >= 1"):
+        human.HumanConfig(smoothing=0)

@@ -13,11 +13,15 @@ and wall times.
     python experiments/bench/rlpd_sparse.py --learners hil rlpd dagger
 
 The simulated human (HIL, HG-DAgger) reacts 3 steps late, acts with noise 0.1 and corrects at
-most a quarter of the envs at once; its intervention rate at the end of training and the
-human-seconds it spent up to 90% success are printed beside the rest.
+most a quarter of the envs at once, and steps in when the policy's action strays from the
+expert's (`--human` sets any other `HumanConfig` field, e.g. `--human rule=stall
+progress_metric=reward/block_at_goal` to step in where the block stops nearing the goal); its
+intervention rate at the end of training and the human-seconds it spent up to 90% success are
+printed beside the rest.
 """
 
 import argparse
+import ast
 import dataclasses
 import tempfile
 import time
@@ -60,6 +64,15 @@ def _run(args, name: str, run_dir: Path, **train_args) -> dict:
                       if "eval/success_rate" in r]}
 
 
+def _field(item: str) -> tuple[str, object]:
+    """`name=value` as a HumanConfig field: the value as a Python literal, else a string."""
+    name, _, value = item.partition("=")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="pusher")
@@ -77,6 +90,9 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=RLPD.num_envs,
                         help="RLPD/SAC/HIL envs; 8 updates per step of all of them, so fewer "
                              "envs means more updates per transition")
+    parser.add_argument("--human", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="HIL/HG-DAgger: the simulated human's HumanConfig fields, e.g. "
+                             "rule=stall progress_metric=reward/block_at_goal min_takeover=20")
     parser.add_argument("--learners", nargs="+", default=["rlpd", "sac", "bc", "hil", "dagger"],
                         choices=["rlpd", "sac", "bc", "hil", "dagger"])
     args = parser.parse_args()
@@ -91,7 +107,8 @@ def main() -> None:
                                    critic_hidden_sizes=tuple(args.hidden),
                                    rollout_length=max(args.n_step, RLPD.rollout_length),
                                    init_temperature=args.init_temperature)
-        human = dataclasses.replace(HUMAN, attention=max(1, args.num_envs // 4))
+        human = dataclasses.replace(HUMAN, attention=max(1, args.num_envs // 4),
+                                    **dict(_field(item) for item in args.human))
         bc = BCConfig(num_grad_steps=args.bc_steps, num_evals=10, num_eval_envs=32)
         learners = {
             "rlpd": lambda: _run(args, "RLPD (demos)", out / "rlpd", algo="rlpd", rlpd=rlpd,
@@ -112,7 +129,7 @@ def main() -> None:
         results = [learners[name]() for name in args.learners]
     print(f"# sparse {args.env}: {args.demos} scripted-expert demos, {args.seeds} seeds x "
           f"{args.episodes} eval episodes, {time.strftime('%Y-%m-%d')}; RLPD/SAC "
-          f"{args.timesteps:,} env steps, config {rlpd}")
+          f"{args.timesteps:,} env steps, config {rlpd}, human {human}")
     print("| learner | success per seed | pooled success [Wilson 95%] | steps to 90% "
           "(seed mean) | wall s to 90% | human-s to 90% | final intervention rate | "
           "train wall s |")

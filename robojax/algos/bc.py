@@ -229,7 +229,7 @@ def init(cfg: BCConfig, env: Env, data: TrainInput, key: jax.Array) -> TrainStat
     rows = cfg.rollout_rows()
     return state.replace(
         env_state=env_state, memory=controller(cfg, state).init(env_state),
-        human=simulated_human.init(cfg.num_envs),
+        human=simulated_human.init(cfg.num_envs, env.action_spec.size),
         aggregate=takeovers.init(-(-cfg.aggregate_capacity // rows) * rows,
                                  env.observation_spec.size, env.action_spec.size, rows))
 

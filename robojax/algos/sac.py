@@ -385,7 +385,7 @@ def init(cfg: SACConfig, env: Env, train_input: TrainInput, key: jax.Array) -> T
     state = TrainState(
         learner=learner, obs_stats=normalize.init(obs_spec.shape), buffer=buffer,
         env_state=env_state, key=key_train, iteration=jnp.zeros((), jnp.int32),
-        human=simulated_human.init(cfg.num_envs) if hil else None,
+        human=simulated_human.init(cfg.num_envs, env.action_spec.size) if hil else None,
         interventions=replay.init(example, cfg.intervention_capacity) if hil else None)
     return sharding.place_on_mesh(state) if train_input.devices.axis is not None else state
 

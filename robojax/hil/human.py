@@ -2,16 +2,18 @@
 inside the compiled training step.
 
     human = HumanConfig(rule="deviation", threshold=0.5, reaction_delay=3, attention=4)
-    hstate = init(num_envs)
+    hstate = init(num_envs, action_size)
     hstate, takeover, action = act(human, hstate, policy_action, expert_action, key,
                                    episode_start=state_was_reset)
 
 The human acts with a reference (the task's scripted expert, `envs.solver`) and decides when
 to step in by a rule, like RLIF's simulated interveners:
 - "deviation": the policy's action is more than `threshold` from the expert's (L1 or L2 over
-  normalized actions);
-- "stall": the task's progress signal (passed by the caller, e.g. minus the distance to the
-  goal) has not improved by `stall_progress` for `stall_steps` steps;
+  normalized actions), each step alone or, with `smoothing`, averaged over the last few steps
+  (a person sees where the robot goes, not each step's exploration noise);
+- "stall": the task's progress signal (passed by the caller: the env's reward, or one of its
+  metrics named by `progress_metric`, e.g. a shaped closeness to the goal on a sparse-reward
+  task) has not improved by `stall_progress` for `stall_steps` steps;
 - "value": a learned reference value says the policy's action is worse than the expert's,
   Q(s, a_policy) < value_ratio * Q(s, a_expert) (the caller passes both values).
 A person is slow and finite, so the model has each of these as a field: the takeover starts
@@ -37,13 +39,21 @@ class HumanConfig:
     """deviation: the distance between the policy's and the expert's actions that triggers."""
     norm: Literal["l1", "l2"] = "l2"
     """deviation: the distance over the action's components."""
+    smoothing: int = 1
+    """deviation and release: compare the policy's and the expert's actions averaged over about
+    this many recent steps of the episode (a running mean for the first ones, then an
+    exponential average with weight 1/smoothing); 1: each step alone."""
     release_threshold: float = 0.25
     """Hand back once the policy's action is this close to the expert's (after
-    `min_takeover` steps)."""
+    `min_takeover` steps); above any possible distance (e.g. 100): hand back after
+    `min_takeover` steps, whatever the policy would do."""
     stall_steps: int = 30
     """stall: steps without progress that trigger."""
     stall_progress: float = 1e-3
     """stall: the least improvement of the progress signal that counts as progress."""
+    progress_metric: str | None = None
+    """stall: the env metric read as progress, e.g. "reward/block_at_goal" (the shaped term a
+    sparse-reward task still logs); None: the env's reward."""
     value_ratio: float = 0.9
     """value: trigger when Q(s, a_policy) < value_ratio * Q(s, a_expert)."""
     reaction_delay: int = 3
@@ -61,6 +71,9 @@ class HumanConfig:
         for name in ("reaction_delay", "min_takeover", "stall_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"HumanConfig.{name} must be >= 0, got {getattr(self, name)}.")
+        if self.smoothing < 1:
+            raise ValueError(f"HumanConfig.smoothing must be >= 1 (1: each step alone), got "
+                             f"{self.smoothing}.")
         if self.attention is not None and self.attention < 1:
             raise ValueError(f"HumanConfig.attention must be >= 1 (or None for every env), got "
                              f"{self.attention}.")
@@ -80,21 +93,36 @@ class HumanState(NamedTuple):
     """(B,) steps since the progress last improved (stall rule)."""
     used: jax.Array
     """() intervention steps given so far."""
+    mean_difference: jax.Array
+    """(B, A) the policy's minus the expert's action, averaged over this episode's recent steps
+    (`smoothing`)."""
+    watched: jax.Array
+    """(B,) steps of this episode seen so far, counted up to `smoothing`."""
 
 
-def init(num_envs: int) -> HumanState:
+def init(num_envs: int, action_size: int) -> HumanState:
     # Every field its own array: a train step that donates the state may not see one twice.
     zeros = lambda: jnp.zeros(num_envs, jnp.int32)  # noqa: E731
     lowest = jnp.finfo(jnp.float32).min
     return HumanState(countdown=zeros() - 1, in_control=jnp.zeros(num_envs, bool),
                       held=zeros(), best_progress=jnp.full(num_envs, lowest),
-                      since_progress=zeros(), used=jnp.zeros((), jnp.int32))
+                      since_progress=zeros(), used=jnp.zeros((), jnp.int32),
+                      mean_difference=jnp.zeros((num_envs, action_size)), watched=zeros())
 
 
-def distance(cfg: HumanConfig, policy_action: jax.Array, expert_action: jax.Array) -> jax.Array:
-    """(B,) distance between the policy's and the expert's actions."""
-    diff = jnp.abs(policy_action - expert_action)
+def distance(cfg: HumanConfig, difference: jax.Array) -> jax.Array:
+    """(B,) the size of (B, A) differences between the policy's and the expert's actions."""
+    diff = jnp.abs(difference)
     return diff.sum(-1) if cfg.norm == "l1" else jnp.sqrt((diff**2).sum(-1))
+
+
+def _average(cfg: HumanConfig, state: HumanState, difference: jax.Array) -> HumanState:
+    """The state with this step's action difference in its average: the mean of the episode's
+    steps so far while they are fewer than `smoothing`, then an exponential average."""
+    weight = 1.0 / jnp.minimum(state.watched + 1, cfg.smoothing).astype(difference.dtype)
+    mean = (1.0 - weight[:, None]) * state.mean_difference + weight[:, None] * difference
+    return state._replace(mean_difference=mean,
+                          watched=jnp.minimum(state.watched + 1, cfg.smoothing))
 
 
 def act(cfg: HumanConfig, state: HumanState, policy_action: jax.Array,
@@ -108,7 +136,8 @@ def act(cfg: HumanConfig, state: HumanState, policy_action: jax.Array,
     """
     if episode_start is not None:
         state = _forget(state, episode_start)
-    gap = distance(cfg, policy_action, expert_action)
+    state = _average(cfg, state, policy_action - expert_action)
+    gap = distance(cfg, state.mean_difference)
     fires, state = _rule(cfg, state, gap, progress, q_policy, q_expert)
     # Noticing starts a countdown of reaction_delay steps; it runs out whether or not the rule
     # still fires.
@@ -132,8 +161,9 @@ def act(cfg: HumanConfig, state: HumanState, policy_action: jax.Array,
 
 
 def _forget(state: HumanState, episode_start: jax.Array) -> HumanState:
-    fresh = init(episode_start.shape[0])._replace(used=state.used)
-    return jax.tree.map(lambda new, old: jnp.where(episode_start, new, old) if old.ndim else old,
+    fresh = init(*state.mean_difference.shape)._replace(used=state.used)
+    start = lambda x: episode_start.reshape(-1, *[1] * (x.ndim - 1))  # noqa: E731
+    return jax.tree.map(lambda new, old: jnp.where(start(old), new, old) if old.ndim else old,
                         fresh, state)
 
 

@@ -33,8 +33,9 @@ def takeover(cfg: human.HumanConfig, expert: Callable, hstate: human.HumanState,
     env whose step counter is 0 has just begun an episode.
 
     The stall rule reads the task's last reward as its progress (a dense reward rises as the
-    task advances). The value rule compares `value(actions)` (B,) at the policy's and at the
-    expert's actions (the learner's critic, with HIL).
+    task advances), or the env metric `cfg.progress_metric`. The value rule compares
+    `value(actions)` (B,) at the policy's and at the expert's actions (the learner's critic,
+    with HIL).
 
     With the env batch split over `devices`, each device's part of what the human sees is
     gathered, so that one human watches (and shares their attention and budget over) every
@@ -43,7 +44,7 @@ def takeover(cfg: human.HumanConfig, expert: Callable, hstate: human.HumanState,
     expert_action = expert(env_state)
     signals = {"episode_start": env_state.step == 0}
     if cfg.rule == "stall":
-        signals["progress"] = env_state.reward
+        signals["progress"] = progress(cfg, env_state)
     if cfg.rule == "value":
         if value is None:
             raise ValueError("the value rule needs a value function of the actions.")
@@ -52,3 +53,13 @@ def takeover(cfg: human.HumanConfig, expert: Callable, hstate: human.HumanState,
                                                             signals))
     new, mask, action = human.act(cfg, hstate, policy_action, expert_action, key, **signals)
     return new, devices.local(mask), devices.local(action), human.metrics(hstate, new, dt)
+
+
+def progress(cfg: human.HumanConfig, env_state: State) -> jax.Array:
+    """(B,) what the stall rule watches: the env metric `cfg.progress_metric`, or the reward."""
+    if cfg.progress_metric is None:
+        return env_state.reward
+    if cfg.progress_metric not in env_state.metrics:
+        raise ValueError(f"human.progress_metric {cfg.progress_metric!r} is not a metric of "
+                         f"this env; it has {sorted(env_state.metrics)}.")
+    return env_state.metrics[cfg.progress_metric]
