@@ -293,7 +293,7 @@ def run_loop(args: TrainArgs, run_dir: Path, setup: Setup, start: float) -> tupl
         compiling.result()
         while iteration < total_iters:
             state, metrics = run_chunk(state)
-            iteration += chunk
+            iteration, before = iteration + chunk, iteration
             nonfinite = int(np.sum(distributed.host_value(metrics["train/nonfinite"])))
             if nonfinite:  # nothing of it is logged or saved
                 checkpoints.wait()
@@ -304,12 +304,19 @@ def run_loop(args: TrainArgs, run_dir: Path, setup: Setup, start: float) -> tupl
             train_metrics = _mean_metrics(metrics)
             progress.update(iteration * steps_per_iter,
                             train_value=train_metrics.get(algo.TRAIN_KEY), status="training")
-            if iteration % (chunk * calls_per_eval) == 0 or iteration >= total_iters:
+            # At the first chunk's end at or past each evaluation point: a run resumed with more
+            # --num-timesteps may step off the new schedule's grid.
+            if _passed(before, iteration, chunk * calls_per_eval) or iteration >= total_iters:
                 row = evaluate_and_log(state, train_metrics)
                 checkpoints.write(iteration, state)
                 progress.update(iteration * steps_per_iter, eval_value=row[plot_key])
     logger.close()
     return state, wall()
+
+
+def _passed(before: int, after: int, every: int) -> bool:
+    """Whether the iterations (before, after] include a multiple of `every`."""
+    return after // every > before // every
 
 
 class _NoMetrics:

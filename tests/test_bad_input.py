@@ -288,6 +288,23 @@ def test_resume_with_more_timesteps_trains_longer(small_run, tmp_path):
     assert max(checkpoint.steps(run / "checkpoints")) == 24
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("small_run")
+def test_a_resume_off_the_new_schedule_still_evaluates_and_saves_on_the_way(small_run,
+                                                                             tmp_path):
+    """40 iterations in all: an evaluation every 12, in compiled calls of 3 iterations from
+    the resumed iteration 16 (19, 22, 25, ...), none of which is a multiple of 12. Each
+    evaluation and checkpoint comes at the first call past its point, not only at the end."""
+    from robojax.io import checkpoint
+    from robojax.io.metrics import read_metrics
+
+    run = _copy(small_run, tmp_path)
+    cli.main(["train", "--resume", str(run), "--num-timesteps", "10240", "--no-progress"])
+    rows = read_metrics(run / "metrics.csv")
+    assert [int(r["iteration"]) for r in rows] == [0, 4, 8, 12, 16, 25, 37, 49]
+    assert sorted(checkpoint.steps(run / "checkpoints")) == [25, 37, 49]
+
+
 
 @pytest.mark.parametrize("override, error, message", [
     ("episode_length=abc", TypeError, r"episode_length takes int, got 'abc' \(str\); "
