@@ -6,7 +6,8 @@ env steps the human holds is printed beside the episodes that succeeded.
     python experiments/bench/hil_rates.py runs/hil-pusher --envs 64 --steps 1000
 
 A rule that keeps the human busy while the policy succeeds cannot see the intervention rate
-fall, whatever the learner does.
+fall, whatever the learner does. The stall rule watches `--progress-metric` (pusher's shaped
+closeness of the block to the goal by default).
 """
 
 import argparse
@@ -22,38 +23,42 @@ from robojax.hil import human, intervene
 from robojax.runs import load_run, read_args
 
 PERSON = human.HumanConfig(reaction_delay=3, action_noise=0.1)
-RULES = {
-    "deviation 0.5, hand back when within 0.25": PERSON,
-    "deviation 1.0 over ~10 steps, hand back after 20 steps": dataclasses.replace(
-        PERSON, smoothing=10, threshold=1.0, min_takeover=20, release_threshold=100.0),
-    "stall 30 steps on reward/block_at_goal, hand back after 20 steps": dataclasses.replace(
-        PERSON, rule="stall", progress_metric="reward/block_at_goal", min_takeover=20,
-        release_threshold=100.0),
-}
 
 
-def held_share(run, cfg: human.HumanConfig, num_envs: int, num_steps: int, key: jax.Array):
-    """(share of env steps the human held, successes, episodes) for one seed's policy."""
+def rules(progress_metric: str) -> dict[str, human.HumanConfig]:
+    return {
+        "deviation 0.5, hand back when within 0.25": PERSON,
+        "deviation 1.0 over ~10 steps, hand back after 20 steps": dataclasses.replace(
+            PERSON, smoothing=10, threshold=1.0, min_takeover=20, release_threshold=100.0),
+        f"stall 30 steps on {progress_metric}, hand back after 20 steps": dataclasses.replace(
+            PERSON, rule="stall", progress_metric=progress_metric, min_takeover=20,
+            release_threshold=100.0),
+    }
+
+
+def held_share(run, cfg: human.HumanConfig, num_envs: int, num_steps: int):
+    """A compiled `(actor params, observation statistics, key) -> (share of env steps the human
+    held, successes, episodes)` for the policies of `run`'s seeds."""
     env = wrap_for_training(run.env, num_envs)
     expert, actor = intervene.expert_policy(run.env), sac.make_actor(run.cfg)
-    action_size = run.env.action_spec.size
-
-    def step(carry, key):
-        state, person = carry
-        obs = normalize.observations(run.cfg, run.state.obs_stats, state.obs)
-        action = actor.sample(run.state.learner.actor, obs, key)
-        person, held, executed, _ = intervene.takeover(
-            cfg, expert, person, state, action, jax.random.fold_in(key, 1), run.env.unwrapped.dt)
-        state = env.step(state, executed)
-        return (state, person), (held, state.reward, state.done)
 
     @jax.jit
-    def rollout(key):
-        start = (env.reset(key), human.init(num_envs, action_size))
+    def rollout(params, obs_stats, key):
+        def step(carry, key):
+            state, person = carry
+            obs = normalize.observations(run.cfg, obs_stats, state.obs)
+            action = actor.sample(params, obs, key)
+            person, held, executed, _ = intervene.takeover(
+                cfg, expert, person, state, action, jax.random.fold_in(key, 1),
+                run.env.unwrapped.dt)
+            state = env.step(state, executed)
+            return (state, person), (held, state.reward, state.done)
+
+        start = (env.reset(key), human.init(num_envs, run.env.action_spec.size))
         _, (held, reward, done) = jax.lax.scan(step, start, jax.random.split(key, num_steps))
         return held.mean(), reward.sum(), done.sum()
 
-    return [float(x) for x in rollout(key)]
+    return rollout
 
 
 def main() -> None:
@@ -61,18 +66,21 @@ def main() -> None:
     parser.add_argument("run")
     parser.add_argument("--envs", type=int, default=64)
     parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--progress-metric", default="reward/block_at_goal")
     args = parser.parse_args()
     runs = [load_run(args.run, seed) for seed in range(read_args(args.run).num_seeds)]
     print(f"| rule (reaction delay 3, noise 0.1) | held, attention unlimited | held, "
           f"{args.envs // 4} of {args.envs} | episodes succeeded |")
     print("|---|---|---|---|")
-    for name, rule in RULES.items():
+    for name, rule in rules(args.progress_metric).items():
         cells, episodes = [], []
         for attention in (None, args.envs // 4):
-            cfg = dataclasses.replace(rule, attention=attention)
-            per_seed = [held_share(run, cfg, args.envs, args.steps, jax.random.PRNGKey(7))
-                        for run in runs]
-            share, wins, ends = (np.array(x) for x in zip(*per_seed, strict=True))
+            rollout = held_share(runs[0], dataclasses.replace(rule, attention=attention),
+                                 args.envs, args.steps)
+            per_seed = [rollout(run.state.learner.actor, run.state.obs_stats,
+                                jax.random.PRNGKey(7)) for run in runs]
+            share, wins, ends = (np.array([float(x) for x in column])
+                                 for column in zip(*per_seed, strict=True))
             cells.append(f"{share.mean():.3f}")
             episodes.append(f"{wins.sum():,.0f} of {ends.sum():,.0f}")
         print(f"| {name} | {cells[0]} | {cells[1]} | {' / '.join(episodes)} |", flush=True)

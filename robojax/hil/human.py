@@ -119,10 +119,10 @@ def distance(cfg: HumanConfig, difference: jax.Array) -> jax.Array:
 def _average(cfg: HumanConfig, state: HumanState, difference: jax.Array) -> HumanState:
     """The state with this step's action difference in its average: the mean of the episode's
     steps so far while they are fewer than `smoothing`, then an exponential average."""
-    weight = 1.0 / jnp.minimum(state.watched + 1, cfg.smoothing).astype(difference.dtype)
-    mean = (1.0 - weight[:, None]) * state.mean_difference + weight[:, None] * difference
-    return state._replace(mean_difference=mean,
-                          watched=jnp.minimum(state.watched + 1, cfg.smoothing))
+    watched = jnp.minimum(state.watched + 1, cfg.smoothing)
+    weight = (1.0 / watched.astype(difference.dtype))[:, None]
+    mean = (1.0 - weight) * state.mean_difference + weight * difference
+    return state._replace(mean_difference=mean, watched=watched)
 
 
 def act(cfg: HumanConfig, state: HumanState, policy_action: jax.Array,
