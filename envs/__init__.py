@@ -3,6 +3,7 @@
 import ast
 import dataclasses
 import difflib
+import importlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -53,7 +54,31 @@ def list() -> list[str]:  # noqa: A001 - the registry's documented spelling
     return names()
 
 
+_FOREIGN = ("playground:", "brax:")
+
+
+def _registered(name: str) -> str:
+    """The registry name of `name`; for `MODULE:TASK`, the module is imported first (it
+    registers TASK, as `gymnasium.make("module:Env-v0")` does), so a task of the user's own
+    reaches the CLI, and runs, demonstrations and resumes name it the same way."""
+    module, sep, task = name.rpartition(":")
+    if not sep or name.startswith(_FOREIGN) or name in _REGISTRY:
+        return name
+    try:
+        importlib.import_module(module)
+    except ImportError as err:
+        raise ImportError(f"env {name!r}: cannot import {module!r} ({err}). MODULE:TASK needs "
+                          f"MODULE importable (installed, or its folder on PYTHONPATH) and "
+                          f"calling robojax.envs.register({task!r}, ...).") from err
+    if task not in _REGISTRY:
+        raise KeyError(f"env {name!r}: importing {module!r} registered no env {task!r}; it "
+                       f"registered none of that name (registered envs: {', '.join(names())}). "
+                       f"Call robojax.envs.register({task!r}, EnvClass, default_config) in it.")
+    return task
+
+
 def _entry(name: str) -> _Entry:
+    name = _registered(name)
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
@@ -93,9 +118,10 @@ def _merged_scales(name: str, defaults: dict, given: Any) -> dict:
 
 def make(name: str, **config_overrides) -> Env:
     """Build the env `name` with fields of its default config overridden: a registered env,
-    `playground:<Name>` (a MuJoCo Playground env) or `brax:<name>` (a Brax env), the foreign
-    ones through `robojax.core.adapters`."""
-    if name.startswith(("playground:", "brax:")):
+    `MODULE:TASK` (a task that importing MODULE registers), `playground:<Name>` (a MuJoCo
+    Playground env) or `brax:<name>` (a Brax env), the foreign ones through
+    `robojax.core.adapters`."""
+    if name.startswith(_FOREIGN):
         return _make_foreign(name, **config_overrides)
     env_class = _entry(name).env_class
     config = get_config(name, **config_overrides)
@@ -135,11 +161,11 @@ def _make_foreign(name: str, **overrides) -> Env:
 def _text_fields(env: str | None) -> set[str]:
     """The config fields of registered env `env` that take text (`str`), whose CLI values
     are kept as written."""
-    if env is None or env not in _REGISTRY:
+    if env is None or env.startswith(_FOREIGN) or _registered(env) not in _REGISTRY:
         return set()
     import typing
 
-    config = _REGISTRY[env].default_config()
+    config = _REGISTRY[_registered(env)].default_config()
     hints = typing.get_type_hints(type(config))
     return {f.name for f in dataclasses.fields(config)
             if hints[f.name] is str or str in typing.get_args(hints[f.name])}

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,13 +16,16 @@ from robojax import cli
 from robojax.io import checkpoint
 from robojax.runs import load_run
 
-# PPO on cartpole-balance, 32 iterations of 32 envs x 8 steps, a checkpoint every 8.
-TRAIN = ["train", "--env", "cartpole-balance", "--num-envs", "32", "--num-timesteps", "8192",
+# PPO on `fast` (tests/fast_env.py: no physics, so the processes compile in seconds; what is
+# tested here does not depend on the simulator, and tests/test_multidevice.py shards MJX's
+# envs), 32 iterations of 32 envs x 8 steps, a checkpoint every 8.
+TRAIN = ["train", "--env", "fast_env:fast", "--num-envs", "32", "--num-timesteps", "8192",
          "--ppo.rollout-length", "8", "--ppo.num-minibatches", "4", "--ppo.num-epochs", "1",
          "--ppo.num-evals", "4", "--ppo.num-eval-envs", "8", "--no-video", "--no-progress"]
 # At optimization level 0, as the two-device references (`two_cpu_devices`): short runs,
 # compile-bound.
-ENV = quick_compile_env({**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"})
+ENV = quick_compile_env({**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1",
+                         "PYTHONPATH": str(Path(__file__).parent)})
 
 
 def _free_port() -> int:
@@ -156,7 +160,8 @@ def test_two_processes_train_as_one_process_with_two_devices(tmp_path, two_cpu_d
     reference, run = tmp_path / "reference", tmp_path / "run"
     subprocess.run(_robojax([*TRAIN, "--run-dir", str(reference)]), check=True, text=True,
                    capture_output=True, timeout=600,
-                   env={**two_cpu_devices, "PYTHONUNBUFFERED": "1"})
+                   env={**two_cpu_devices, "PYTHONUNBUFFERED": "1",
+                        "PYTHONPATH": ENV["PYTHONPATH"]})
     port = _free_port()
     procs = _launch([*TRAIN, "--run-dir", str(run)], port)
     deadline = time.monotonic() + 600
@@ -188,7 +193,7 @@ def test_two_processes_train_as_one_process_with_two_devices(tmp_path, two_cpu_d
 
 
 
-SAC = ["train", "--algo", "sac", "--env", "cartpole-balance", "--num-envs", "8",
+SAC = ["train", "--algo", "sac", "--env", "fast_env:fast", "--num-envs", "8",
        "--num-timesteps", "800", "--episode-length", "100", "--sac.batch-size", "32",
        "--sac.learning-starts", "256", "--sac.buffer-capacity", "512",
        "--sac.grad-updates-per-step", "2", "--sac.num-evals", "2", "--sac.num-eval-envs", "2",
@@ -206,7 +211,8 @@ def test_two_sac_processes_keep_their_replay_shards_and_train_as_two_devices(
     seeds = ["--num-seeds", "2"]
     subprocess.run(_robojax([*SAC, *seeds, "--run-dir", str(reference)]), check=True, text=True,
                    capture_output=True, timeout=600,
-                   env={**two_cpu_devices, "PYTHONUNBUFFERED": "1"})
+                   env={**two_cpu_devices, "PYTHONUNBUFFERED": "1",
+                        "PYTHONPATH": ENV["PYTHONPATH"]})
     for code, output in _finish(_launch([*SAC, *seeds, "--run-dir", str(run)], _free_port())):
         assert code == 0, output[-3000:]
     for seed in (0, 1):

@@ -43,6 +43,19 @@ def test_registering_a_task_makes_it_buildable_by_name():
         del envs._REGISTRY["point-mass-short"]
 
 
+def test_module_colon_task_imports_the_module_that_registers_the_task():
+    """`MODULE:TASK` reaches a task of the user's own from the CLI and from runs (as
+    gymnasium's "module:Env-v0"): tests/fast_env.py registers `fast` when imported."""
+    env = envs.make("fast_env:fast", episode_length=7)
+    assert env.config.episode_length == 7 and env.registry_name == "fast_env:fast"
+    assert envs.get_config("fast_env:fast").episode_length == 100
+    assert envs.parse_overrides(["dt=0.05"], "fast_env:fast") == {"dt": 0.05}
+    with pytest.raises(ImportError, match=r"cannot import 'no_such_module'.*PYTHONPATH"):
+        envs.make("no_such_module:fast")
+    with pytest.raises(KeyError, match=r"importing 'fast_env' registered no env 'fastt'"):
+        envs.make("fast_env:fastt")
+
+
 def test_malformed_mjcf_names_the_line():
     xml = "<mujoco>\n  <worldbody>\n    <body>\n      <geom type='sphere' size='0.1'/>\n" \
           "    </bodyy>\n  </worldbody>\n</mujoco>"
