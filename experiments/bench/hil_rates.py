@@ -30,6 +30,8 @@ def rules(progress_metric: str) -> dict[str, human.HumanConfig]:
         "deviation 0.5, hand back when within 0.25": PERSON,
         "deviation 1.0 over ~10 steps, hand back after 20 steps": dataclasses.replace(
             PERSON, smoothing=10, threshold=1.0, min_takeover=20, release_threshold=100.0),
+        "deviation 1.5 over ~10 steps, hand back after 20 steps": dataclasses.replace(
+            PERSON, smoothing=10, threshold=1.5, min_takeover=20, release_threshold=100.0),
         f"stall 30 steps on {progress_metric}, hand back after 20 steps": dataclasses.replace(
             PERSON, rule="stall", progress_metric=progress_metric, min_takeover=20,
             release_threshold=100.0),
