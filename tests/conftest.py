@@ -243,11 +243,3 @@ def _flip_bytes(path, rng, count: int = 8) -> None:
 @pytest.fixture
 def flip_bytes():
     return _flip_bytes
-
-
-def pytest_collection_modifyitems(config, items):
-    """Modules with slow tests first, each module's tests kept together: xdist hands the
-    workers tests in this order, so each worker's queue ends in quick ones rather than a long
-    test started last while the other worker idles."""
-    slow = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow)
