@@ -71,9 +71,9 @@ def _registered(name: str) -> str:
                           f"MODULE importable (installed, or its folder on PYTHONPATH) and "
                           f"calling robojax.envs.register({task!r}, ...).") from err
     if task not in _REGISTRY:
-        raise KeyError(f"env {name!r}: importing {module!r} registered no env {task!r}; it "
-                       f"registered none of that name (registered envs: {', '.join(names())}). "
-                       f"Call robojax.envs.register({task!r}, EnvClass, default_config) in it.")
+        raise KeyError(f"env {name!r}: importing {module!r} registered no env {task!r} "
+                       f"(registered envs: {', '.join(names())}). Call "
+                       f"robojax.envs.register({task!r}, EnvClass, default_config) in it.")
     return task
 
 
@@ -161,11 +161,14 @@ def _make_foreign(name: str, **overrides) -> Env:
 def _text_fields(env: str | None) -> set[str]:
     """The config fields of registered env `env` that take text (`str`), whose CLI values
     are kept as written."""
-    if env is None or env.startswith(_FOREIGN) or _registered(env) not in _REGISTRY:
+    if env is None or env.startswith(_FOREIGN):
+        return set()
+    entry = _REGISTRY.get(_registered(env))
+    if entry is None:
         return set()
     import typing
 
-    config = _REGISTRY[_registered(env)].default_config()
+    config = entry.default_config()
     hints = typing.get_type_hints(type(config))
     return {f.name for f in dataclasses.fields(config)
             if hints[f.name] is str or str in typing.get_args(hints[f.name])}

@@ -24,8 +24,10 @@ TRAIN = ["train", "--env", "fast_env:fast", "--num-envs", "32", "--num-timesteps
          "--ppo.num-evals", "4", "--ppo.num-eval-envs", "8", "--no-video", "--no-progress"]
 # At optimization level 0, as the two-device references (`two_cpu_devices`): short runs,
 # compile-bound.
-ENV = quick_compile_env({**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1",
-                         "PYTHONPATH": str(Path(__file__).parent)})
+# Every process started here reads its output unbuffered and imports `fast_env`.
+_PROCESS = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(
+    filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))}
+ENV = quick_compile_env({**os.environ, "JAX_PLATFORMS": "cpu", **_PROCESS})
 
 
 def _free_port() -> int:
@@ -160,8 +162,7 @@ def test_two_processes_train_as_one_process_with_two_devices(tmp_path, two_cpu_d
     reference, run = tmp_path / "reference", tmp_path / "run"
     subprocess.run(_robojax([*TRAIN, "--run-dir", str(reference)]), check=True, text=True,
                    capture_output=True, timeout=600,
-                   env={**two_cpu_devices, "PYTHONUNBUFFERED": "1",
-                        "PYTHONPATH": ENV["PYTHONPATH"]})
+                   env={**two_cpu_devices, **_PROCESS})
     port = _free_port()
     procs = _launch([*TRAIN, "--run-dir", str(run)], port)
     deadline = time.monotonic() + 600
@@ -211,8 +212,7 @@ def test_two_sac_processes_keep_their_replay_shards_and_train_as_two_devices(
     seeds = ["--num-seeds", "2"]
     subprocess.run(_robojax([*SAC, *seeds, "--run-dir", str(reference)]), check=True, text=True,
                    capture_output=True, timeout=600,
-                   env={**two_cpu_devices, "PYTHONUNBUFFERED": "1",
-                        "PYTHONPATH": ENV["PYTHONPATH"]})
+                   env={**two_cpu_devices, **_PROCESS})
     for code, output in _finish(_launch([*SAC, *seeds, "--run-dir", str(run)], _free_port())):
         assert code == 0, output[-3000:]
     for seed in (0, 1):
