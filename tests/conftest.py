@@ -136,6 +136,13 @@ def key():
     return jax.random.PRNGKey(0)
 
 
+def with_fast_env(env: dict) -> dict:
+    """`env` (a subprocess's environment) with this folder on its PYTHONPATH, so the subprocess
+    can train `--env fast_env:fast` (tests/fast_env.py), keeping any PYTHONPATH already set."""
+    path = os.pathsep.join(filter(None, [os.path.dirname(__file__), env.get("PYTHONPATH")]))
+    return {**env, "PYTHONPATH": path}
+
+
 @pytest.fixture
 def two_cpu_devices() -> dict:
     """Environment variables for a subprocess that sees two CPU devices: the suite's XLA flags
@@ -178,7 +185,7 @@ def _kill_and_resume(command, tmp_path, *, after_kill=None):
     from robojax.io import checkpoint
     from robojax.runs import load_run
 
-    env_vars = quick_compile_env({**os.environ, "JAX_PLATFORMS": "cpu"})  # compile-bound
+    env_vars = with_fast_env(quick_compile_env({**os.environ, "JAX_PLATFORMS": "cpu"}))
     full, killed = tmp_path / "full", tmp_path / "killed"
     subprocess.run(command(full), check=True, env=env_vars, capture_output=True)
     proc = subprocess.Popen(command(killed), env=env_vars, stdout=subprocess.DEVNULL,

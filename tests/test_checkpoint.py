@@ -53,7 +53,7 @@ def test_restore_without_checkpoint_is_a_clear_error(tmp_path):
 
 
 def _train_cmd(run_dir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "robojax.cli", "train", "--env", "cartpole-balance",
+    return [sys.executable, "-m", "robojax.cli", "train", "--env", "fast_env:fast",
             "--run-dir", str(run_dir), "--num-envs", "64", "--num-timesteps", "40960",
             "--ppo.unroll-length", "16", "--ppo.num-minibatches", "4", "--ppo.num-evals", "10",
             "--ppo.num-eval-envs", "4", "--episode-length", "100", "--no-video",

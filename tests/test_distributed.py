@@ -6,11 +6,10 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import quick_compile_env
+from conftest import quick_compile_env, with_fast_env
 
 from robojax import cli
 from robojax.io import checkpoint
@@ -22,12 +21,16 @@ from robojax.runs import load_run
 TRAIN = ["train", "--env", "fast_env:fast", "--num-envs", "32", "--num-timesteps", "8192",
          "--ppo.rollout-length", "8", "--ppo.num-minibatches", "4", "--ppo.num-epochs", "1",
          "--ppo.num-evals", "4", "--ppo.num-eval-envs", "8", "--no-video", "--no-progress"]
+
+
+def _process_env(env: dict) -> dict:
+    """Every process started here reads its output unbuffered and imports `fast_env`."""
+    return with_fast_env({**env, "PYTHONUNBUFFERED": "1"})
+
+
 # At optimization level 0, as the two-device references (`two_cpu_devices`): short runs,
 # compile-bound.
-# Every process started here reads its output unbuffered and imports `fast_env`.
-_PROCESS = {"PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(
-    filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))}
-ENV = quick_compile_env({**os.environ, "JAX_PLATFORMS": "cpu", **_PROCESS})
+ENV = _process_env(quick_compile_env({**os.environ, "JAX_PLATFORMS": "cpu"}))
 
 
 def _free_port() -> int:
@@ -162,7 +165,7 @@ def test_two_processes_train_as_one_process_with_two_devices(tmp_path, two_cpu_d
     reference, run = tmp_path / "reference", tmp_path / "run"
     subprocess.run(_robojax([*TRAIN, "--run-dir", str(reference)]), check=True, text=True,
                    capture_output=True, timeout=600,
-                   env={**two_cpu_devices, **_PROCESS})
+                   env=_process_env(two_cpu_devices))
     port = _free_port()
     procs = _launch([*TRAIN, "--run-dir", str(run)], port)
     deadline = time.monotonic() + 600
@@ -212,7 +215,7 @@ def test_two_sac_processes_keep_their_replay_shards_and_train_as_two_devices(
     seeds = ["--num-seeds", "2"]
     subprocess.run(_robojax([*SAC, *seeds, "--run-dir", str(reference)]), check=True, text=True,
                    capture_output=True, timeout=600,
-                   env={**two_cpu_devices, **_PROCESS})
+                   env=_process_env(two_cpu_devices))
     for code, output in _finish(_launch([*SAC, *seeds, "--run-dir", str(run)], _free_port())):
         assert code == 0, output[-3000:]
     for seed in (0, 1):

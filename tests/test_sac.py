@@ -238,7 +238,7 @@ def test_demos_fill_their_own_buffer_and_take_their_share(tmp_path):
 
 def _sac_cmd(run_dir, *extra: str) -> list[str]:
     return [sys.executable, "-m", "robojax.cli", "train", "--algo", "sac", "--env",
-            "pendulum-swingup", "--run-dir", str(run_dir), "--num-envs", "8",
+            "fast_env:fast", "--run-dir", str(run_dir), "--num-envs", "8",
             "--num-timesteps", "4000", "--episode-length", "100", "--sac.batch-size", "64",
             "--sac.learning-starts", "256", "--sac.buffer-capacity", "8192",
             "--sac.grad-updates-per-step", "2", "--sac.num-evals", "5",
