@@ -56,6 +56,30 @@ def test_env_contract(name):
     assert not np.array_equal(obs[0], obs_other[0])
 
 
+def test_a_reset_computes_what_its_task_reads_and_the_episode_is_the_same():
+    """A reset runs MJX's whole forward pass only where the task's observation or first reward
+    reads more than the state and the poses; either way the first step computes everything
+    afresh, so the episodes agree to the last bit."""
+    from envs.pendulum import Pendulum
+
+    class ReadsAcceleration(Pendulum):  # a task observing something only a forward pass gives
+        def observe(self, data, key):
+            return jnp.concatenate([super().observe(data, key), data.qacc])
+
+    def episode(env):
+        state = env.reset(jax.random.PRNGKey(3))
+        steps = jax.lax.scan(lambda s, a: (env.step(s, a),) * 2, state, jnp.ones((5, 1)))[1]
+        return state, (steps.data.qpos, steps.data.qvel, steps.reward)
+
+    (poses, plain), (forward, full) = (jax.jit(episode, static_argnums=0)(env)
+                                        for env in (envs.make("pendulum-swingup"),
+                                                    ReadsAcceleration()))
+    assert not np.any(poses.data.qacc)  # only the poses: nothing read the accelerations
+    assert forward.obs[-1] == forward.data.qacc[0] != 0  # gravity, from the forward pass
+    for got, expected in zip(plain, full, strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
 @pytest.mark.parametrize("name,threshold", [
     ("cartpole-balance", 950), *(pytest.param(*case, marks=pytest.mark.slow) for case in (
         ("cartpole-swingup", 700), ("pendulum-swingup", 600), ("point-mass", 900),

@@ -55,11 +55,36 @@ class EnvConfig:
         robustness.check(self.obs_noise, self.action_delay, self.observe_last_actions)
 
 
+_STATE_FIELDS = frozenset({"time", "qpos", "qvel", "act", "history", "qacc_warmstart",
+                           "plugin_state", "ctrl", "qfrc_applied", "xfrc_applied", "eq_active",
+                           "mocap_pos", "mocap_quat", "userdata"})
+"""`mjx.Data`'s inputs: the state a task's `init_state` sets, which no forward pass writes."""
+_POSE_FIELDS = frozenset({"xpos", "xquat", "xmat", "xipos", "ximat", "xanchor", "xaxis",
+                          "geom_xpos", "geom_xmat", "site_xpos", "site_xmat"})
+"""What `mjx.kinematics` computes from them: bodies', geoms' and sites' poses."""
+
+
+def fields_read(fn, data: mjx.Data, *args) -> set[str]:
+    """The names of the fields of `data` (an `mjx.Data` or its shape) that `fn(data, *args)`
+    reads."""
+    leaves = jax.tree_util.tree_flatten_with_path(data)[0]
+    jaxpr = jax.make_jaxpr(fn)(data, *args).jaxpr
+    used = {id(v) for eqn in jaxpr.eqns for v in eqn.invars} | {id(v) for v in jaxpr.outvars}
+    return {path[0].name for (path, _), var in zip(leaves, jaxpr.invars, strict=False)
+            if id(var) in used}
+
+
 class MjxEnv(Env):
     """An MJX task: subclasses define `init_state`, `observe`, `reward_terms`, `terminated`.
 
     Actions are in [-1, 1] per actuator and scaled to the actuators' control ranges.
     `robojax.core.differentiable.differentiable(env)` gives a copy that `jax.grad` passes.
+
+    A reset computes the initial state's poses (`mjx.kinematics`: bodies, geoms, sites), or
+    MJX's whole forward pass where the task's `observe`, or `reward_terms` on the reset state
+    as `prev`, reads more (contacts, forces, sensors, velocities of bodies): tracing them at
+    construction tells which. Code of your own that reads such fields of a reset's
+    `state.data` runs `mjx.forward(env.mjx_model, state.data)` first.
     """
 
     differentiable: bool = False
@@ -88,7 +113,18 @@ class MjxEnv(Env):
                              f"'s is {obs.shape}. Drop observe_last_actions for this task.")
         self._obs_spec = ArraySpec((obs.shape[0] + last,) if last else tuple(obs.shape),
                                    np.float32)
+        self._reset_forward = not self._reset_reads() <= _STATE_FIELDS | _POSE_FIELDS
         self._build_programs()
+
+    def _reset_reads(self) -> set[str]:
+        """The fields of a reset's `mjx.Data` that its observation and the first step's reward
+        read (the reward's `prev`)."""
+        def first_reads(prev, data):
+            action = jnp.zeros(self.action_spec.shape)
+            return self.observe(prev, jax.random.PRNGKey(0)), self.reward_terms(prev, data, action)
+
+        zero = jax.eval_shape(self._zero_data)
+        return fields_read(first_reads, zero, zero)
 
     def _build_programs(self) -> None:
         """`reset` and `step` as jitted programs of this env's own model. Called eagerly they
@@ -203,7 +239,10 @@ class MjxEnv(Env):
     def _reset(self, key: jax.Array) -> State:
         key, key_init, key_obs = jax.random.split(key, 3)
         data = self.init_state(mjx.make_data(self.mjx_model), key_init)
-        data = mjx.forward(self.mjx_model, data)
+        # Only the poses where the observation and the first reward read nothing else: a
+        # third of the forward pass's compile time, and the first step computes everything
+        # from the state alone, so the episode is the same to the last bit.
+        data = (mjx.forward if self._reset_forward else mjx.kinematics)(self.mjx_model, data)
         terms = jax.eval_shape(self.reward_terms, data, data, jnp.zeros(self.action_spec.shape))
         metrics = {**{f"reward/{name}": jnp.zeros(()) for name in terms},
                    "nonfinite_action": jnp.zeros(())}
