@@ -1,0 +1,67 @@
+"""What a built-in task's reset costs to compile: its initial poses only (the default, where the
+task reads nothing more) against MJX's whole forward pass (what it ran before, and still runs
+for a task whose observation or first reward reads forces, contacts or sensors).
+
+    python experiments/bench/reset_compile.py [--num-envs 64] [--repeats 3] [--tasks hopper ...]
+
+Per task, in one process with the persistent compile cache off: the seconds to lower and
+compile `jit(vmap(env.reset))` over `--num-envs` envs each way (median of `--repeats`, the two
+ways alternating), the steady run time of one call, and the ratio. Where a reset is compiled:
+at the start of every training run (`core.wrappers.first_states`), inside every training step
+(the autoreset redraws its restart states) and in every evaluation program.
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("ROBOJAX_CACHE_DIR", "off")
+
+import jax  # noqa: E402
+
+from robojax import envs  # noqa: E402
+
+
+def _measure(env, num_envs: int, forward: bool) -> tuple[float, float]:
+    """(compile s, run ms) of a batched reset, with or without the whole forward pass."""
+    env._reset_forward = forward
+    keys = jax.random.split(jax.random.PRNGKey(0), num_envs)
+    start = time.perf_counter()
+    program = jax.jit(jax.vmap(env._reset)).lower(keys).compile()
+    compile_s = time.perf_counter() - start
+    jax.block_until_ready(program(keys))
+    start = time.perf_counter()
+    for _ in range(10):
+        jax.block_until_ready(program(keys))
+    return compile_s, (time.perf_counter() - start) * 100
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--num-envs", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tasks", nargs="+", default=["cartpole-balance", "pendulum-swingup",
+                                                       "point-mass", "reacher", "hopper",
+                                                       "pusher", "push-t", "detour"])
+    args = parser.parse_args()
+    print(f"jax {jax.__version__}, {jax.devices()[0].platform}, {args.num_envs} envs, "
+          f"median of {args.repeats}")
+    print("| task | reads | poses: compile s | forward: compile s | compile poses / forward "
+          "| run ms poses / forward |")
+    print("|---|---|---|---|---|---|")
+    for name in args.tasks:
+        env = envs.make(name)
+        reads = ", ".join(sorted(env._reset_reads()))
+        runs = {True: [], False: []}
+        for _ in range(args.repeats):
+            for forward in (False, True):
+                runs[forward].append(_measure(env, args.num_envs, forward))
+        (poses_c, poses_r), (full_c, full_r) = (
+            tuple(statistics.median(x) for x in zip(*runs[f], strict=True)) for f in (False, True))
+        print(f"| {name} | {reads} | {poses_c:.2f} | {full_c:.2f} | {poses_c / full_c:.2f} | "
+              f"{poses_r:.2f} / {full_r:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
