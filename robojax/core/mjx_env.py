@@ -70,7 +70,8 @@ def fields_read(fn, data: mjx.Data, *args) -> set[str]:
     leaves = jax.tree_util.tree_flatten_with_path(data)[0]
     jaxpr = jax.make_jaxpr(fn)(data, *args).jaxpr
     used = {id(v) for eqn in jaxpr.eqns for v in eqn.invars} | {id(v) for v in jaxpr.outvars}
-    return {path[0].name for (path, _), var in zip(leaves, jaxpr.invars, strict=False)
+    return {path[0].name for (path, _), var in zip(leaves, jaxpr.invars[:len(leaves)],
+                                                    strict=True)
             if id(var) in used}
 
 
@@ -105,7 +106,8 @@ class MjxEnv(Env):
         ranges = np.where(limited[:, None], self._mj_model.actuator_ctrlrange, [[-1.0, 1.0]])
         self._ctrl_low = jnp.asarray(ranges[:, 0], jnp.float32) if nu else jnp.zeros(0)
         self._ctrl_high = jnp.asarray(ranges[:, 1], jnp.float32) if nu else jnp.zeros(0)
-        obs = jax.eval_shape(self.observe, jax.eval_shape(self._zero_data), jax.random.PRNGKey(0))
+        zero = jax.eval_shape(self._zero_data)
+        obs = jax.eval_shape(self.observe, zero, jax.random.PRNGKey(0))
         self._task_obs_shape = tuple(obs.shape)
         last = config.observe_last_actions * nu
         if last and len(obs.shape) != 1:
@@ -113,18 +115,17 @@ class MjxEnv(Env):
                              f"'s is {obs.shape}. Drop observe_last_actions for this task.")
         self._obs_spec = ArraySpec((obs.shape[0] + last,) if last else tuple(obs.shape),
                                    np.float32)
-        self._reset_forward = not self._reset_reads() <= _STATE_FIELDS | _POSE_FIELDS
+        self._reset_forward = not self._reset_reads(zero) <= _STATE_FIELDS | _POSE_FIELDS
         self._build_programs()
 
-    def _reset_reads(self) -> set[str]:
-        """The fields of a reset's `mjx.Data` that its observation and the first step's reward
-        read (the reward's `prev`)."""
+    def _reset_reads(self, data: mjx.Data) -> set[str]:
+        """The fields of a reset's `mjx.Data` (`data`, or its shape) that its observation and
+        the first step's reward read (the reward's `prev`)."""
         def first_reads(prev, data):
             action = jnp.zeros(self.action_spec.shape)
             return self.observe(prev, jax.random.PRNGKey(0)), self.reward_terms(prev, data, action)
 
-        zero = jax.eval_shape(self._zero_data)
-        return fields_read(first_reads, zero, zero)
+        return fields_read(first_reads, data, data)
 
     def _build_programs(self) -> None:
         """`reset` and `step` as jitted programs of this env's own model. Called eagerly they
