@@ -45,21 +45,31 @@ def test_episode_wrapper_truncates_and_autoreset_keeps_final_obs(cartpole):
 def test_autoreset_restarts_from_fresh_states_or_from_the_first_one(cartpole):
     zeros = jnp.zeros((2, 1))
 
-    def starts(refresh: int) -> list[np.ndarray]:  # each episode's first obs
-        env = wrap_for_training(cartpole, 2, episode_length=3, reset_refresh=refresh)
+    def starts(refresh: int, pool: int = 1) -> list[np.ndarray]:  # each episode's first obs
+        env = wrap_for_training(cartpole, 2, episode_length=3, reset_refresh=refresh,
+                                reset_pool=pool)
         state, step = jax.jit(env.reset)(jax.random.PRNGKey(0)), jax.jit(env.step)
         firsts = [state.obs]
-        for t in range(1, 10):
+        for t in range(1, 13):
             state = step(state, zeros)
             if t % 3 == 0:
                 firsts.append(state.obs)
         return firsts
 
-    fresh, first = starts(1), starts(0)
+    fresh, first, pooled = starts(1), starts(0), starts(0, pool=3)
     assert all(not np.allclose(a, b) for a, b in zip(fresh, fresh[1:], strict=False))
     assert all(np.array_equal(first[1], f) for f in first[2:])  # always the cached start
+    # A pool of 3: each env's three starts in turn, then the first again; all distinct.
+    assert np.array_equal(pooled[1], pooled[4])
+    assert all(not np.allclose(a, b) for a, b in zip(pooled, pooled[1:4], strict=False))
+    assert not np.allclose(pooled[1][0], pooled[1][1])  # and distinct across the envs
+    assert np.array_equal(pooled[1], first[1])  # the pool's first draw is the single cache's
     with pytest.raises(ValueError, match="refresh_every must be >= 0"):
         AutoResetWrapper(VmapWrapper(cartpole, 2), refresh_every=-1)
+    with pytest.raises(ValueError, match="pool must be >= 1"):
+        AutoResetWrapper(VmapWrapper(cartpole, 2), refresh_every=0, pool=0)
+    with pytest.raises(ValueError, match="set refresh_every=0"):
+        AutoResetWrapper(VmapWrapper(cartpole, 2), refresh_every=32, pool=4)
 
 
 def test_termination_is_not_truncation():

@@ -198,16 +198,24 @@ class AutoResetWrapper(Wrapper):
     costs a select, not a reset, even when some env finishes on every step (as in locomotion),
     while episodes still start from fresh random states (an env that finishes twice between
     refreshes repeats its start). `refresh_every=1` redraws on every step; `refresh_every=0`
-    never does: each env restarts every episode from one initial state drawn at reset (as with
-    Brax's AutoResetWrapper) and the reset is not compiled into the step at all.
+    never does, and the reset is not compiled into the step at all: each env restarts from
+    `pool` initial states drawn for it at reset, in turn (with `pool=1`, from one, as Brax's
+    AutoResetWrapper does). The pool is drawn by the reset's own program run `pool` more times
+    (a scan): it costs memory, `pool` states per env, but no compile time.
     """
 
-    def __init__(self, env: Env, refresh_every: int = 32):
+    def __init__(self, env: Env, refresh_every: int = 32, pool: int = 1):
         super().__init__(env)
         if refresh_every < 0:
             raise ValueError(f"refresh_every must be >= 0 (0: never redraw), got "
                              f"{refresh_every}")
-        self.refresh_every = refresh_every
+        if pool < 1:
+            raise ValueError(f"pool must be >= 1 (initial states per env), got {pool}")
+        if pool > 1 and refresh_every:
+            raise ValueError(f"a pool of {pool} starts per env stands in for the redraw: set "
+                             f"refresh_every=0 (or pool=1 to redraw every {refresh_every} "
+                             "steps)")
+        self.refresh_every, self.pool = refresh_every, pool
 
     @staticmethod
     def _cache_keys(keys: jax.Array) -> jax.Array:
@@ -218,35 +226,45 @@ class AutoResetWrapper(Wrapper):
         return self.env.reset(self._cache_keys(keys))
 
     def reset(self, key: jax.Array) -> State:
-        """The envs' first states and the cache drawn from their keys: two resets, one after
-        the other, as a scan of length 2, so the program holds the env's reset once (it
-        compiles in about half the time of two resets written out)."""
+        """The envs' first states and the cache (or pool) drawn from their keys: resets one
+        after the other, as a scan, so the program holds the env's reset once (two compile in
+        about half the time of two resets written out)."""
         keys = env_keys(key, self.env.batch_size)
 
         def draw(keys, _):
             state = self.env.reset(keys)
             return self._cache_keys(state.key), state
 
-        _, both = jax.lax.scan(draw, keys, length=2)
-        state, cache = (jax.tree.map(lambda x, i=i: x[i], both) for i in (0, 1))
-        return state.replace(extras={**state.extras, "final_obs": state.obs,
-                                     "reset_cache": cache, "clock": jnp.zeros((), jnp.int32)})
+        _, drawn = jax.lax.scan(draw, keys, length=1 + self.pool)
+        state = jax.tree.map(lambda x: x[0], drawn)
+        extras = {"final_obs": state.obs, "clock": jnp.zeros((), jnp.int32)}
+        if self.pool == 1:
+            extras["reset_cache"] = jax.tree.map(lambda x: x[1], drawn)
+        else:  # env-major, (batch, pool, ...), so the pool splits over devices with its envs
+            extras["reset_cache"] = jax.tree.map(lambda x: jnp.swapaxes(x[1:], 0, 1), drawn)
+            extras["reset_slot"] = jnp.zeros(state.done.shape, jnp.int32)
+        return state.replace(extras={**state.extras, **extras})
 
     def step(self, state: State, action: jax.Array) -> State:
+        ours = ("final_obs", "reset_cache", "reset_slot", "clock")
         cache, clock = state.extras["reset_cache"], state.extras["clock"] + 1
-        inner = state.replace(extras={k: v for k, v in state.extras.items()
-                                      if k not in ("final_obs", "reset_cache", "clock")})
+        inner = state.replace(extras={k: v for k, v in state.extras.items() if k not in ours})
         nxt = self.env.step(inner, action)
 
+        extras = {"final_obs": nxt.obs, "reset_cache": cache, "clock": clock}
+        start = cache
+        if self.pool > 1:  # each env's next start from its pool, in turn
+            slot = state.extras["reset_slot"]
+            start = jax.tree.map(lambda x: jax.vmap(lambda starts, i: starts[i])(x, slot), cache)
+            extras["reset_slot"] = jnp.where(nxt.done, (slot + 1) % self.pool, slot)
         # A plain select: cheaper than a branch that would copy the whole state through.
-        fresh = cache.replace(reward=nxt.reward, done=nxt.done, truncated=nxt.truncated,
+        fresh = start.replace(reward=nxt.reward, done=nxt.done, truncated=nxt.truncated,
                               metrics=nxt.metrics)
         out = select_envs(nxt.done, fresh, nxt)
         if self.refresh_every:
-            cache = jax.lax.cond(clock % self.refresh_every == 0,
-                                 lambda c: self._draw(c.key), lambda c: c, cache)
-        return out.replace(extras={**out.extras, "final_obs": nxt.obs, "reset_cache": cache,
-                                   "clock": clock})
+            extras["reset_cache"] = jax.lax.cond(clock % self.refresh_every == 0,
+                                                 lambda c: self._draw(c.key), lambda c: c, cache)
+        return out.replace(extras={**out.extras, **extras})
 
 
 FIRST_STATES_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
@@ -266,11 +284,12 @@ def first_states(env: Env, key: jax.Array) -> State:
 
 def wrap_for_training(env: Env, num_envs: int, *, episode_length: int | None = None,
                       randomize: Callable | None = None, randomize_key: jax.Array | None = None,
-                      nan_guard: bool = True, reset_refresh: int = 32) -> Env:
+                      nan_guard: bool = True, reset_refresh: int = 32,
+                      reset_pool: int = 1) -> Env:
     """The standard stack: time limit → vmap (or domain randomization) → NaN guard → autoreset.
 
     `nan_guard=False` drops the guard (a diverged env then stays NaN until its time limit);
-    `reset_refresh` is the autoreset's `refresh_every`.
+    `reset_refresh` and `reset_pool` are the autoreset's `refresh_every` and `pool`.
     """
     if episode_length is None:
         episode_length = getattr(getattr(env, "config", None), "episode_length", 1000)
@@ -283,4 +302,4 @@ def wrap_for_training(env: Env, num_envs: int, *, episode_length: int | None = N
         env = VmapWrapper(env, num_envs)
     if nan_guard:
         env = NanGuardWrapper(env)
-    return AutoResetWrapper(env, reset_refresh)
+    return AutoResetWrapper(env, reset_refresh, reset_pool)
