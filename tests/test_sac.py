@@ -161,13 +161,14 @@ def test_n_step_transitions_reach_the_buffer_and_the_demos(tmp_path):
     np.testing.assert_array_equal(demos["next_obs"][0], recorded.obs[2])
 
 
-def test_reset_refresh_reaches_the_training_envs():
-    """reset_refresh=0 restarts each env from one state (Brax's autoreset); 1 redraws the
-    starts every step: episodes 2 and 3 (3 steps each) start alike only with 0."""
+def test_reset_refresh_and_pool_reach_the_training_envs():
+    """reset_refresh=0 with reset_pool=1 restarts each env from one state (Brax's autoreset),
+    with the default pool from its pool's starts in turn; 1 redraws the starts every step:
+    episodes 2 and 3 (3 steps each) start alike only with one start per env."""
     env = make_env("pendulum-swingup")
 
-    def restarts(refresh: int) -> list[np.ndarray]:
-        cfg = dataclasses.replace(TINY, reset_refresh=refresh, episode_length=3)
+    def restarts(refresh: int, pool: int) -> list[np.ndarray]:
+        cfg = dataclasses.replace(TINY, reset_refresh=refresh, reset_pool=pool, episode_length=3)
         train_env = sac.make_train_input(cfg, env).env
         state, starts = train_env.reset(jax.random.PRNGKey(0)), []
         for _ in range(6):
@@ -176,10 +177,14 @@ def test_reset_refresh_reaches_the_training_envs():
                 starts.append(np.asarray(state.obs))
         return starts
 
-    fixed, redrawn = restarts(0), restarts(1)
-    assert len(fixed) == len(redrawn) == 2
+    fixed, pooled, redrawn = restarts(0, 1), restarts(0, sac.SACConfig.reset_pool), restarts(1, 1)
+    assert len(fixed) == len(pooled) == len(redrawn) == 2
     np.testing.assert_array_equal(fixed[0], fixed[1])
+    np.testing.assert_array_equal(pooled[0], fixed[0])  # the pool's first start is the same
+    assert not np.allclose(pooled[0], pooled[1])
     assert not np.allclose(redrawn[0], redrawn[1])
+    with pytest.raises(ValueError, match="set reset_refresh to 0, or reset_pool to 1"):
+        dataclasses.replace(TINY, reset_refresh=32, reset_pool=4).validate()
 
 
 def test_rlpd_is_sac_with_its_own_defaults():

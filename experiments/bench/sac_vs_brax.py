@@ -9,7 +9,7 @@
 
 Brax runs in its peer venv (experiments/bench/setup_brax_peer.sh), robojax in this process.
 
-    python experiments/bench/sac_vs_brax.py --part a [--num-envs 1024 4096]
+    ROBOJAX_CACHE_DIR=off python experiments/bench/sac_vs_brax.py --part a [--num-envs 1024]
     python experiments/bench/sac_vs_brax.py --part b --target 300
 """
 
@@ -32,6 +32,12 @@ SHARED = dict(num_envs=128, batch_size=512, grad_updates_per_step=8, learning_ra
 NETWORK = dict(hidden_layer_sizes=[256, 256], q_network_layer_norm=True)
 STEPS_PER_EPOCH = 20
 EPOCHS = 5
+ROBOJAX_RESTARTS = {
+    "default (16 starts per env, no redraw)": {},
+    "fresh starts redrawn every 32 steps": {"reset_refresh": 32, "reset_pool": 1},
+    "one start per env (Brax's restarts)": {"reset_refresh": 0, "reset_pool": 1},
+}
+"""robojax's ways of restarting finished envs, each measured beside Brax."""
 
 
 def brax_kwargs(s: dict, num_timesteps: int, num_evals: int) -> dict:
@@ -58,11 +64,14 @@ def robojax_config(s: dict):
                          policy_hidden_sizes=tuple(NETWORK["hidden_layer_sizes"]),
                          critic_hidden_sizes=tuple(NETWORK["hidden_layer_sizes"]),
                          episode_length=1000,
-                         reset_refresh=s.get("reset_refresh", sac.SACConfig.reset_refresh))
+                         reset_refresh=s.get("reset_refresh", sac.SACConfig.reset_refresh),
+                         reset_pool=s.get("reset_pool", sac.SACConfig.reset_pool))
 
 
-def robojax_throughput(env_name: str, s: dict) -> tuple[float, float]:
-    """(steady env steps/s, compile s) of robojax SAC, in epochs of STEPS_PER_EPOCH steps."""
+def robojax_throughput(env_name: str, s: dict) -> tuple[float, float, float]:
+    """(steady env steps/s, compile s, init s) of robojax SAC, in epochs of STEPS_PER_EPOCH
+    steps; init is `sac.init`'s wall time: networks, buffer and the first states (with the
+    restart pool), compiled and run."""
     import jax
     from robojax.envs import make as make_env
 
@@ -71,7 +80,9 @@ def robojax_throughput(env_name: str, s: dict) -> tuple[float, float]:
     cfg = robojax_config(s)
     env = make_env(env_name)
     train_input = sac.make_train_input(cfg, env)
-    state = sac.init(cfg, env, train_input, jax.random.PRNGKey(0))
+    t0 = time.perf_counter()
+    state = jax.block_until_ready(sac.init(cfg, env, train_input, jax.random.PRNGKey(0)))
+    init_s = time.perf_counter() - t0
 
     def epoch(state):
         step = functools.partial(sac.train_iteration, cfg, train_input)
@@ -89,7 +100,7 @@ def robojax_throughput(env_name: str, s: dict) -> tuple[float, float]:
         jax.block_until_ready(metrics)
         times.append(time.perf_counter() - t0)
     steady = sorted(times)[len(times) // 2]
-    return cfg.num_envs * STEPS_PER_EPOCH / steady, compile_s
+    return cfg.num_envs * STEPS_PER_EPOCH / steady, compile_s, init_s
 
 
 def part_a(env_name: str, num_envs: int) -> None:
@@ -101,15 +112,14 @@ def part_a(env_name: str, num_envs: int) -> None:
           f"{time.strftime('%Y-%m-%d')}; robojax on jax {jax.__version__}, Brax 0.14.2 in its "
           f"peer venv, backend {jax.default_backend()}")
     print(f"# shared settings: {s}, networks {NETWORK}, {STEPS_PER_EPOCH} env steps per epoch")
-    print("| side | training env steps/s | gradient steps/s | compile s |")
-    print("|---|---|---|---|", flush=True)
-    ours_sps, ours_compile = robojax_throughput(f"playground:{env_name}", s)
-    print(f"| robojax SAC | {ours_sps:,.0f} | {ours_sps * grad:,.0f} | {ours_compile:.1f} |",
-          flush=True)
-    same_sps, same_compile = robojax_throughput(f"playground:{env_name}",
-                                                {**s, "reset_refresh": 0})
-    print(f"| robojax SAC (reset_refresh=0: Brax's restarts) | {same_sps:,.0f} | "
-          f"{same_sps * grad:,.0f} | {same_compile:.1f} |", flush=True)
+    print("| side | training env steps/s | gradient steps/s | compile s | init s |")
+    print("|---|---|---|---|---|", flush=True)
+    ours = {}
+    for label, restarts in ROBOJAX_RESTARTS.items():
+        sps, compile_s, init_s = ours[label] = robojax_throughput(f"playground:{env_name}",
+                                                                  {**s, **restarts})
+        print(f"| robojax SAC, {label} | {sps:,.0f} | {sps * grad:,.0f} | {compile_s:.1f} | "
+              f"{init_s:.1f} |", flush=True)
     env_steps_per_epoch = s["num_envs"] * STEPS_PER_EPOCH
     brax = run_brax(env_name, brax_kwargs(s, s["min_replay"] + EPOCHS * env_steps_per_epoch,
                                           EPOCHS + 1), NETWORK)
@@ -117,11 +127,10 @@ def part_a(env_name: str, num_envs: int) -> None:
     brax_sps = sorted(sps[1:])[len(sps[1:]) // 2]
     brax_compile = env_steps_per_epoch / sps[0] - env_steps_per_epoch / brax_sps
     print(f"| Brax SAC (jax {brax['jax']}) | {brax_sps:,.0f} | {brax_sps * grad:,.0f} | "
-          f"{brax_compile:.1f} |")
-    print(f"| ratio robojax/Brax | {ours_sps / brax_sps:.2f}x | {ours_sps / brax_sps:.2f}x | "
-          f"{ours_compile / brax_compile:.2f}x |")
-    print(f"| ratio robojax reset_refresh=0/Brax | {same_sps / brax_sps:.2f}x | "
-          f"{same_sps / brax_sps:.2f}x | {same_compile / brax_compile:.2f}x |", flush=True)
+          f"{brax_compile:.1f} | - |")
+    for label, (ours_sps, compile_s, _) in ours.items():
+        print(f"| ratio robojax ({label}) / Brax | {ours_sps / brax_sps:.2f}x | "
+              f"{ours_sps / brax_sps:.2f}x | {compile_s / brax_compile:.2f}x | |", flush=True)
 
 
 def first_reaching(points: list[dict], target: float) -> dict | None:

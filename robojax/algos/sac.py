@@ -94,11 +94,14 @@ class SACConfig(RolloutConfig):
     """Subtract alpha * log pi at the next state in the TD target (soft Q-learning)."""
     normalize_observations: bool = True
     """Normalize the networks' inputs with running statistics of the online observations."""
-    reset_refresh: int = 32
-    """Env steps between redraws of the initial states finished envs restart from (as PPO's);
-    0: each env restarts from the one state drawn for it at reset, as Brax's autoreset does,
-    and the step program compiles without a reset in it (about 40% less compile time for a
-    Playground cartpole), at the cost of fewer distinct starts."""
+    reset_refresh: int = 0
+    """Env steps between redraws of the initial states finished envs restart from (PPO's
+    32); 0: no redraw, each env restarts from its `reset_pool` starts drawn at reset, in
+    turn, and the step program compiles without a reset in it (about 40% less compile time
+    for a Playground cartpole, RESULTS.md 7.1b)."""
+    reset_pool: int = 16
+    """Initial states drawn per env at reset when `reset_refresh` is 0 (1: Brax's autoreset,
+    one start per env for the whole run); 128 envs restart from 2,048 distinct states."""
     policy_hidden_sizes: tuple[int, ...] = (256, 256)
     """Actor MLP widths."""
     critic: str = "mse"
@@ -159,6 +162,10 @@ class SACConfig(RolloutConfig):
             raise ValueError(f"buffer_capacity {self.buffer_capacity} is smaller than one batch "
                              f"({self.batch_size}) or one iteration's transitions "
                              f"({self.steps_per_iteration()}); raise it.")
+        if self.reset_pool < 1 or (self.reset_pool > 1 and self.reset_refresh):
+            raise ValueError(f"reset_pool = {self.reset_pool} with reset_refresh = "
+                             f"{self.reset_refresh}: a pool (> 1 starts per env) stands in for "
+                             "the redraw; set reset_refresh to 0, or reset_pool to 1.")
         if not 1 <= self.target_min_over <= self.num_critics:
             raise ValueError(f"target_min_over must be in [1, num_critics = "
                              f"{self.num_critics}], got {self.target_min_over}.")
@@ -195,6 +202,10 @@ class RLPDConfig(SACConfig):
     init_temperature: float = 0.01
     target_entropy_per_dim: float = -0.5
     backup_entropy: bool = False
+    # 16 envs through runs of thousands of episodes: fresh starts every 32 steps rather
+    # than 256 in turn.
+    reset_refresh: int = 32
+    reset_pool: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -323,7 +334,7 @@ def make_train_input(cfg: SACConfig, env: Env) -> TrainInput:
     # Stepped once per device: each device's share of the envs.
     train_env = wrap_for_training(env, cfg.num_envs // devices.count,
                                   episode_length=cfg.episode_length,
-                                  reset_refresh=cfg.reset_refresh)
+                                  reset_refresh=cfg.reset_refresh, reset_pool=cfg.reset_pool)
     expert = intervene.expert_policy(env) if hil and cfg.intervener == "expert" else None
     person = None
     if hil and cfg.teleop:
