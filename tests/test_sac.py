@@ -183,8 +183,10 @@ def test_reset_refresh_and_pool_reach_the_training_envs():
     np.testing.assert_array_equal(pooled[0], fixed[0])  # the pool's first start is the same
     assert not np.allclose(pooled[0], pooled[1])
     assert not np.allclose(redrawn[0], redrawn[1])
-    with pytest.raises(ValueError, match="set reset_refresh to 0, or reset_pool to 1"):
-        dataclasses.replace(TINY, reset_refresh=32, reset_pool=4).validate()
+    # The pool serves reset_refresh=0 only: with a redraw it is not drawn at all.
+    np.testing.assert_array_equal(np.stack(restarts(1, 4)), np.stack(redrawn))
+    with pytest.raises(ValueError, match="reset_pool must be >= 1"):
+        dataclasses.replace(TINY, reset_pool=0).validate()
 
 
 def test_rlpd_is_sac_with_its_own_defaults():

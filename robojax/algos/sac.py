@@ -100,8 +100,9 @@ class SACConfig(RolloutConfig):
     turn, and the step program compiles without a reset in it (about 40% less compile time
     for a Playground cartpole, RESULTS.md 7.1b)."""
     reset_pool: int = 16
-    """Initial states drawn per env at reset when `reset_refresh` is 0 (1: Brax's autoreset,
-    one start per env for the whole run); 128 envs restart from 2,048 distinct states."""
+    """Initial states drawn per env at reset, used when `reset_refresh` is 0 (1: Brax's
+    autoreset, one start per env for the whole run); 128 envs restart from 2,048 distinct
+    states."""
     policy_hidden_sizes: tuple[int, ...] = (256, 256)
     """Actor MLP widths."""
     critic: str = "mse"
@@ -162,10 +163,9 @@ class SACConfig(RolloutConfig):
             raise ValueError(f"buffer_capacity {self.buffer_capacity} is smaller than one batch "
                              f"({self.batch_size}) or one iteration's transitions "
                              f"({self.steps_per_iteration()}); raise it.")
-        if self.reset_pool < 1 or (self.reset_pool > 1 and self.reset_refresh):
-            raise ValueError(f"reset_pool = {self.reset_pool} with reset_refresh = "
-                             f"{self.reset_refresh}: a pool (> 1 starts per env) stands in for "
-                             "the redraw; set reset_refresh to 0, or reset_pool to 1.")
+        if self.reset_pool < 1:
+            raise ValueError(f"reset_pool must be >= 1 (starts per env; 1: Brax's restarts), "
+                             f"got {self.reset_pool}.")
         if not 1 <= self.target_min_over <= self.num_critics:
             raise ValueError(f"target_min_over must be in [1, num_critics = "
                              f"{self.num_critics}], got {self.target_min_over}.")
@@ -205,7 +205,6 @@ class RLPDConfig(SACConfig):
     # 16 envs through runs of thousands of episodes: fresh starts every 32 steps rather
     # than 256 in turn.
     reset_refresh: int = 32
-    reset_pool: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -334,7 +333,8 @@ def make_train_input(cfg: SACConfig, env: Env) -> TrainInput:
     # Stepped once per device: each device's share of the envs.
     train_env = wrap_for_training(env, cfg.num_envs // devices.count,
                                   episode_length=cfg.episode_length,
-                                  reset_refresh=cfg.reset_refresh, reset_pool=cfg.reset_pool)
+                                  reset_refresh=cfg.reset_refresh,
+                                  reset_pool=1 if cfg.reset_refresh else cfg.reset_pool)
     expert = intervene.expert_policy(env) if hil and cfg.intervener == "expert" else None
     person = None
     if hil and cfg.teleop:
