@@ -84,12 +84,12 @@ PRESETS: dict[tuple[str, str], Preset] = {
                  "(RESULTS.md 10.1)"),
     ("cartpole-swingup", "sac"): Preset(
         {**_SAC_SMALL, "num_timesteps": 500_000},
-        expected="eval reward 804 [747, 852], 0.94 of the expert; 3 seeds, 109 s each "
-                 "(RESULTS.md 10.1)"),
+        expected="eval reward 811 [800, 821], 0.95 of the expert; 3 seeds, 108 s each "
+                 "(RESULTS.md 7.7)"),
     ("point-mass", "sac"): Preset(
         {**_SAC_SMALL, "num_timesteps": 60_000},
-        expected="eval reward 979 [973, 982], 0.99 of the expert; 3 seeds, 28 s each "
-                 "(RESULTS.md 10.1)"),
+        expected="eval reward 982 [981, 983], 1.00 of the expert; 3 seeds, 25 s each "
+                 "(RESULTS.md 7.7)"),
 }
 
 ALGORITHMS: dict[str, str] = {"cartpole-swingup": "sac"}
