@@ -61,8 +61,16 @@ class PushTConfig(EnvConfig):
     Push-T: the pusher and the world positions of the T's KEYPOINTS; 10 numbers) or "pose"
     (pusher position and velocity, block position, cos/sin of its yaw, block velocity; 11).
     Behaviour cloning learns far better from keypoints (RESULTS.md, section 3b)."""
+    action_mode: str = "position"
+    """What an action is: "position", the pusher's target position (Diffusion Policy's
+    convention; [-1, 1] spans [-REACH, REACH]), or "delta", the target as an offset of up to
+    `action_step` per axis from where the pusher is, which explores by small moves instead of
+    jumps across the table."""
+    action_step: float = 0.05
+    """The largest offset (m, per axis) of a "delta" action."""
     reward_scales: dict = dataclasses.field(default_factory=lambda: {
-        "progress": 10.0, "reach": 0.0, "coverage": 0.0, "overlap": 0.0, "success": 1.0})
+        "progress": 10.0, "reach": 0.0, "coverage": 0.0, "overlap": 0.0, "success": 1.0,
+        "distance": 0.0, "approach": 0.0})
     """Weight of each reward term. `progress` (metres the block's KEYPOINTS came closer to
     their places in the target pose this step, averaged over the keypoints) sums to the
     distance covered, so holding the block half on target earns nothing and finishing is what
@@ -71,7 +79,10 @@ class PushTConfig(EnvConfig):
     logged only, since weighted in, a learner holds partial coverage for it rather than end the
     episode (`reward_scales={'coverage': 1.0, 'progress': 0.0, 'success': 0.0}` restores it).
     `reach` (metres the pusher came closer to the block's centroid this step) is logged at
-    weight 0: weighted 2 it did not help PPO find the push (RESULTS.md 10.3)."""
+    weight 0: weighted 2 it did not help PPO find the push (RESULTS.md 10.3). `distance` and
+    `approach` are costs paid every step, minus the keypoints' mean distance to their places
+    and minus the pusher's distance to the block's centroid (m): an episode ends only by
+    success, so they pay to finish soon, never to linger."""
     sparse_reward: bool = False
     """Reward 1 on the step that succeeds and 0 otherwise (the episode ends there), in place
     of `reward_scales`: the sparse task of off-policy RL with demonstrations (RLPD)."""
@@ -116,6 +127,12 @@ class PushT(MjxEnv):
         if config.observation not in ("pose", "keypoints"):
             raise ValueError(f"push-t observation must be 'pose' or 'keypoints', got "
                              f"{config.observation!r}.")
+        if config.action_mode not in ("position", "delta"):
+            raise ValueError(f"push-t action_mode must be 'position' or 'delta', got "
+                             f"{config.action_mode!r}.")
+        if not 0.0 < config.action_step <= REACH:
+            raise ValueError(f"push-t action_step must be in (0, {REACH}] m, got "
+                             f"{config.action_step}.")
         super().__init__(XML, config)
 
     def init_state(self, data: mjx.Data, key: jax.Array) -> mjx.Data:
@@ -157,8 +174,20 @@ class PushT(MjxEnv):
         """Distance (m) from the pusher to the block's centroid."""
         return jnp.linalg.norm(data.qpos[:2] - data.qpos[2:4])
 
+    @property
+    def actions_are_commands(self) -> bool:
+        return self.config.action_mode == "position"
+
+    def action_to_ctrl(self, data: mjx.Data, action: jax.Array) -> jax.Array:
+        if self.config.action_mode == "position":
+            return super().action_to_ctrl(data, action)
+        return jnp.clip(data.qpos[:2] + self.config.action_step * action, -REACH, REACH)
+
     def teleop_map(self) -> TeleopMap:
-        """Arrow keys (or the left stick) move the pusher's target, 1.5 cm per step."""
+        """Arrow keys (or the left stick) move the pusher's target, 1.5 cm per step (with
+        "delta" actions, the pusher itself, by up to `action_step`)."""
+        if self.config.action_mode == "delta":
+            return default_map(2)
         return dataclasses.replace(default_map(2, integrate=True), rate=0.05)
 
     def reflection(self) -> Reflection:
@@ -172,7 +201,8 @@ class PushT(MjxEnv):
         return {"progress": self.keypoint_distance(prev) - self.keypoint_distance(data),
                 "reach": self.pusher_distance(prev) - self.pusher_distance(data),
                 "coverage": jnp.clip(covered / threshold, 0.0, 1.0), "overlap": covered,
-                "success": (covered >= threshold).astype(jnp.float32)}
+                "success": (covered >= threshold).astype(jnp.float32),
+                "distance": -self.keypoint_distance(data), "approach": -self.pusher_distance(data)}
 
     def combine_reward(self, terms: dict) -> jax.Array:
         return terms["success"] if self.config.sparse_reward else super().combine_reward(terms)
@@ -270,4 +300,6 @@ def solve(env: PushT, state) -> jax.Array:
                                       jnp.sin(angle + jnp.clip(turn, -0.6, 0.6))])
     travel = jnp.where(_blocked(pusher, goal, block, yaw), orbit, goal)
     target = jnp.where(pushing, press, travel)
+    if env.config.action_mode == "delta":
+        return jnp.clip((target - pusher) / env.config.action_step, -1.0, 1.0)
     return jnp.clip(target / REACH, -1.0, 1.0)

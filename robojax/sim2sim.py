@@ -25,7 +25,7 @@ import numpy as np
 from mujoco import mjx
 
 from robojax import envs
-from robojax.core.mjx_env import MjxEnv
+from robojax.core.mjx_env import MjxEnv, require_command_actions
 from robojax.deploy import Policy, SimulatedClock, run
 from robojax.deploy import contract as contract_io
 from robojax.deploy.contract import ContractError
@@ -41,6 +41,7 @@ class MujocoTask:
     ended by the task's own definitions."""
 
     def __init__(self, env: MjxEnv):
+        require_command_actions(env, "a MuJoCo C replay (sim2sim)")
         self.env = env
         self.model = env.mj_model
         self.data = mujoco.MjData(self.model)

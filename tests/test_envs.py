@@ -258,6 +258,40 @@ def test_push_t_pays_for_bringing_the_block_to_the_target_not_for_holding_it_nea
     assert float(env.combine_reward(approach)) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_push_t_delta_actions_offset_the_pusher_and_its_costs_are_distances():
+    from robojax.envs.push_t import REACH, TARGET, solve
+
+    from robojax.core.mjx_env import require_command_actions
+
+    env = envs.make("push-t", action_mode="delta", action_step=0.05)
+    state = env.reset(jax.random.PRNGKey(0))
+    data, pusher = state.data, state.data.qpos[:2]
+    # An action is the pusher's target as an offset of up to action_step from where it is.
+    np.testing.assert_allclose(env.action_to_ctrl(data, jnp.zeros(2)), pusher, atol=1e-7)
+    np.testing.assert_allclose(env.action_to_ctrl(data, jnp.array([1.0, -0.5])),
+                               pusher + jnp.array([0.05, -0.025]), atol=1e-7)
+    edge = data.replace(qpos=data.qpos.at[:2].set(jnp.array([0.29, 0.0])))
+    assert float(env.action_to_ctrl(edge, jnp.array([1.0, 0.0]))[0]) == pytest.approx(REACH)
+    # The expert's target, as an offset: the same place it aims at with position actions.
+    absolute = solve(envs.make("push-t"), state) * REACH
+    np.testing.assert_allclose(solve(env, state),
+                               jnp.clip((absolute - pusher) / 0.05, -1.0, 1.0), atol=1e-5)
+    # The costs, paid every step: the keypoints 3-4-5 cm off, the pusher 10 cm from the block.
+    off = data.replace(qpos=jnp.array([TARGET[0] + 0.09, TARGET[1] + 0.12, TARGET[0] + 0.03,
+                                       TARGET[1] + 0.04, TARGET[2]]))
+    terms = env.reward_terms(off, off, jnp.zeros(2))
+    assert float(terms["distance"]) == pytest.approx(-0.05, abs=1e-6)
+    assert float(terms["approach"]) == pytest.approx(-0.1, abs=1e-6)
+    # Exports and MuJoCo C replays map actions onto control ranges: refused, with the fix.
+    assert envs.make("push-t").actions_are_commands and not env.actions_are_commands
+    with pytest.raises(ValueError, match=r"action_mode='delta'.*action_mode='position'"):
+        require_command_actions(env, "an export")
+    for bad, message in ((dict(action_mode="relative"), "must be 'position' or 'delta'"),
+                         (dict(action_mode="delta", action_step=0.0), r"action_step must be")):
+        with pytest.raises(ValueError, match=message):
+            envs.make("push-t", **bad)
+
+
 @pytest.mark.slow
 def test_push_t_expert_reaches_95_percent_coverage():
     from robojax.core.wrappers import EpisodeWrapper

@@ -209,6 +209,18 @@ class MjxEnv(Env):
     def terminated(self, data: mjx.Data) -> jax.Array:
         return jnp.array(False)
 
+    @property
+    def actions_are_commands(self) -> bool:
+        """Whether an action maps onto the actuators' commands by their ranges alone (low at
+        -1, high at 1), as exports and MuJoCo C replays assume; False where `action_to_ctrl`
+        reads the state."""
+        return True
+
+    def action_to_ctrl(self, data: mjx.Data, action: jax.Array) -> jax.Array:
+        """The actuators' commands for `action` (in [-1, 1]) from state `data`: by default
+        each component spans its actuator's control range."""
+        return self._ctrl_low + (action + 1.0) * 0.5 * (self._ctrl_high - self._ctrl_low)
+
     def teleop_map(self) -> TeleopMap:
         """How a person's keys and gamepad drive the action in `robojax teleop`; default:
         arrow keys and the left stick for the first two components, then letter pairs."""
@@ -272,8 +284,7 @@ class MjxEnv(Env):
             extras = robustness.remember(extras, action)
         if self.config.action_delay != (0, 0):
             action, extras = robustness.delay(extras, action)
-        ctrl = self._ctrl_low + (action + 1.0) * 0.5 * (self._ctrl_high - self._ctrl_low)
-        data = self.physics_step(state.data, ctrl)
+        data = self.physics_step(state.data, self.action_to_ctrl(state.data, action))
         # The episode key stays fixed; per-step randomness folds in the step count, and XLA
         # drops it entirely for tasks whose observations are noise-free.
         key_obs = jax.random.fold_in(state.key, state.step)
@@ -342,6 +353,20 @@ def _trajectory_arrays(states: Any, index: int | None) -> tuple[np.ndarray, np.n
     if qpos.ndim == 1:
         qpos, mocap = qpos[None], mocap[None]
     return qpos, mocap
+
+
+def require_command_actions(env: Any, purpose: str) -> None:
+    """Raise a clear error where `env`'s actions are not its actuators' commands scaled by
+    their ranges (push-t's "delta" actions are offsets from the state), which `purpose` (a
+    policy export, a MuJoCo C replay) assumes."""
+    inner = getattr(env, "unwrapped", env)
+    if getattr(inner, "actions_are_commands", True):
+        return
+    mode = getattr(getattr(inner, "config", None), "action_mode", None)
+    raise ValueError(f"{inner.name}'s actions are offsets from its state (action_mode="
+                     f"{mode!r}), not commands scaled by the actuators' control ranges, which "
+                     f"{purpose} needs; train with --env-config action_mode='position' for "
+                     f"{purpose}.")
 
 
 def check_action(action: jax.Array, spec: ArraySpec) -> jax.Array:

@@ -22,6 +22,7 @@ import jax
 import mujoco
 import numpy as np
 
+from robojax.core.mjx_env import require_command_actions
 from robojax.core.program import PolicyProgram
 from robojax.deploy import contract as contract_io
 from robojax.export.formats import ONNX_OPSET, SERIALIZERS
@@ -60,6 +61,7 @@ def export_program(program: PolicyProgram, env, out: str | Path,
     """Write `program`'s models for `env` into `out`; returns the contract less what only a
     run knows (the task's name and episode length, the checkpoint), which `export_run` adds."""
     formats = _check_formats(formats)
+    require_command_actions(env, "an export")
     obs_size, action_size = env.observation_spec.size, env.action_spec.size
     low, high = _ctrl_range(env)
     sig = signature(program, obs_size, action_size)
