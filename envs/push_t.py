@@ -181,7 +181,8 @@ class PushT(MjxEnv):
     def action_to_ctrl(self, data: mjx.Data, action: jax.Array) -> jax.Array:
         if self.config.action_mode == "position":
             return super().action_to_ctrl(data, action)
-        return jnp.clip(data.qpos[:2] + self.config.action_step * action, -REACH, REACH)
+        return jnp.clip(data.qpos[:2] + self.config.action_step * action, self._ctrl_low,
+                        self._ctrl_high)
 
     def teleop_map(self) -> TeleopMap:
         """Arrow keys (or the left stick) move the pusher's target, 1.5 cm per step (with
