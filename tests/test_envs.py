@@ -282,6 +282,16 @@ def test_push_t_delta_actions_offset_the_pusher_and_its_costs_are_distances():
     terms = env.reward_terms(off, off, jnp.zeros(2))
     assert float(terms["distance"]) == pytest.approx(-0.05, abs=1e-6)
     assert float(terms["approach"]) == pytest.approx(-0.1, abs=1e-6)
+    # uncovered: 0 at the target pose, -1 with no overlap, the coverage's shortfall between.
+    on = data.replace(qpos=data.qpos.at[2:].set(jnp.array(TARGET)))
+    assert float(env.reward_terms(on, on, jnp.zeros(2))["uncovered"]) == 0.0
+    away = data.replace(qpos=data.qpos.at[2:4].set(jnp.array([0.25, 0.25])))
+    assert float(env.reward_terms(away, away, jnp.zeros(2))["uncovered"]) == -1.0
+    shifted = on.replace(qpos=on.qpos.at[2].add(0.01))
+    covered = float(env.coverage(shifted))
+    assert 0.5 < covered < 0.95
+    assert float(env.reward_terms(shifted, shifted, jnp.zeros(2))["uncovered"]) == (
+        pytest.approx(covered / 0.95 - 1.0, abs=1e-6))
     # Exports and MuJoCo C replays map actions onto control ranges: refused, with the fix.
     assert envs.make("push-t").actions_are_commands and not env.actions_are_commands
     with pytest.raises(ValueError, match=r"action_mode='delta'.*action_mode='position'"):
