@@ -24,6 +24,10 @@ class GaussianPolicy:
     """Hidden-layer nonlinearity."""
     init_log_std: float = -0.5
     """Initial log standard deviation of every action dimension."""
+    max_log_std: float | None = None
+    """Upper bound on the log standard deviation (None: unbounded). Actions are clipped to
+    [-1, 1], so a std beyond ~1 changes nothing the env sees while an entropy bonus keeps
+    paying for it: 0.0 stops it growing there."""
 
     def _net(self, action_size: int) -> MLP:
         return MLP(self.hidden_sizes, action_size, self.activation, out_scale=0.01)
@@ -40,7 +44,10 @@ class GaussianPolicy:
         shape = params["log_std"].shape
         mean = self._net(params["log_std"].size).apply(params["net"], obs)
         mean = mean.reshape(*mean.shape[:-1], *shape)
-        return mean, jnp.broadcast_to(params["log_std"], mean.shape)
+        log_std = params["log_std"]
+        if self.max_log_std is not None:
+            log_std = jnp.minimum(log_std, self.max_log_std)
+        return mean, jnp.broadcast_to(log_std, mean.shape)
 
     def mode(self, params: dict, obs: jax.Array) -> jax.Array:
         """The most likely action (the mean): what a deployed policy executes."""

@@ -56,3 +56,26 @@ def test_annealed_learning_rate_falls_linearly_to_zero_over_the_run():
     np.testing.assert_allclose(steps(cfg), 1e-3 * (1 - np.arange(9) / 8), atol=1e-8)
     constant = dataclasses.replace(cfg, anneal_learning_rate=False)
     np.testing.assert_allclose(steps(constant), np.full(9, 1e-3), atol=1e-8)
+
+
+def test_max_log_std_caps_the_std_the_entropy_bonus_pays_for():
+    from robojax.algos.ppo import PPOConfig, make_policy
+    from robojax.core.types import ArraySpec
+
+    spec = ArraySpec((2,), np.float32)
+    capped = make_policy(PPOConfig(max_log_std=0.0))
+    params = capped.init(jax.random.PRNGKey(0), ArraySpec((3,), np.float32), spec)
+    params = {**params, "log_std": jnp.array([1.0, -0.7])}  # one above the cap, one below
+    obs = jnp.ones(3)
+    _, log_std = capped.mean_and_log_std(params, obs)
+    np.testing.assert_allclose(log_std, [0.0, -0.7])
+    # Above the cap the entropy bonus has no gradient left to grow the std with.
+    grad = jax.grad(lambda p: capped.entropy(p, obs))(params)["log_std"]
+    np.testing.assert_allclose(grad, [0.0, 1.0])
+    np.testing.assert_allclose(capped.log_prob(params, obs, jnp.zeros(2)),
+                               make_policy(PPOConfig()).log_prob(
+                                   {**params, "log_std": jnp.array([0.0, -0.7])}, obs,
+                                   jnp.zeros(2)), rtol=1e-6)
+    # Unbounded by default, as before.
+    _, free = make_policy(PPOConfig()).mean_and_log_std(params, obs)
+    np.testing.assert_allclose(free, [1.0, -0.7])

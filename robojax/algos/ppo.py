@@ -69,6 +69,9 @@ class PPOConfig(RolloutConfig):
     """Critic MLP widths."""
     activation: str = "tanh"
     """Hidden nonlinearity of both networks."""
+    max_log_std: float | None = None
+    """Upper bound on the policy's log std (None: unbounded); 0.0 keeps an entropy bonus from
+    growing the std past the [-1, 1] action range, where it changes nothing but the bonus."""
     reset_refresh: int = 32
     """Steps between redraws of the fresh initial states that finished envs restart from; 0
     restarts each env from one initial state drawn at reset (as Brax's autoreset), which takes
@@ -97,7 +100,8 @@ TrainState = RolloutState
 
 
 def make_policy(cfg: PPOConfig) -> GaussianPolicy:
-    return GaussianPolicy(hidden_sizes=cfg.policy_hidden_sizes, activation=cfg.activation)
+    return GaussianPolicy(hidden_sizes=cfg.policy_hidden_sizes, activation=cfg.activation,
+                          max_log_std=cfg.max_log_std)
 
 
 def value_network(cfg: PPOConfig) -> MLP:
