@@ -83,8 +83,9 @@ class PushTConfig(EnvConfig):
     `approach` are costs paid every step, minus the keypoints' mean distance to their places
     and minus the pusher's distance to the block's centroid (m): an episode ends only by
     success, so they pay to finish soon, never to linger. `uncovered`, coverage - 1 (`coverage`
-    as above), is a cost that vanishes at success: near the target it falls ~15% per cm the T
-    is off, far more steeply than `distance`, so it pays for the last few millimetres."""
+    as above), is a cost that vanishes at success: the coverage of a T aligned with the target
+    drops by ~8% for each 2.5 mm it is off, where `distance` changes by 2.5 mm, so it pays for
+    the last few millimetres."""
     sparse_reward: bool = False
     """Reward 1 on the step that succeeds and 0 otherwise (the episode ends there), in place
     of `reward_scales`: the sparse task of off-policy RL with demonstrations (RLPD)."""
