@@ -203,11 +203,12 @@ class PushT(MjxEnv):
         covered = self.coverage(data)
         threshold = self.config.success_coverage
         paid = jnp.clip(covered / threshold, 0.0, 1.0)
-        return {"progress": self.keypoint_distance(prev) - self.keypoint_distance(data),
-                "reach": self.pusher_distance(prev) - self.pusher_distance(data),
+        distance, pusher = self.keypoint_distance(data), self.pusher_distance(data)
+        return {"progress": self.keypoint_distance(prev) - distance,
+                "reach": self.pusher_distance(prev) - pusher,
                 "coverage": paid, "overlap": covered, "uncovered": paid - 1.0,
                 "success": (covered >= threshold).astype(jnp.float32),
-                "distance": -self.keypoint_distance(data), "approach": -self.pusher_distance(data)}
+                "distance": -distance, "approach": -pusher}
 
     def combine_reward(self, terms: dict) -> jax.Array:
         return terms["success"] if self.config.sparse_reward else super().combine_reward(terms)
