@@ -56,6 +56,11 @@ class PushTConfig(EnvConfig):
     """The episode succeeds (and ends) when the block covers this share of the target."""
     block_range: float = 0.12
     """Half-width of the square the block's start position is drawn from (m)."""
+    start_near_target: float = 0.0
+    """Share of episodes whose block starts part of the way from its random pose to the
+    target: pose = target + u (random pose - target), u uniform in [0, 1], yaw along the
+    shorter turn. A training curriculum (evaluate with 0): episodes that begin near success
+    show a learner what finishing pays before it can push the T across the table."""
     observation: str = "keypoints"
     """What policies see: "keypoints" (positions only, as Diffusion Policy's low-dimensional
     Push-T: the pusher and the world positions of the T's KEYPOINTS; 10 numbers) or "pose"
@@ -133,6 +138,9 @@ class PushT(MjxEnv):
         if config.action_mode not in ("position", "delta"):
             raise ValueError(f"push-t action_mode must be 'position' or 'delta', got "
                              f"{config.action_mode!r}.")
+        if not 0.0 <= config.start_near_target <= 1.0:
+            raise ValueError(f"push-t start_near_target is a share of episodes in [0, 1], got "
+                             f"{config.start_near_target}.")
         if not 0.0 < config.action_step <= REACH:
             raise ValueError(f"push-t action_step must be in (0, {REACH}] m, got "
                              f"{config.action_step}.")
@@ -143,11 +151,22 @@ class PushT(MjxEnv):
         r = self.config.block_range
         block = jax.random.uniform(k_block, (2,), minval=-r, maxval=r)
         yaw = jax.random.uniform(k_yaw, minval=-jnp.pi, maxval=jnp.pi)
+        if self.config.start_near_target > 0.0:
+            block, yaw = self._toward_target(block, yaw, jax.random.fold_in(key, 1))
         # The pusher starts 0.18 m from the block's centre (clear of the T, which reaches 0.1).
         angle = jax.random.uniform(k_pusher, minval=-jnp.pi, maxval=jnp.pi)
         pusher = block + 0.18 * jnp.array([jnp.cos(angle), jnp.sin(angle)])
         qpos = jnp.concatenate([pusher, block, yaw[None]])
         return data.replace(qpos=qpos, qvel=jnp.zeros(5), ctrl=pusher)
+
+    def _toward_target(self, block: jax.Array, yaw: jax.Array, key: jax.Array):
+        """In a `start_near_target` share of episodes, `block`, `yaw` moved a uniform
+        fraction of the way to TARGET."""
+        k_near, k_u = jax.random.split(key)
+        near = jax.random.bernoulli(k_near, self.config.start_near_target)
+        u = jnp.where(near, jax.random.uniform(k_u), 1.0)
+        yaw_offset = jnp.arctan2(jnp.sin(yaw - TARGET[2]), jnp.cos(yaw - TARGET[2]))
+        return jnp.array(TARGET[:2]) + u * (block - jnp.array(TARGET[:2])), TARGET[2] + u * yaw_offset
 
     def observation_layout(self) -> list[tuple[str, int, str]]:
         if self.config.observation == "keypoints":

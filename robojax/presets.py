@@ -79,9 +79,10 @@ PRESETS: dict[tuple[str, str], Preset] = {
         env_config=("action_mode='delta'",
                     "reward_scales={'progress': 0.0, 'reach': 0.0, 'coverage': 0.0, "
                     "'overlap': 0.0, 'success': 10.0, 'distance': 10.0, 'approach': 3.0, "
-                    "'uncovered': 3.0}"),
+                    "'uncovered': 3.0}", "start_near_target=0.5"),
         eval_env_config=("reward_scales={'progress': 10.0, 'reach': 0.0, 'coverage': 0.0, "
-                         "'overlap': 0.0, 'success': 1.0, 'distance': 0.0, 'approach': 0.0}",),
+                         "'overlap': 0.0, 'success': 1.0, 'distance': 0.0, 'approach': 0.0}",
+                         "start_near_target=0.0"),
         expected="return 1.25 [0.01, 2.08] against the expert's 2.27 (0.55; seeds 2.08 / "
                  "1.67 / 0.01), success 0.41 [0.37, 0.46]; 3 seeds, 1,413 s each "
                  "(RESULTS.md 10.7)"),

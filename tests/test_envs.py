@@ -302,6 +302,31 @@ def test_push_t_delta_actions_offset_the_pusher_and_its_costs_are_distances():
             envs.make("push-t", **bad)
 
 
+def test_push_t_start_near_target_moves_a_share_of_starts_toward_the_target():
+    from robojax.envs.push_t import TARGET
+
+    keys = jax.random.split(jax.random.PRNGKey(3), 4000)
+    def starts(**config):
+        qpos = jax.vmap(envs.make("push-t", **config).reset)(keys).data.qpos
+        return np.asarray(qpos[:, 2:4]), np.asarray(qpos[:, 4])
+    block, yaw = starts()
+    # 0 is the plain start distribution, key for key.
+    np.testing.assert_array_equal(starts(start_near_target=0.0)[0], block)
+    near_block, near_yaw = starts(start_near_target=0.5)
+    # Each start is its random pose or a point on the way from the target to it: a fraction u
+    # of the position offset and u of the yaw offset (the shorter turn), the same u for both.
+    offset, near_offset = block - TARGET[:2], near_block - TARGET[:2]
+    u = np.linalg.norm(near_offset, axis=-1) / np.linalg.norm(offset, axis=-1)
+    np.testing.assert_allclose(near_offset, u[:, None] * offset, atol=1e-6)
+    turn = lambda q: np.angle(np.exp(1j * (q - TARGET[2])))  # noqa: E731
+    np.testing.assert_allclose(turn(near_yaw), u * turn(yaw), atol=1e-4)
+    moved = u < 1.0 - 1e-6
+    assert 0.47 < moved.mean() < 0.53  # the share asked for (4000 draws: sd 0.008)
+    assert 0.45 < u[moved].mean() < 0.55 and u[moved].min() < 0.05  # u uniform in [0, 1]
+    with pytest.raises(ValueError, match=r"start_near_target is a share of episodes in \[0, 1\]"):
+        envs.make("push-t", start_near_target=1.5)
+
+
 @pytest.mark.slow
 def test_push_t_expert_reaches_95_percent_coverage():
     from robojax.core.wrappers import EpisodeWrapper
