@@ -165,8 +165,9 @@ class PushT(MjxEnv):
         k_near, k_u = jax.random.split(key)
         near = jax.random.bernoulli(k_near, self.config.start_near_target)
         u = jnp.where(near, jax.random.uniform(k_u), 1.0)
+        target = jnp.array(TARGET[:2])
         yaw_offset = jnp.arctan2(jnp.sin(yaw - TARGET[2]), jnp.cos(yaw - TARGET[2]))
-        return jnp.array(TARGET[:2]) + u * (block - jnp.array(TARGET[:2])), TARGET[2] + u * yaw_offset
+        return target + u * (block - target), TARGET[2] + u * yaw_offset
 
     def observation_layout(self) -> list[tuple[str, int, str]]:
         if self.config.observation == "keypoints":
