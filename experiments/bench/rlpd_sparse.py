@@ -29,6 +29,7 @@ from pathlib import Path
 
 from _stats import wilson
 
+from robojax import envs
 from robojax.algos.bc import BCConfig, HGDaggerConfig
 from robojax.algos.sac import HILConfig, RLPDConfig
 from robojax.data.collect import collect_to_file
@@ -47,8 +48,8 @@ HUMAN = HumanConfig(reaction_delay=3, action_noise=0.1, attention=RLPD.num_envs 
 
 def _run(args, name: str, run_dir: Path, **train_args) -> dict:
     start = time.perf_counter()
-    train(TrainArgs(env=args.env, env_config=SPARSE, num_seeds=args.seeds, run_dir=run_dir,
-                    video=False, progress=False, **train_args))
+    train(TrainArgs(env=args.env, env_config=(*SPARSE, *args.env_config), num_seeds=args.seeds,
+                    run_dir=run_dir, video=False, progress=False, **train_args))
     wall = time.perf_counter() - start
     result = evaluate_run(run_dir, num_episodes=args.episodes, video=False)
     rates = [s["eval/success_rate"] for s in result.get("seeds", [result])]
@@ -65,7 +66,7 @@ def _run(args, name: str, run_dir: Path, **train_args) -> dict:
 
 
 def _field(item: str) -> tuple[str, object]:
-    """`name=value` as a HumanConfig field: the value as a Python literal, else a string."""
+    """`name=value` as a config field: the value as a Python literal, else a string."""
     name, _, value = item.partition("=")
     try:
         return name, ast.literal_eval(value)
@@ -78,6 +79,9 @@ def main() -> None:
     parser.add_argument("--env", default="pusher")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--demos", type=int, default=20)
+    parser.add_argument("--env-config", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="env-config fields beside sparse_reward=True, for the demos and "
+                             "every learner, e.g. n_substeps=4 episode_length=75 (25 Hz)")
     parser.add_argument("--episodes", type=int, default=64)
     parser.add_argument("--timesteps", type=int, default=100_000)
     parser.add_argument("--bc-steps", type=int, default=5_000)
@@ -90,6 +94,9 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=RLPD.num_envs,
                         help="RLPD/SAC/HIL envs; 8 updates per step of all of them, so fewer "
                              "envs means more updates per transition")
+    parser.add_argument("--rlpd", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="RLPD/SAC/HIL: any other RLPDConfig field, e.g. "
+                             "normalize_observations=False demo_fraction=0.25")
     parser.add_argument("--human", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="HIL/HG-DAgger: the simulated human's HumanConfig fields, e.g. "
                              "rule=stall progress_metric=reward/block_at_goal min_takeover=20")
@@ -100,13 +107,14 @@ def main() -> None:
         out = Path(tmp)
         demos = out / "demos.hdf5"
         collect_to_file(args.env, "solver", args.demos, demos, only_success=True,
-                        env_config={"sparse_reward": True})
+                        env_config=envs.parse_overrides([*SPARSE, *args.env_config], args.env))
         rlpd = dataclasses.replace(RLPD, num_timesteps=args.timesteps, n_step=args.n_step,
                                    num_envs=args.num_envs,
                                    policy_hidden_sizes=tuple(args.hidden),
                                    critic_hidden_sizes=tuple(args.hidden),
                                    rollout_length=max(args.n_step, RLPD.rollout_length),
-                                   init_temperature=args.init_temperature)
+                                   init_temperature=args.init_temperature,
+                                   **dict(_field(item) for item in args.rlpd))
         human = dataclasses.replace(HUMAN, attention=max(1, args.num_envs // 4),
                                     **dict(_field(item) for item in args.human))
         bc = BCConfig(num_grad_steps=args.bc_steps, num_evals=10, num_eval_envs=32)
