@@ -164,10 +164,11 @@ class PushT(MjxEnv):
         fraction of the way to TARGET."""
         k_near, k_u = jax.random.split(key)
         near = jax.random.bernoulli(k_near, self.config.start_near_target)
-        u = jnp.where(near, jax.random.uniform(k_u), 1.0)
+        u = jax.random.uniform(k_u)
         target = jnp.array(TARGET[:2])
         yaw_offset = jnp.arctan2(jnp.sin(yaw - TARGET[2]), jnp.cos(yaw - TARGET[2]))
-        return target + u * (block - target), TARGET[2] + u * yaw_offset
+        return (jnp.where(near, target + u * (block - target), block),
+                jnp.where(near, TARGET[2] + u * yaw_offset, yaw))
 
     def observation_layout(self) -> list[tuple[str, int, str]]:
         if self.config.observation == "keypoints":

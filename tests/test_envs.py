@@ -321,6 +321,9 @@ def test_push_t_start_near_target_moves_a_share_of_starts_toward_the_target():
     turn = lambda q: np.angle(np.exp(1j * (q - TARGET[2])))  # noqa: E731
     np.testing.assert_allclose(turn(near_yaw), u * turn(yaw), atol=1e-4)
     moved = u < 1.0 - 1e-6
+    # The others start exactly as with plain starts.
+    np.testing.assert_array_equal(near_block[~moved], block[~moved])
+    np.testing.assert_array_equal(near_yaw[~moved], yaw[~moved])
     assert 0.47 < moved.mean() < 0.53  # the share asked for (4000 draws: sd 0.008)
     assert 0.45 < u[moved].mean() < 0.55 and u[moved].min() < 0.05  # u uniform in [0, 1]
     with pytest.raises(ValueError, match=r"start_near_target is a share of episodes in \[0, 1\]"):
