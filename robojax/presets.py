@@ -77,7 +77,7 @@ PRESETS: dict[tuple[str, str], Preset] = {
     ("push-t", "ppo"): Preset(
         {"num_envs": 128, "rollout_length": 128, "num_timesteps": 13_000_000, "discount": 0.99,
          "policy_hidden_sizes": (256, 256), "entropy_cost": 1e-2, "anneal_learning_rate": True,
-         "num_evals": 20},
+         "num_evals": 20, "deterministic_eval": False},
         env_config=("action_mode='delta'",
                     "reward_scales={'progress': 0.0, 'reach': 0.0, 'coverage': 0.0, "
                     "'overlap': 0.0, 'success': 10.0, 'distance': 10.0, 'approach': 3.0, "

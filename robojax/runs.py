@@ -168,18 +168,22 @@ def renamed_flags() -> dict[str, str]:
 # Fields a resumed run may change (e.g. train longer): left out of the checkpoint's identity,
 # as are the learning rates (`--on-nonfinite rollback` lowers them).
 RESUMABLE_FIELDS = ("num_timesteps",)
+# Fields that set how a run is evaluated, never what it trains: left out of the identity too,
+# so a run can be evaluated either way, and runs saved before such a field existed still load.
+EVALUATION_FIELDS = ("deterministic_eval",)
 
 
 def run_identity(args: Any) -> dict:
     """What a run's checkpoints record and are checked against on restore: the env and its
-    config overrides, the algorithm and its config (less `RESUMABLE_FIELDS`), and the
-    versions that wrote them (recorded, not checked)."""
+    config overrides, the algorithm and its config (less `RESUMABLE_FIELDS` and
+    `EVALUATION_FIELDS`), and the versions that wrote them (recorded, not checked)."""
     import mujoco
 
     import robojax
 
     algo_config = {k: v for k, v in run_dir_io.to_json(args.algo_config()).items()
-                   if k not in RESUMABLE_FIELDS and not k.endswith("learning_rate")}
+                   if k not in RESUMABLE_FIELDS + EVALUATION_FIELDS
+                   and not k.endswith("learning_rate")}
     return {"env": args.env, "env_config": sorted(args.env_config), "algo": args.algo,
             "algo_config": algo_config,
             "versions": {"robojax": robojax.__version__, "jax": jax.__version__,
