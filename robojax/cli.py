@@ -30,6 +30,9 @@ class EvalArgs:
     seed_index: int | None = None
     """One seed of a run trained with `--num-seeds N` (0..N-1); by default every seed is
     evaluated and the mean is reported beside each seed's score."""
+    deterministic: bool | None = None
+    """Act with the policy's mean action (True) or with actions sampled from it (False), for
+    algorithms that offer both (PPO's `deterministic_eval`); by default as the run says."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,7 +191,8 @@ def _eval(args: EvalArgs) -> None:
     from robojax.evaluate import evaluate_run
 
     evaluate_run(args.run_dir, num_episodes=args.num_episodes, video=args.video, seed=args.seed,
-                 env_config=parse_overrides(args.env_config), seed_index=args.seed_index)
+                 env_config=parse_overrides(args.env_config), seed_index=args.seed_index,
+                 deterministic=args.deterministic)
 
 
 def _envs() -> None:

@@ -32,14 +32,29 @@ def evaluate_checkpoint(run_dir: str | Path, *, num_episodes: int = 256, seed: i
     return _evaluation(algo, cfg, env, num_episodes, overrides)(state, jax.random.PRNGKey(seed))
 
 
+def _acting_overrides(algo_name: str, cfg, deterministic: bool | None) -> dict:
+    """The algo config fields `deterministic` sets: {} for None, else `deterministic_eval`."""
+    if deterministic is None:
+        return {}
+    if not hasattr(cfg, "deterministic_eval"):
+        raise ValueError(f"{algo_name} has no choice of mean or sampled actions to evaluate "
+                         "(no deterministic_eval setting); leave out --deterministic.")
+    return {"deterministic_eval": deterministic}
+
+
 def evaluate_run(run_dir: str | Path, *, num_episodes: int = 256, video: bool = True,
                  seed: int = 1, env_config: dict | None = None,
-                 seed_index: int | None = None) -> dict[str, float]:
+                 seed_index: int | None = None,
+                 deterministic: bool | None = None) -> dict[str, float]:
     """Mean metrics over `num_episodes` parallel episodes; writes eval.json (and a video).
     `env_config` overrides the run's env config (recorded in eval.json). Of a run trained with
     `--num-seeds N`, every seed is evaluated: eval.json holds the mean over seeds and, under
-    "seeds", each seed's metrics; `seed_index` evaluates that one seed only."""
+    "seeds", each seed's metrics; `seed_index` evaluates that one seed only. `deterministic`
+    picks the mean action (True) or sampled ones (False) where the algorithm offers both
+    (`deterministic_eval`); None keeps the run's setting."""
     args, algo, cfg, env, states, step = restore_run(run_dir, env_config)
+    overrides = _acting_overrides(args.algo, cfg, deterministic)
+    cfg = dataclasses.replace(cfg, **overrides)
     indices = list(range(args.num_seeds)) if seed_index is None else [seed_index]
     seed_states = [run_dir_io.seed_state(states, args.num_seeds, i, run_dir) for i in indices]
     evaluation = _evaluation(algo, cfg, env, num_episodes, {})
@@ -51,6 +66,8 @@ def evaluate_run(run_dir: str | Path, *, num_episodes: int = 256, video: bool = 
         result["seeds"] = per_seed
     if env_config:
         result["env_config"] = {k: repr(v) for k, v in env_config.items()}
+    if overrides:
+        result["algo_config"] = overrides
     (Path(run_dir) / "eval.json").write_text(json.dumps(result, indent=2))
     for i, metrics in zip(indices, per_seed, strict=True):
         name = f"seed {i}" if args.num_seeds > 1 else f"{args.env} checkpoint {step}"

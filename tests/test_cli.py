@@ -44,6 +44,12 @@ def test_train_writes_every_output_then_eval(tmp_path):
     assert result["env_config"] == {"episode_length": "30"}
     assert result["eval/episode_reward"] == pytest.approx(result["eval/reward/near_target"],
                                                           rel=1e-5)  # the run's eval config
+    # Sampled actions in place of the mean: recorded in eval.json, and scored differently.
+    main(["eval", str(run), "--num-episodes", "8", "--no-video", "--env-config",
+          "episode_length=30", "--deterministic", "False"])
+    sampled = json.loads((run / "eval.json").read_text())
+    assert sampled["algo_config"] == {"deterministic_eval": False}
+    assert sampled["eval/episode_reward"] != result["eval/episode_reward"]
 
 
 @pytest.mark.slow
@@ -124,3 +130,15 @@ def test_env_config_overrides_reach_the_env_and_bad_ones_are_named(tmp_path):
     with pytest.raises(data.DemoFileError, match="--env-config"):
         train(TrainArgs(algo="bc", env="push-t", dataset=demos, run_dir=tmp_path / "bc",
                         progress=False))
+
+
+def test_eval_deterministic_flag_is_refused_where_the_algorithm_has_no_choice():
+    from robojax.algos.ppo import PPOConfig
+    from robojax.algos.sac import SACConfig
+    from robojax.evaluate import _acting_overrides
+
+    assert _acting_overrides("ppo", PPOConfig(), None) == {}
+    assert _acting_overrides("ppo", PPOConfig(), False) == {"deterministic_eval": False}
+    with pytest.raises(ValueError, match="sac has no choice of mean or sampled actions.*leave "
+                                         "out --deterministic"):
+        _acting_overrides("sac", SACConfig(), True)

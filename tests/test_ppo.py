@@ -79,3 +79,52 @@ def test_max_log_std_caps_the_std_the_entropy_bonus_pays_for():
     # Unbounded by default, as before.
     _, free = make_policy(PPOConfig()).mean_and_log_std(params, obs)
     np.testing.assert_allclose(free, [1.0, -0.7])
+
+
+def test_deterministic_eval_false_acts_evaluates_and_exports_sampled_actions():
+    from robojax.algos.ppo import PPOConfig
+    from robojax.runs import TrainArgs, run_identity
+
+    env = envs.make("point-mass")
+    mean_cfg = PPOConfig(num_envs=4, rollout_length=4, num_minibatches=1, num_eval_envs=8,
+                         episode_length=20)
+    sampled_cfg = dataclasses.replace(mean_cfg, deterministic_eval=False)
+    state = ppo.init(mean_cfg, env, ppo.make_train_input(mean_cfg, env), jax.random.PRNGKey(0))
+    log_std = jnp.log(jnp.array([0.5, 2.0]))
+    state = state.replace(params={**state.params,
+                                  "policy": {**state.params["policy"], "log_std": log_std}})
+    env_state = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(1), 3))
+    key = jax.random.PRNGKey(2)
+    mean = ppo.act(mean_cfg, state, env_state.obs)
+
+    def controller_action(cfg):
+        ctrl = ppo.controller(cfg, state)
+        return ctrl.step(ctrl.init(env_state), env_state, key)[0]
+
+    # The mean by default; sampled, mean + std * a standard normal draw from the step's key.
+    np.testing.assert_array_equal(controller_action(mean_cfg), mean)
+    expected = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape)
+    np.testing.assert_allclose(controller_action(sampled_cfg), expected, rtol=1e-6)
+
+    # The exported program takes the same draw as an input, clipped to the action range.
+    program = ppo.program(sampled_cfg, state)
+    assert set(program.noise) == {"action"} and program.noise["action"].shape == (2,)
+    noise = jnp.array([[0.3, -0.9], [1.5, 0.2], [-2.0, 0.0]])
+    np.testing.assert_allclose(program.fn(env_state.obs[:, None], {"action": noise})[:, 0],
+                               jnp.clip(mean + jnp.exp(log_std) * noise, -1.0, 1.0), rtol=1e-6)
+    assert ppo.program(mean_cfg, state).noise == {}
+
+    # Evaluation acts the same way: a sampled evaluation differs from the mean's and repeats
+    # exactly under its key.
+    eval_env = acting.make_eval_env(mean_cfg, env)
+    scores = {name: jax.jit(functools.partial(ppo.evaluate, cfg, eval_env))(state, key)
+              ["eval/episode_reward"] for name, cfg in
+              (("mean", mean_cfg), ("sampled", sampled_cfg))}
+    again = ppo.evaluate(sampled_cfg, eval_env, state, key)["eval/episode_reward"]
+    assert scores["mean"] != scores["sampled"]
+    np.testing.assert_allclose(again, scores["sampled"], rtol=1e-5)
+    # How a run is evaluated is not part of what its checkpoints must match, so a run can be
+    # evaluated either way (and runs saved before the setting existed still load).
+    identity = lambda cfg: run_identity(TrainArgs(algo="ppo", env="point-mass", ppo=cfg))
+    assert identity(mean_cfg) == identity(sampled_cfg)
+    assert identity(mean_cfg) != identity(dataclasses.replace(mean_cfg, entropy_cost=0.1))
