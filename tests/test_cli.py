@@ -133,12 +133,12 @@ def test_env_config_overrides_reach_the_env_and_bad_ones_are_named(tmp_path):
 
 
 def test_eval_deterministic_flag_is_refused_where_the_algorithm_has_no_choice():
+    from robojax.algos.apg import APGConfig
     from robojax.algos.ppo import PPOConfig
-    from robojax.algos.sac import SACConfig
     from robojax.evaluate import _acting_overrides
 
     assert _acting_overrides("ppo", PPOConfig(), None) == {}
     assert _acting_overrides("ppo", PPOConfig(), False) == {"deterministic_eval": False}
-    with pytest.raises(ValueError, match="sac has no choice of mean or sampled actions.*leave "
+    with pytest.raises(ValueError, match="apg has no choice of mean or sampled actions.*leave "
                                          "out --deterministic"):
-        _acting_overrides("sac", SACConfig(), True)
+        _acting_overrides("apg", APGConfig(), True)

@@ -135,6 +135,29 @@ def test_sac_iterations_fill_the_buffer_then_update():
     assert float(before.log_alpha) != float(state.learner.log_alpha)
 
 
+def test_deterministic_eval_false_acts_with_squashed_samples():
+    env = make_env("pendulum-swingup")
+    state = sac.init(TINY, env, sac.make_train_input(TINY, env), jax.random.PRNGKey(0))
+    sampled = dataclasses.replace(TINY, deterministic_eval=False)
+    env_state = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(1), 3))
+    key = jax.random.PRNGKey(2)
+    obs = sac.normalize.observations(TINY, state.obs_stats, env_state.obs)
+    mean, log_std = sac.make_actor(TINY).mean_and_log_std(state.learner.actor, obs)
+
+    def controller_action(cfg):
+        ctrl = sac.controller(cfg, state)
+        return ctrl.step(ctrl.init(env_state), env_state, key)[0]
+
+    np.testing.assert_allclose(controller_action(TINY), jnp.tanh(mean), rtol=1e-6)
+    draw = jax.random.normal(key, mean.shape)
+    np.testing.assert_allclose(controller_action(sampled),
+                               jnp.tanh(mean + jnp.exp(log_std) * draw), rtol=1e-6)
+    program = sac.program(sampled, state)
+    assert program.noise["action"].shape == (1,)
+    np.testing.assert_allclose(program.fn(env_state.obs[:, None], {"action": draw})[:, 0],
+                               jnp.tanh(mean + jnp.exp(log_std) * draw), rtol=1e-6)
+
+
 def test_n_step_transitions_reach_the_buffer_and_the_demos(tmp_path):
     """One iteration of 2 steps with n_step=2: the first step's transitions hold its reward
     plus the discounted second's and bootstrap from where the second ends; demonstrations get

@@ -15,15 +15,12 @@ from robojax.algos import acting, surrogate
 from robojax.algos.base import ENV_STEPS, RolloutConfig, RolloutState
 from robojax.algos.returns import compute_gae
 from robojax.core import normalize
-from robojax.core.controller import Controller
 from robojax.core.env import Env
-from robojax.core.program import NoiseSpec, PolicyProgram
 from robojax.core.sharding import place_on_mesh, shard_env_batch
 from robojax.core.types import State
 from robojax.core.wrappers import first_states, wrap_for_training
 from robojax.policies.gaussian import GaussianPolicy
 from robojax.policies.networks import MLP, compiled_init
-from robojax.rollout import evaluate_episodes
 
 PROGRESS_UNIT, TRAIN_KEY, PLOT_KEY = ENV_STEPS, "train/reward", "eval/episode_reward"
 
@@ -220,47 +217,7 @@ def act(cfg: PPOConfig, state: TrainState, obs: jax.Array,
     return mean if noise is None else mean + jnp.exp(log_std) * noise
 
 
-_mean_action = acting.deterministic_policy(act)
-
-
-def _action_shape(state: TrainState) -> tuple[int, ...]:
-    return state.params["policy"]["log_std"].shape
-
-
-def controller(cfg: PPOConfig, state: TrainState) -> Controller:
-    """The policy as a rollout controller (eval, videos, demo collection): its mean action,
-    or a sampled one with `cfg.deterministic_eval=False`."""
-    if cfg.deterministic_eval:
-        return _mean_action.controller(cfg, state)
-
-    def step(carry, env_state: State, key: jax.Array):
-        noise = jax.random.normal(key, env_state.obs.shape[:-1] + _action_shape(state))
-        return act(cfg, state, env_state.obs, noise), carry
-
-    return Controller(init=lambda env_state: (), step=step)
-
-
-def evaluate(cfg: PPOConfig, eval_env: Env, state: TrainState, key: jax.Array) -> dict:
-    """Mean return (and reward terms) of one full episode in each evaluation env, and the
-    success rate where the env reports success, acting as `controller` does."""
-    if cfg.deterministic_eval:
-        return _mean_action.evaluate(cfg, eval_env, state, key)
-    reset_key, act_key = jax.random.split(key)
-    return evaluate_episodes(eval_env, controller(cfg, state), reset_key, act_key,
-                             track_success=None)
-
-
-def program(cfg: PPOConfig, state: TrainState) -> PolicyProgram:
-    """The policy as an exportable program, one observation in and one action out; with
-    `cfg.deterministic_eval=False`, a sample, whose standard normal noise is an input."""
-    if cfg.deterministic_eval:
-        return _mean_action.program(cfg, state)
-
-    def fn(history: jax.Array, noise: dict) -> jax.Array:
-        return jnp.clip(act(cfg, state, history[:, -1], noise["action"]), -1.0, 1.0)[:, None]
-
-    return PolicyProgram(fn, noise={"action": NoiseSpec(_action_shape(state))},
-                         sampler={"family": "gaussian", "output": "sample"})
-
+controller, evaluate, program = acting.mean_or_sampled_policy(
+    act, lambda state: state.params["policy"]["log_std"].shape)
 
 Config = PPOConfig

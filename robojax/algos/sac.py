@@ -105,6 +105,9 @@ class SACConfig(RolloutConfig):
     states."""
     policy_hidden_sizes: tuple[int, ...] = (256, 256)
     """Actor MLP widths."""
+    deterministic_eval: bool = True
+    """Evaluate, record and export tanh of the actor's mean; False samples actions from the
+    actor as training does."""
     critic: str = "mse"
     """Critic head and loss: "mse" (squared TD error) or "hl_gauss" (cross-entropy to a
     Gaussian-smoothed histogram over `hl_gauss_bins` bins)."""
@@ -688,11 +691,15 @@ def _iteration(cfg: SACConfig, train_input: TrainInput, state: TrainState
     return state.replace(learner=learner, key=key, iteration=state.iteration + 1), metrics
 
 
-def act(cfg: SACConfig, state: TrainState, obs: jax.Array) -> jax.Array:
-    """tanh of the actor's mean: what eval and export run."""
+def act(cfg: SACConfig, state: TrainState, obs: jax.Array,
+        noise: jax.Array | None = None) -> jax.Array:
+    """tanh of the actor's mean, or with standard normal `noise` shaped like the action, the
+    sample tanh(mean + std * noise)."""
     obs = normalize.observations(cfg, state.obs_stats, obs)
-    return make_actor(cfg).mode(state.learner.actor, obs)
+    mean, log_std = make_actor(cfg).mean_and_log_std(state.learner.actor, obs)
+    return jnp.tanh(mean if noise is None else mean + jnp.exp(log_std) * noise)
 
 
-controller, evaluate, program = acting.deterministic_policy(act)
+controller, evaluate, program = acting.mean_or_sampled_policy(
+    act, lambda state: (state.learner.actor.action_size,))
 Config = SACConfig
