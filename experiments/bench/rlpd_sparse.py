@@ -5,7 +5,9 @@ over several seeds.
 
 The sparse task (`--env-config sparse_reward=True`) pays 1 on success, where the episode ends.
 Each learner trains `--seeds` seeds vmapped in one program; every seed's final policy is then
-evaluated over `--episodes` episodes. Prints success rates with Wilson 95% intervals (pooled
+evaluated over `--episodes` episodes, and the off-policy learners' again acting the other way
+(sampled actions beside the actor's mean, or the mean beside samples with `--rlpd
+deterministic_eval=False`). Prints success rates with Wilson 95% intervals (pooled
 over seeds and episodes), the env steps at which the seed-mean eval success first reaches 90%,
 and wall times.
 
@@ -53,11 +55,19 @@ def _run(args, name: str, run_dir: Path, **train_args) -> dict:
     wall = time.perf_counter() - start
     result = evaluate_run(run_dir, num_episodes=args.episodes, video=False)
     rates = [s["eval/success_rate"] for s in result.get("seeds", [result])]
+    acting = train_args.get(train_args["algo"])
+    other = None  # the same checkpoints acting the other way: sampled actions, or the mean
+    if hasattr(acting, "deterministic_eval"):
+        flipped = evaluate_run(run_dir, num_episodes=args.episodes, video=False,
+                               deterministic=not acting.deterministic_eval)
+        other = ("the mean action" if not acting.deterministic_eval else "sampled actions",
+                 [s["eval/success_rate"] for s in flipped.get("seeds", [flipped])])
     rows = read_metrics(run_dir / "metrics.csv")
     unit = "env_steps" if "env_steps" in rows[-1] else "grad_steps"
     reach = next((r[unit] for r in rows if r.get("eval/success_rate", 0) >= 0.9), None)
     first = next((r for r in rows if r.get("eval/success_rate", 0) >= 0.9), None)
-    return {"name": name, "rates": rates, "reach": reach, "unit": unit, "wall": wall,
+    return {"name": name, "rates": rates, "other": other, "reach": reach, "unit": unit,
+            "wall": wall,
             "reach_wall": first and first["wall_time_s"],
             "human_s": first and first.get("hil/human_seconds_total"),
             "final_rate": rows[-1].get("hil/intervention_rate"),
@@ -153,6 +163,14 @@ def main() -> None:
         print(f"| {r['name']} | {' / '.join(f'{x:.2f}' for x in r['rates'])} | {pooled:.2f} "
               f"[{lo:.2f}, {hi:.2f}] | {reach} | {reach_wall} | {human_s} | {final} | "
               f"{r['wall']:.0f} |")
+    for r in results:
+        if r["other"]:
+            how, rates = r["other"]
+            wins = round(sum(rates) * args.episodes)
+            lo, hi = wilson(wins, args.episodes * len(rates))
+            print(f"{r['name']}, the same checkpoints acting with {how}: "
+                  f"{' / '.join(f'{x:.2f}' for x in rates)}, pooled "
+                  f"{wins / (args.episodes * len(rates)):.2f} [{lo:.2f}, {hi:.2f}]")
     for r in results:
         print(f"{r['name']}, seed-mean eval success by {r['unit'].replace('_', ' ')}: "
               + ", ".join(f"{x:.2f} at {step:,}" for step, x in r["curve"]))
