@@ -145,6 +145,30 @@ def test_the_keyed_sampler_is_the_noise_driven_one():
                                   policy.sample_from_noise(params, obs, noise))
 
 
+def test_a_sampled_ppo_policy_exports_with_its_noise_as_an_input():
+    from robojax import envs
+    from robojax.algos import ppo
+
+    env = envs.make("point-mass")
+    cfg = ppo.PPOConfig(num_envs=4, rollout_length=4, num_minibatches=1,
+                        deterministic_eval=False)
+    state = ppo.init(cfg, env, ppo.make_train_input(cfg, env), jax.random.PRNGKey(0))
+    program = ppo.program(cfg, state)
+    obs_size, act_size = env.observation_spec.shape[0], env.action_spec.shape[0]
+    sig = signature(program, obs_size, act_size)
+    assert list(sig.inputs) == ["obs", "noise_action"]
+    policy = policy_function(program, -np.ones(act_size), np.ones(act_size))
+    inputs = _inputs(sig, program, batch=16)
+    actions, _ = jax.jit(policy)(*inputs.values())
+    noise = inputs["noise_action"]
+    expected = np.clip(ppo.act(cfg, state, inputs["obs"][:, -1], noise), -1.0, 1.0)
+    np.testing.assert_allclose(actions[:, 0], expected, atol=1e-6)
+    onnx_actions, _ = onnxruntime.InferenceSession(formats.onnx(policy, sig)).run(None, inputs)
+    np.testing.assert_allclose(onnx_actions, actions, atol=1e-5, rtol=0)
+    assert not np.allclose(onnx_actions[:, 0], np.clip(ppo.act(cfg, state, inputs["obs"][:, -1]),
+                                                       -1.0, 1.0))
+
+
 @pytest.fixture(scope="session")
 def ppo_export(tmp_path_factory):
     """A small PPO cartpole run, exported to both formats. Its observation ends with its last

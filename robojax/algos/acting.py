@@ -27,13 +27,16 @@ def make_eval_env(cfg, env: Env) -> Env:
     return VmapWrapper(EpisodeWrapper(env, episode_length(cfg, env)), cfg.num_eval_envs)
 
 
-class DeterministicPolicy(NamedTuple):
+class PolicyActing(NamedTuple):
+    """How an algorithm's trained policy acts outside training: `controller(cfg, state)`,
+    `evaluate(cfg, eval_env, state, key)` and `program(cfg, state)`."""
+
     controller: Callable[[Any, Any], Controller]
     evaluate: Callable[[Any, Env, Any, jax.Array], dict]
     program: Callable[[Any, Any], PolicyProgram]
 
 
-def deterministic_policy(act: Callable[[Any, Any, jax.Array], jax.Array]) -> DeterministicPolicy:
+def deterministic_policy(act: Callable[[Any, Any, jax.Array], jax.Array]) -> PolicyActing:
     """An algorithm's `controller(cfg, state)`, `evaluate(cfg, eval_env, state, key)` and
     `program(cfg, state)` from its deterministic `act(cfg, state, obs) -> action`."""
 
@@ -52,11 +55,11 @@ def deterministic_policy(act: Callable[[Any, Any, jax.Array], jax.Array]) -> Det
         """The policy as an exportable program: one observation in, one action out."""
         return step_program(functools.partial(act, cfg, state))
 
-    return DeterministicPolicy(controller, evaluate, program)
+    return PolicyActing(controller, evaluate, program)
 
 
 def mean_or_sampled_policy(act: Callable[..., jax.Array],
-                           action_shape: Callable[[Any], tuple[int, ...]]) -> DeterministicPolicy:
+                           action_shape: Callable[[Any], tuple[int, ...]]) -> PolicyActing:
     """`controller`, `evaluate` and `program` of a Gaussian policy, acting with its mean or, with
     `cfg.deterministic_eval=False`, with samples, from `act(cfg, state, obs, noise=None)`: the
     mean action for `noise=None`, else the action that standard normal `noise` (shaped like
@@ -96,4 +99,4 @@ def mean_or_sampled_policy(act: Callable[..., jax.Array],
         return PolicyProgram(fn, noise={"action": NoiseSpec(action_shape(state))},
                              sampler={"family": "gaussian", "output": "sample"})
 
-    return DeterministicPolicy(controller, evaluate, program)
+    return PolicyActing(controller, evaluate, program)
