@@ -55,12 +55,12 @@ def _run(args, name: str, run_dir: Path, **train_args) -> dict:
     wall = time.perf_counter() - start
     result = evaluate_run(run_dir, num_episodes=args.episodes, video=False)
     rates = [s["eval/success_rate"] for s in result.get("seeds", [result])]
-    acting = train_args.get(train_args["algo"])
+    algo_config = train_args.get(train_args["algo"])
     other = None  # the same checkpoints acting the other way: sampled actions, or the mean
-    if hasattr(acting, "deterministic_eval"):
+    if hasattr(algo_config, "deterministic_eval"):
         flipped = evaluate_run(run_dir, num_episodes=args.episodes, video=False,
-                               deterministic=not acting.deterministic_eval)
-        other = ("the mean action" if not acting.deterministic_eval else "sampled actions",
+                               deterministic=not algo_config.deterministic_eval)
+        other = ("the mean action" if not algo_config.deterministic_eval else "sampled actions",
                  [s["eval/success_rate"] for s in flipped.get("seeds", [flipped])])
     rows = read_metrics(run_dir / "metrics.csv")
     unit = "env_steps" if "env_steps" in rows[-1] else "grad_steps"
@@ -73,6 +73,12 @@ def _run(args, name: str, run_dir: Path, **train_args) -> dict:
             "final_rate": rows[-1].get("hil/intervention_rate"),
             "curve": [(r[unit], r["eval/success_rate"]) for r in rows
                       if "eval/success_rate" in r]}
+
+
+def _pooled(rates: list[float], episodes: int) -> tuple[float, float, float]:
+    """Success over all seeds' episodes and its Wilson 95% interval."""
+    wins, total = round(sum(rates) * episodes), episodes * len(rates)
+    return (wins / total, *wilson(wins, total))
 
 
 def _field(item: str) -> tuple[str, object]:
@@ -153,9 +159,7 @@ def main() -> None:
           "train wall s |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
-        wins = round(sum(r["rates"]) * args.episodes)
-        lo, hi = wilson(wins, args.episodes * len(r["rates"]))
-        pooled = wins / (args.episodes * len(r["rates"]))
+        pooled, lo, hi = _pooled(r["rates"], args.episodes)
         reach = f"{r['reach']:,} {r['unit'].replace('_', ' ')}" if r["reach"] else "not reached"
         reach_wall = f"{r['reach_wall']:.0f}" if r["reach_wall"] else "—"
         human_s = f"{r['human_s']:.0f}" if r["human_s"] is not None else "—"
@@ -166,11 +170,10 @@ def main() -> None:
     for r in results:
         if r["other"]:
             how, rates = r["other"]
-            wins = round(sum(rates) * args.episodes)
-            lo, hi = wilson(wins, args.episodes * len(rates))
+            pooled, lo, hi = _pooled(rates, args.episodes)
             print(f"{r['name']}, the same checkpoints acting with {how}: "
                   f"{' / '.join(f'{x:.2f}' for x in rates)}, pooled "
-                  f"{wins / (args.episodes * len(rates)):.2f} [{lo:.2f}, {hi:.2f}]")
+                  f"{pooled:.2f} [{lo:.2f}, {hi:.2f}]")
     for r in results:
         print(f"{r['name']}, seed-mean eval success by {r['unit'].replace('_', ' ')}: "
               + ", ".join(f"{x:.2f} at {step:,}" for step, x in r["curve"]))
