@@ -6,11 +6,15 @@
     time (Brax: first epoch minus a steady one; robojax: lowering + compiling its epoch).
 (b) time to reward: wall seconds from the start of training (compilation included) to an eval
     reward >= --target, each side with its own configuration.
+(c) robojax's epoch of (a) compiled with XLA's compile options instead of its defaults, each in
+    a fresh process with the compile cache off, the defaults among them as the reference:
+    compile s and steady env steps/s (no Brax side; its compile time is in (a)).
 
 Brax runs in its peer venv (experiments/bench/setup_brax_peer.sh), robojax in this process.
 
     ROBOJAX_CACHE_DIR=off python experiments/bench/sac_vs_brax.py --part a [--num-envs 1024]
     python experiments/bench/sac_vs_brax.py --part b --target 300
+    python experiments/bench/sac_vs_brax.py --part c --repeats 2
 """
 
 import argparse
@@ -68,10 +72,11 @@ def robojax_config(s: dict):
                          reset_pool=s.get("reset_pool", sac.SACConfig.reset_pool))
 
 
-def robojax_throughput(env_name: str, s: dict) -> tuple[float, float, float]:
+def robojax_throughput(env_name: str, s: dict, compiler_options: dict | None = None
+                       ) -> tuple[float, float, float]:
     """(steady env steps/s, compile s, init s) of robojax SAC, in epochs of STEPS_PER_EPOCH
     steps; init is `sac.init`'s wall time: networks, buffer and the first states (with the
-    restart pool), compiled and run."""
+    restart pool), compiled and run. `compiler_options` go to XLA with the epoch's compile."""
     import jax
     from robojax.envs import make as make_env
 
@@ -89,7 +94,7 @@ def robojax_throughput(env_name: str, s: dict) -> tuple[float, float, float]:
         return jax.lax.scan(lambda s, _: step(s), state, None, length=STEPS_PER_EPOCH)
 
     t0 = time.perf_counter()
-    compiled = jax.jit(epoch, donate_argnums=0).lower(state).compile()
+    compiled = jax.jit(epoch, donate_argnums=0).lower(state).compile(compiler_options)
     compile_s = time.perf_counter() - t0
     while int(state.buffer.size) < cfg.learning_starts:  # prefill, as Brax does first
         state, _ = compiled(state)
@@ -188,21 +193,68 @@ def part_b(env_name: str, target: float, budget: int, seeds: int) -> None:
                  else f"not reached | — | {last:.0f} |"), flush=True)
 
 
+COMPILE_OPTIONS = {
+    "XLA's defaults": {},
+    "expensive LLVM passes off": {"xla_llvm_disable_expensive_passes": True},
+    "backend optimization level 1": {"xla_backend_optimization_level": 1},
+    "legacy CPU emitters (the test suite's)": {"xla_cpu_use_fusion_emitters": False},
+}
+
+
+def part_c(env_name: str, repeats: int) -> None:
+    import json
+    import statistics
+
+    print(f"# (c) robojax SAC epoch under XLA compile options, Playground {env_name}, "
+          f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}; (a)'s settings, "
+          f"{repeats} fresh processes per row (option sets alternating), medians")
+    runs = {label: [] for label in COMPILE_OPTIONS}
+    for _ in range(repeats):
+        for label, options in COMPILE_OPTIONS.items():
+            out = subprocess.run(
+                [sys.executable, __file__, "--env", env_name, "--child-options",
+                 json.dumps(options)], check=True, capture_output=True, text=True,
+                env={**os.environ, "ROBOJAX_CACHE_DIR": "off"}).stdout
+            runs[label].append(json.loads(out.strip().splitlines()[-1]))
+    base = statistics.median(r["compile_s"] for r in runs["XLA's defaults"])
+    base_sps = statistics.median(r["sps"] for r in runs["XLA's defaults"])
+    print("| options | compile s (each run) | steady env steps/s (each run) | compile / defaults "
+          "| throughput / defaults |")
+    print("|---|---|---|---|---|")
+    for label, rows in runs.items():
+        compile_s = statistics.median(r["compile_s"] for r in rows)
+        sps = statistics.median(r["sps"] for r in rows)
+        each_compile = " / ".join(f"{r['compile_s']:.1f}" for r in rows)
+        each_sps = " / ".join(f"{r['sps']:,.0f}" for r in rows)
+        print(f"| {label} | {each_compile} | {each_sps} | {compile_s / base:.2f} | "
+              f"{sps / base_sps:.2f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["a", "b"], default="a")
+    parser.add_argument("--part", choices=["a", "b", "c"], default="a")
     parser.add_argument("--env", default="CartpoleSwingup")
     parser.add_argument("--target", type=float, default=300.0)
     parser.add_argument("--budget", type=int, default=300_000)
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--num-envs", nargs="+", type=int, default=[SHARED["num_envs"]],
                         help="(a) env counts to measure, each side by side with Brax")
+    parser.add_argument("--repeats", type=int, default=2, help="(c) processes per option set")
+    parser.add_argument("--child-options", help=argparse.SUPPRESS)  # (c): one measurement
     args = parser.parse_args()
-    if args.part == "a":
+    if args.child_options is not None:
+        import json
+
+        sps, compile_s, _ = robojax_throughput(f"playground:{args.env}", dict(SHARED),
+                                               json.loads(args.child_options))
+        print(json.dumps({"compile_s": compile_s, "sps": sps}))
+    elif args.part == "a":
         for num_envs in args.num_envs:
             part_a(args.env, num_envs)
-    else:
+    elif args.part == "b":
         part_b(args.env, args.target, args.budget, args.seeds)
+    else:
+        part_c(args.env, args.repeats)
 
 
 if __name__ == "__main__":
