@@ -19,7 +19,9 @@ Brax runs in its peer venv (experiments/bench/setup_brax_peer.sh), robojax in th
 
 import argparse
 import functools
+import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -202,9 +204,6 @@ COMPILE_OPTIONS = {
 
 
 def part_c(env_name: str, repeats: int) -> None:
-    import json
-    import statistics
-
     print(f"# (c) robojax SAC epoch under XLA compile options, Playground {env_name}, "
           f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}; (a)'s settings, "
           f"{repeats} fresh processes per row (option sets alternating), medians")
@@ -216,18 +215,18 @@ def part_c(env_name: str, repeats: int) -> None:
                  json.dumps(options)], check=True, capture_output=True, text=True,
                 env={**os.environ, "ROBOJAX_CACHE_DIR": "off"}).stdout
             runs[label].append(json.loads(out.strip().splitlines()[-1]))
-    base = statistics.median(r["compile_s"] for r in runs["XLA's defaults"])
-    base_sps = statistics.median(r["sps"] for r in runs["XLA's defaults"])
+    medians = {label: {k: statistics.median(r[k] for r in rows) for k in ("compile_s", "sps")}
+               for label, rows in runs.items()}
+    base = medians["XLA's defaults"]
     print("| options | compile s (each run) | steady env steps/s (each run) | compile / defaults "
           "| throughput / defaults |")
     print("|---|---|---|---|---|")
     for label, rows in runs.items():
-        compile_s = statistics.median(r["compile_s"] for r in rows)
-        sps = statistics.median(r["sps"] for r in rows)
         each_compile = " / ".join(f"{r['compile_s']:.1f}" for r in rows)
         each_sps = " / ".join(f"{r['sps']:,.0f}" for r in rows)
-        print(f"| {label} | {each_compile} | {each_sps} | {compile_s / base:.2f} | "
-              f"{sps / base_sps:.2f} |", flush=True)
+        ratio = {k: medians[label][k] / base[k] for k in base}
+        print(f"| {label} | {each_compile} | {each_sps} | {ratio['compile_s']:.2f} | "
+              f"{ratio['sps']:.2f} |", flush=True)
 
 
 def main() -> None:
@@ -243,8 +242,6 @@ def main() -> None:
     parser.add_argument("--child-options", help=argparse.SUPPRESS)  # (c): one measurement
     args = parser.parse_args()
     if args.child_options is not None:
-        import json
-
         sps, compile_s, _ = robojax_throughput(f"playground:{args.env}", dict(SHARED),
                                                json.loads(args.child_options))
         print(json.dumps({"compile_s": compile_s, "sps": sps}))
