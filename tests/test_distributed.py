@@ -176,9 +176,14 @@ def test_two_processes_train_as_one_process_with_two_devices(tmp_path, two_cpu_d
     killed = time.monotonic()
     code, output = _finish(procs[:1], timeout=120)[0]
     assert time.monotonic() - killed < 60  # the survivor stops instead of waiting forever
-    assert code == 1, output[-3000:]
-    assert "another of the run's 2 processes is gone" in output
-    assert f"--resume {run}" in output
+    if code == -signal.SIGABRT:
+        # Caught in a coordination-service barrier, the survivor learns of the loss from the
+        # heartbeat timeout, the same moment JAX's own error poll aborts it, naming the task.
+        assert "stopped sending heartbeats" in output, output[-3000:]
+    else:
+        assert code == 1, output[-3000:]
+        assert "another of the run's 2 processes is gone" in output
+        assert f"--resume {run}" in output
     done = checkpoint.steps(run / "checkpoints")
     assert done and max(done) < 32
 
