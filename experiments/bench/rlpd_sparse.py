@@ -50,8 +50,10 @@ HUMAN = HumanConfig(reaction_delay=3, action_noise=0.1, attention=RLPD.num_envs 
 
 def _run(args, name: str, run_dir: Path, **train_args) -> dict:
     start = time.perf_counter()
-    train(TrainArgs(env=args.env, env_config=(*SPARSE, *args.env_config), num_seeds=args.seeds,
-                    run_dir=run_dir, video=False, progress=False, **train_args))
+    train(TrainArgs(env=args.env, env_config=(*SPARSE, *args.env_config, *args.train_env_config),
+                    eval_env_config=_defaults_of(args.env, args.train_env_config),
+                    num_seeds=args.seeds, run_dir=run_dir, video=False, progress=False,
+                    **train_args))
     wall = time.perf_counter() - start
     result = evaluate_run(run_dir, num_episodes=args.episodes, video=False)
     rates = [s["eval/success_rate"] for s in result.get("seeds", [result])]
@@ -81,6 +83,12 @@ def _pooled(rates: list[float], episodes: int) -> tuple[float, float, float]:
     return (wins / total, *wilson(wins, total))
 
 
+def _defaults_of(env: str, items: list[str]) -> tuple[str, ...]:
+    """The env's default value of each field `items` set (FIELD=VALUE): evaluation's config."""
+    default = envs.get_config(env)
+    return tuple(f"{name}={getattr(default, name)!r}" for name in envs.parse_overrides(items, env))
+
+
 def _field(item: str) -> tuple[str, object]:
     """`name=value` as a config field: the value as a Python literal, else a string."""
     name, _, value = item.partition("=")
@@ -98,6 +106,10 @@ def main() -> None:
     parser.add_argument("--env-config", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="env-config fields beside sparse_reward=True, for the demos and "
                              "every learner, e.g. n_substeps=4 episode_length=75 (25 Hz)")
+    parser.add_argument("--train-env-config", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="env-config fields for the learners' training envs alone (the "
+                             "demos and every evaluation keep the defaults), e.g. "
+                             "start_near_target=0.5")
     parser.add_argument("--episodes", type=int, default=64)
     parser.add_argument("--timesteps", type=int, default=100_000)
     parser.add_argument("--bc-steps", type=int, default=5_000)
@@ -153,7 +165,8 @@ def main() -> None:
         results = [learners[name]() for name in args.learners]
     print(f"# sparse {args.env}: {args.demos} scripted-expert demos, {args.seeds} seeds x "
           f"{args.episodes} eval episodes, {time.strftime('%Y-%m-%d')}; RLPD/SAC "
-          f"{args.timesteps:,} env steps, config {rlpd}, human {human}")
+          f"{args.timesteps:,} env steps, env config {[*SPARSE, *args.env_config]}, training "
+          f"envs also {args.train_env_config}, config {rlpd}, human {human}")
     print("| learner | success per seed | pooled success [Wilson 95%] | steps to 90% "
           "(seed mean) | wall s to 90% | human-s to 90% | final intervention rate | "
           "train wall s |")
