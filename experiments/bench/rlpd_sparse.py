@@ -130,9 +130,14 @@ def main() -> None:
                              "rule=stall progress_metric=reward/block_at_goal min_takeover=20")
     parser.add_argument("--learners", nargs="+", default=["rlpd", "sac", "bc", "hil", "dagger"],
                         choices=["rlpd", "sac", "bc", "hil", "dagger"])
+    parser.add_argument("--out", type=Path, default=None,
+                        help="keep the demos and each learner's run here (RUN/rlpd, RUN/hil, "
+                             "...), e.g. to continue one with `robojax train --resume`; "
+                             "default: a temporary folder, removed at the end")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
+        out = Path(args.out or tmp)
+        out.mkdir(parents=True, exist_ok=True)
         demos = out / "demos.hdf5"
         collect_to_file(args.env, "solver", args.demos, demos, only_success=True,
                         env_config=envs.parse_overrides([*SPARSE, *args.env_config], args.env))
