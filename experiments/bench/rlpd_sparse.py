@@ -136,7 +136,7 @@ def main() -> None:
                              "default: a temporary folder, removed at the end")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(args.out or tmp)
+        out = Path(args.out or tmp).absolute()  # the runs' configs name the demos by it
         out.mkdir(parents=True, exist_ok=True)
         demos = out / "demos.hdf5"
         collect_to_file(args.env, "solver", args.demos, demos, only_success=True,
