@@ -399,36 +399,35 @@ def run(argv: list[str] | None = None) -> None:
     except Exception as err:
         code = _exit_code(err)
         if code is None or debug:
-            _leave_others(code or 1, traceback_of=err)
+            _leave_others(code or 1, err, show_traceback=True)
             raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"robojax: error: {message}\n(ROBOJAX_DEBUG=1 shows the traceback)",
               file=sys.stderr)
-        from robojax.core.distributed import PeerLostError
-
-        _leave_others(code, peers_alive=not isinstance(err, PeerLostError))
+        _leave_others(code, err)
         sys.exit(code)
 
 
-def _leave_others(code: int, traceback_of: Exception | None = None,
-                  peers_alive: bool = True) -> None:
-    """In a multi-process run, exit at once (after printing the traceback of `traceback_of`,
-    which the exit would otherwise swallow): JAX's own exit would wait for the other
-    processes, which wait in their next collective for this one, each until the timeout. Exiting
-    breaks the collective, so they stop with an error naming a lost process. With a process
-    already gone (`peers_alive` False) there is no one to wait for, and JAX itself aborts this
-    process moments after it notices the loss, so the exit comes first."""
+def _leave_others(code: int, err: Exception, show_traceback: bool = False) -> None:
+    """In a multi-process run, exit at once (after printing `err`'s traceback with
+    `show_traceback`, which the exit would otherwise swallow): JAX's own exit would wait for the
+    other processes, which wait in their next collective for this one, each until the timeout.
+    Exiting breaks the collective, so they stop with an error naming a lost process. After a
+    `PeerLostError` there is no one to wait for, and JAX itself aborts this process moments
+    after it notices the loss, so the exit comes first."""
     import jax
+
+    from robojax.core.distributed import PeerLostError
 
     if not (jax.distributed.is_initialized() and jax.process_count() > 1):
         return
-    if traceback_of is not None:
+    if show_traceback:
         import traceback
 
-        traceback.print_exception(traceback_of)
+        traceback.print_exception(err)
     sys.stdout.flush()
     sys.stderr.flush()
-    if peers_alive and jax.process_index() == 0:
+    if not isinstance(err, PeerLostError) and jax.process_index() == 0:
         # Process 0 hosts the coordinator, whose loss aborts the others: leaving a moment later
         # lets those failing with the same error (bad flags) exit with it on their own.
         time.sleep(_COORDINATOR_GRACE_S)
