@@ -23,7 +23,6 @@ printed beside the rest.
 """
 
 import argparse
-import ast
 import dataclasses
 import tempfile
 import time
@@ -51,7 +50,8 @@ HUMAN = HumanConfig(reaction_delay=3, action_noise=0.1, attention=RLPD.num_envs 
 def _run(args, name: str, run_dir: Path, **train_args) -> dict:
     start = time.perf_counter()
     train(TrainArgs(env=args.env, env_config=(*SPARSE, *args.env_config, *args.train_env_config),
-                    eval_env_config=_defaults_of(args.env, args.train_env_config),
+                    eval_env_config=_task_values(args.env, [*SPARSE, *args.env_config],
+                                                 args.train_env_config),
                     num_seeds=args.seeds, run_dir=run_dir, video=False, progress=False,
                     **train_args))
     wall = time.perf_counter() - start
@@ -83,19 +83,11 @@ def _pooled(rates: list[float], episodes: int) -> tuple[float, float, float]:
     return (wins / total, *wilson(wins, total))
 
 
-def _defaults_of(env: str, items: list[str]) -> tuple[str, ...]:
-    """The env's default value of each field `items` set (FIELD=VALUE): evaluation's config."""
-    default = envs.get_config(env)
-    return tuple(f"{name}={getattr(default, name)!r}" for name in envs.parse_overrides(items, env))
-
-
-def _field(item: str) -> tuple[str, object]:
-    """`name=value` as a config field: the value as a Python literal, else a string."""
-    name, _, value = item.partition("=")
-    try:
-        return name, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return name, value
+def _task_values(env: str, task: list[str], items: list[str]) -> tuple[str, ...]:
+    """Each field `items` sets (FIELD=VALUE) at its value in the task itself (`task`'s
+    overrides on the env's defaults): the evaluation's config."""
+    config = envs.get_config(env, **envs.parse_overrides(task, env))
+    return tuple(f"{name}={getattr(config, name)!r}" for name in envs.parse_overrides(items, env))
 
 
 def main() -> None:
@@ -108,7 +100,7 @@ def main() -> None:
                              "every learner, e.g. n_substeps=4 episode_length=75 (25 Hz)")
     parser.add_argument("--train-env-config", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="env-config fields for the learners' training envs alone (the "
-                             "demos and every evaluation keep the defaults), e.g. "
+                             "demos and every evaluation keep the task's values), e.g. "
                              "start_near_target=0.5")
     parser.add_argument("--episodes", type=int, default=64)
     parser.add_argument("--timesteps", type=int, default=100_000)
@@ -147,9 +139,9 @@ def main() -> None:
                                    critic_hidden_sizes=tuple(args.hidden),
                                    rollout_length=max(args.n_step, RLPD.rollout_length),
                                    init_temperature=args.init_temperature,
-                                   **dict(_field(item) for item in args.rlpd))
+                                   **envs.parse_overrides(args.rlpd))
         human = dataclasses.replace(HUMAN, attention=max(1, args.num_envs // 4),
-                                    **dict(_field(item) for item in args.human))
+                                    **envs.parse_overrides(args.human))
         bc = BCConfig(num_grad_steps=args.bc_steps, num_evals=10, num_eval_envs=32)
         learners = {
             "rlpd": lambda: _run(args, "RLPD (demos)", out / "rlpd", algo="rlpd", rlpd=rlpd,
