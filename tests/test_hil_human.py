@@ -119,6 +119,20 @@ def test_the_value_rule_compares_the_reference_values():
     assert masks[:, 0].astype(int).tolist() == [0, 1, 0]
 
 
+def test_a_trusting_human_raises_the_threshold_over_training():
+    cfg = human.HumanConfig(threshold=0.75, trusted_threshold=2.0, trust_steps=500,
+                            reaction_delay=0, min_takeover=1, release_threshold=10.0)
+    # 0.75 at the start, a quarter of the way (125 of 500 steps), then 2.0 from 500 steps on.
+    assert float(human.threshold(cfg, jnp.asarray(0))) == pytest.approx(0.75)
+    assert float(human.threshold(cfg, jnp.asarray(125))) == pytest.approx(1.0625)
+    assert float(human.threshold(cfg, jnp.asarray(5000))) == pytest.approx(2.0)
+    assert human.threshold(cfg) == 0.75  # no step count: the starting threshold
+    policy = jnp.array([[1.5, 0.0]])  # 1.5 from the expert's action
+    fires = [bool(human.act(cfg, human.init(1, 2), policy, EXPERT, jax.random.PRNGKey(0),
+                            env_steps=jnp.asarray(steps))[1][0]) for steps in (0, 250, 400)]
+    assert fires == [True, True, False]  # thresholds 0.75, 1.375, 1.75
+
+
 def test_the_metrics_count_takeovers_and_human_seconds():
     cfg = human.HumanConfig(threshold=0.5, reaction_delay=0, min_takeover=5)
     before = human.init(4, 2)
@@ -137,3 +151,7 @@ def test_a_rule_without_its_signal_and_bad_settings_are_refused():
         human.HumanConfig(attention=0)
     with pytest.raises(ValueError, match="smoothing must be >= 1"):
         human.HumanConfig(smoothing=0)
+    with pytest.raises(ValueError, match="needs rule='deviation' and trust_steps >= 1"):
+        human.HumanConfig(rule="stall", trusted_threshold=2.0, trust_steps=100)
+    with pytest.raises(ValueError, match="trust_steps=0"):
+        human.HumanConfig(trusted_threshold=2.0)

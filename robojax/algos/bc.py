@@ -284,13 +284,15 @@ def collect(cfg: HGDaggerConfig, data: TrainInput, state: TrainState, key: jax.A
     """Roll the EMA policy out for `rollout_length` steps of every env while the simulated
     human takes over by their rule; the stretches they held join the aggregate."""
     policy, dt = controller(cfg, state), data.env.unwrapped.dt
+    env_steps = state.step // cfg.grad_steps_per_iteration * cfg.rollout_rows()  # before this
 
     def one_step(carry, key_step):
         env_state, memory, human = carry
         key_act, key_human = jax.random.split(key_step)
         action, memory = policy.step(memory, env_state, key_act)
         human, held, executed, info = intervene.takeover(cfg.human, data.expert, human,
-                                                         env_state, action, key_human, dt)
+                                                         env_state, action, key_human, dt,
+                                                         env_steps=env_steps)
         row = {"obs": env_state.obs, "action": executed, "held": held,
                "start": env_state.step == 0}
         return (data.env.step(env_state, executed), memory, human), (row, info)
@@ -300,9 +302,8 @@ def collect(cfg: HGDaggerConfig, data: TrainInput, state: TrainState, key: jax.A
         one_step, carry, jax.random.split(key, cfg.rollout_length))
     agg = takeovers.add_rollout(state.aggregate, rows["obs"], rows["action"], rows["held"],
                                 rows["start"])
-    done = state.step // cfg.grad_steps_per_iteration + 1  # rollouts collected, this one too
     info = simulated_human.summarize(info, human, cfg.rollout_rows(), dt) | {
-        "dagger/takeover_rows": agg.size, "env_steps": done * cfg.rollout_rows()}
+        "dagger/takeover_rows": agg.size, "env_steps": env_steps + cfg.rollout_rows()}
     return state.replace(env_state=env_state, memory=memory, human=human, aggregate=agg), info
 
 

@@ -413,6 +413,7 @@ def collect(cfg: SACConfig, train_input: TrainInput, state: TrainState, key: jax
     summed over the steps (empty without one)."""
     env, actor, devices = train_input.env, make_actor(cfg), train_input.devices
     warming_up = state.buffer.size < cfg.learning_starts
+    env_steps = state.iteration * cfg.steps_per_iteration()  # before this rollout
 
     def one_step(carry, key_step):
         env_state, human_state = carry
@@ -427,7 +428,8 @@ def collect(cfg: SACConfig, train_input: TrainInput, state: TrainState, key: jax
         executed, extra, info = action, {}, {}
         if human_state is not None:
             human_state, executed, extra, info = _intervene(
-                cfg, train_input, state.learner, human_state, env_state, obs, action, key_human)
+                cfg, train_input, state.learner, human_state, env_state, obs, action, key_human,
+                env_steps)
         next_state = env.step(env_state, executed)
         transition = _transition(env_state, executed, next_state)
         if extra and cfg.rlif_reward:
@@ -441,22 +443,24 @@ def collect(cfg: SACConfig, train_input: TrainInput, state: TrainState, key: jax
     if info:
         info = simulated_human.summarize(info, human_state, cfg.steps_per_iteration(),
                                          env.unwrapped.dt)
+        if cfg.human.trusted_threshold is not None:
+            info["hil/threshold"] = simulated_human.threshold(cfg.human, env_steps)
     return state.replace(env_state=env_state, human=human_state), steps, info
 
 
 def _intervene(cfg: "HILConfig", train_input: TrainInput, learner: Learner,
                human_state: simulated_human.HumanState, env_state: State, obs: jax.Array,
-               action: jax.Array, key: jax.Array):
+               action: jax.Array, key: jax.Array, env_steps: jax.Array):
     """(human state, executed actions, what the buffer stores beside them, metrics) for one
-    step: the simulated human's takeovers over the batch, then a person's on the env they
-    watch at the teleop page."""
+    step: the simulated human's takeovers over the batch (`env_steps` of training so far),
+    then a person's on the env they watch at the teleop page."""
     before = human_state
     mask, executed = jnp.zeros(action.shape[0], bool), action
     if cfg.intervener == "expert":
         value = lambda a: cfg.critic_ensemble().values(learner.critic, obs, a).mean(0)  # noqa: E731
         human_state, mask, executed, _ = intervene.takeover(
             cfg.human, train_input.expert, human_state, env_state, action, key,
-            train_input.env.unwrapped.dt, value, train_input.devices)
+            train_input.env.unwrapped.dt, value, train_input.devices, env_steps)
     if train_input.person is not None:  # (on one device)
         from robojax.hil.live import join
 

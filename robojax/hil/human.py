@@ -37,6 +37,12 @@ class HumanConfig:
     """When to step in (see the module docstring)."""
     threshold: float = 0.5
     """deviation: the distance between the policy's and the expert's actions that triggers."""
+    trusted_threshold: float | None = None
+    """deviation: the threshold of a person who comes to trust the robot as training goes on:
+    `threshold` at the start, moving linearly to this one over the run's first `trust_steps`
+    env steps, then kept (None: `threshold` throughout)."""
+    trust_steps: int = 0
+    """deviation with `trusted_threshold`: the env steps of training the move takes."""
     norm: Literal["l1", "l2"] = "l2"
     """deviation: the distance over the action's components."""
     smoothing: int = 1
@@ -71,6 +77,12 @@ class HumanConfig:
         for name in ("reaction_delay", "min_takeover", "stall_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"HumanConfig.{name} must be >= 0, got {getattr(self, name)}.")
+        if self.trusted_threshold is not None and (self.rule != "deviation"
+                                                   or self.trust_steps < 1):
+            raise ValueError("HumanConfig.trusted_threshold moves the deviation rule's "
+                             "threshold over training: it needs rule='deviation' and "
+                             f"trust_steps >= 1, got rule={self.rule!r}, "
+                             f"trust_steps={self.trust_steps}.")
         if self.smoothing < 1:
             raise ValueError(f"HumanConfig.smoothing must be >= 1 (1: each step alone), got "
                              f"{self.smoothing}.")
@@ -128,17 +140,19 @@ def _average(cfg: HumanConfig, state: HumanState, difference: jax.Array) -> Huma
 def act(cfg: HumanConfig, state: HumanState, policy_action: jax.Array,
         expert_action: jax.Array, key: jax.Array, *, episode_start: jax.Array | None = None,
         progress: jax.Array | None = None, q_policy: jax.Array | None = None,
-        q_expert: jax.Array | None = None) -> tuple[HumanState, jax.Array, jax.Array]:
+        q_expert: jax.Array | None = None, env_steps: jax.Array | None = None
+        ) -> tuple[HumanState, jax.Array, jax.Array]:
     """(new state, takeover mask (B,), executed action (B, A)) for one step of a batch.
 
     `episode_start` (B,) marks envs whose episode began this step: their takeover ends and the
-    rule's memory clears. `progress` feeds the stall rule, `q_policy`/`q_expert` the value rule.
+    rule's memory clears. `progress` feeds the stall rule, `q_policy`/`q_expert` the value rule,
+    `env_steps` (the run's env steps so far) the `trusted_threshold`.
     """
     if episode_start is not None:
         state = _forget(state, episode_start)
     state = _average(cfg, state, policy_action - expert_action)
     gap = distance(cfg, state.mean_difference)
-    fires, state = _rule(cfg, state, gap, progress, q_policy, q_expert)
+    fires, state = _rule(cfg, state, gap, progress, q_policy, q_expert, env_steps)
     # Noticing starts a countdown of reaction_delay steps; it runs out whether or not the rule
     # still fires.
     idle = ~state.in_control & (state.countdown < 0)
@@ -167,9 +181,18 @@ def _forget(state: HumanState, episode_start: jax.Array) -> HumanState:
                         fresh, state)
 
 
-def _rule(cfg: HumanConfig, state: HumanState, gap, progress, q_policy, q_expert):
+def threshold(cfg: HumanConfig, env_steps: jax.Array | None = None) -> jax.Array | float:
+    """The deviation rule's threshold after `env_steps` of training (see
+    `trusted_threshold`); `threshold` when either is None."""
+    if cfg.trusted_threshold is None or env_steps is None:
+        return cfg.threshold
+    trust = jnp.clip(jnp.asarray(env_steps, jnp.float32) / cfg.trust_steps, 0.0, 1.0)
+    return cfg.threshold + trust * (cfg.trusted_threshold - cfg.threshold)
+
+
+def _rule(cfg: HumanConfig, state: HumanState, gap, progress, q_policy, q_expert, env_steps):
     if cfg.rule == "deviation":
-        return gap > cfg.threshold, state
+        return gap > threshold(cfg, env_steps), state
     if cfg.rule == "stall":
         if progress is None:
             raise ValueError("the stall rule needs the task's progress: pass progress=...")

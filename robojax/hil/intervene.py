@@ -28,14 +28,14 @@ def expert_policy(env: Env) -> Callable[[State], jax.Array]:
 def takeover(cfg: human.HumanConfig, expert: Callable, hstate: human.HumanState,
              env_state: State, policy_action: jax.Array, key: jax.Array, dt: float,
              value: Callable[[jax.Array], jax.Array] | None = None,
-             devices: Devices = ONE_DEVICE):
+             devices: Devices = ONE_DEVICE, env_steps: jax.Array | None = None):
     """(human state, takeover mask, executed action, metrics) for one step of the batch; an
     env whose step counter is 0 has just begun an episode.
 
     The stall rule reads the task's last reward as its progress (a dense reward rises as the
     task advances), or the env metric `cfg.progress_metric`. The value rule compares
     `value(actions)` (B,) at the policy's and at the expert's actions (the learner's critic,
-    with HIL).
+    with HIL). `env_steps`, the run's env steps so far, moves a `trusted_threshold`.
 
     With the env batch split over `devices`, each device's part of what the human sees is
     gathered, so that one human watches (and shares their attention and budget over) every
@@ -51,7 +51,8 @@ def takeover(cfg: human.HumanConfig, expert: Callable, hstate: human.HumanState,
         signals |= {"q_policy": value(policy_action), "q_expert": value(expert_action)}
     policy_action, expert_action, signals = devices.gather((policy_action, expert_action,
                                                             signals))
-    new, mask, action = human.act(cfg, hstate, policy_action, expert_action, key, **signals)
+    new, mask, action = human.act(cfg, hstate, policy_action, expert_action, key, **signals,
+                                  env_steps=env_steps)
     return new, devices.local(mask), devices.local(action), human.metrics(hstate, new, dt)
 
 
