@@ -33,6 +33,22 @@ def test_round_trip_skips_torn_checkpoint_and_refuses_other_configs(tmp_path):
         checkpoint.restore(tmp_path, other)
 
 
+def test_a_checkpoint_written_before_a_config_field_existed_still_restores(tmp_path):
+    env = envs.make("point-mass")
+    cfg = ppo.PPOConfig(**SMALL)
+    state = ppo.init(cfg, env, ppo.make_train_input(cfg, env), jax.random.PRNGKey(0))
+    older = {"env": "point-mass", "algo_config": {"num_envs": 8, "human": {"threshold": 0.5}}}
+    checkpoint.save(tmp_path, 3, state, identity=older)
+    newer = {"env": "point-mass", "algo_config": {"num_envs": 8, "clip": 0.2,
+                                                  "human": {"threshold": 0.5, "trust": None}}}
+    assert checkpoint.restore(tmp_path, state, identity=newer)[1] == 3
+    # A field the record holds still has to agree, however deep, and none may go missing.
+    for other in ({**newer, "algo_config": {**newer["algo_config"], "human": {"trust": None}}},
+                  {**newer, "algo_config": {"num_envs": 8, "human": {"threshold": 0.7}}}):
+        with pytest.raises(checkpoint.ForeignCheckpointError, match="algo_config"):
+            checkpoint.restore(tmp_path, state, identity=other)
+
+
 def test_background_writes_hold_the_state_as_it_was_when_written(tmp_path):
     state = {"x": jax.numpy.arange(4.0), "n": jax.numpy.int32(7)}
     expected = jax.tree.map(np.array, state)

@@ -147,7 +147,17 @@ def _identity_mismatch(saved: dict | None, expected: dict | None) -> str:
         return ""
     keys = sorted((set(saved) | set(expected)) - {"versions"})
     return "; ".join(f"{k}: checkpoint {saved.get(k)!r}, this run {expected.get(k)!r}"
-                     for k in keys if saved.get(k) != expected.get(k))
+                     for k in keys if not _agrees(saved.get(k), expected.get(k)))
+
+
+def _agrees(saved: Any, expected: Any) -> bool:
+    """Whether a recorded identity value matches this run's. A config field the record lacks
+    was added since the checkpoint was written: this run, configured from the run's saved
+    flags, holds its default there, so it is not compared."""
+    if isinstance(saved, dict) and isinstance(expected, dict):
+        return set(saved) <= set(expected) and all(_agrees(v, expected[k])
+                                                    for k, v in saved.items())
+    return saved == expected
 
 
 def _read_record(manager, candidate: int) -> dict:
