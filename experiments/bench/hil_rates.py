@@ -4,6 +4,12 @@ executed, with the human's attention unlimited and at a quarter of the envs, and
 env steps the human holds is printed beside the episodes that succeeded.
 
     python experiments/bench/hil_rates.py runs/hil-pusher --envs 64 --steps 1000
+    python experiments/bench/hil_rates.py runs/pusht-hil/hil --steps 600 \
+        --rule smoothing=10 threshold=1.5 min_takeover=20 release_threshold=100.0 \
+        --rule rule=stall progress_metric=reward/distance min_takeover=20 release_threshold=100.0
+
+Each `--rule` is a set of `HumanConfig` fields over this person (reaction delay 3, noise 0.1);
+without one, the rules tried on pusher are compared.
 
 A rule that keeps the human busy while the policy succeeds cannot see the intervention rate
 fall, whatever the learner does. The stall rule watches `--progress-metric` (pusher's shaped
@@ -16,6 +22,7 @@ import dataclasses
 import jax
 import numpy as np
 
+from robojax import envs
 from robojax.algos import sac
 from robojax.core import normalize
 from robojax.core.wrappers import wrap_for_training
@@ -69,12 +76,17 @@ def main() -> None:
     parser.add_argument("--envs", type=int, default=64)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--progress-metric", default="reward/block_at_goal")
+    parser.add_argument("--rule", nargs="+", action="append", metavar="FIELD=VALUE",
+                        help="a rule to measure, as HumanConfig fields (repeatable); replaces "
+                             "the default rules")
     args = parser.parse_args()
+    named = {" ".join(items): dataclasses.replace(PERSON, **envs.parse_overrides(items))
+             for items in args.rule or []}
     runs = [load_run(args.run, seed) for seed in range(read_args(args.run).num_seeds)]
     print(f"| rule (reaction delay 3, noise 0.1) | held, attention unlimited | held, "
           f"{args.envs // 4} of {args.envs} | episodes succeeded |")
     print("|---|---|---|---|")
-    for name, rule in rules(args.progress_metric).items():
+    for name, rule in (named or rules(args.progress_metric)).items():
         cells, episodes = [], []
         for attention in (None, args.envs // 4):
             rollout = held_share(runs[0], dataclasses.replace(rule, attention=attention),
