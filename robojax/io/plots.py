@@ -13,6 +13,7 @@ def plot_learning_curve(metrics_csv: str | Path, out_png: str | Path, *, title: 
     # A bare Figure draws without pyplot, so the caller's backend (a notebook's inline one)
     # is left alone.
     from matplotlib.figure import Figure
+    from matplotlib.ticker import EngFormatter
 
     rows = read_metrics(metrics_csv)
     steps = np.array([r[step_key] for r in rows], dtype=float)
@@ -29,6 +30,7 @@ def plot_learning_curve(metrics_csv: str | Path, out_png: str | Path, *, title: 
         ax.set_xlabel(label)
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
+    axes[0].xaxis.set_major_formatter(EngFormatter(sep=""))  # 200k, 1.5M
     if title:
         fig.suptitle(title)
     out_png = Path(out_png)
@@ -42,6 +44,7 @@ def plot_interventions(metrics_csv: str | Path, out_png: str | Path, *, title: s
     one, else return) and the human's intervention rate, against env steps and against the
     human-seconds spent so far."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import EngFormatter
 
     rows = [r for r in read_metrics(metrics_csv) if np.isfinite(r.get("hil/intervention_rate",
                                                                       np.nan))]
@@ -61,6 +64,7 @@ def plot_interventions(metrics_csv: str | Path, out_png: str | Path, *, title: s
                   label="intervention rate")
         twin.set_ylabel("intervention rate", color="tab:red")
         twin.set_ylim(0, 1)
+    axes[0].xaxis.set_major_formatter(EngFormatter(sep=""))  # 200k, 1.5M
     if title:
         fig.suptitle(title)
     out_png = Path(out_png)
