@@ -21,8 +21,9 @@ A person is slow and finite, so the model has each of these as a field: the take
 control they keep it for at least `min_takeover` steps and hand back when the policy's action
 is within `release_threshold` of theirs (hysteresis); their actions carry Gaussian noise; they
 watch at most `attention` envs at once (the most deviant first) and give `budget` intervention
-steps in all. Takeovers end with the episode. A person also comes to trust a robot that does
-well: `trusted_threshold` raises the deviation threshold over the run (`act`'s `env_steps`).
+steps in all. Takeovers end with the episode. A person may also relax as training goes on:
+`trusted_threshold` raises the deviation threshold on a schedule of the run's env steps (`act`'s
+`env_steps`), not on how well the policy does.
 """
 
 import dataclasses
