@@ -14,7 +14,8 @@ from robojax.runs import TrainArgs, renamed_flags
 
 @dataclasses.dataclass(frozen=True)
 class EvalArgs:
-    """Evaluate a run's latest checkpoint over parallel episodes and write a video."""
+    """Evaluate a run's latest checkpoint (or `--checkpoint N`) over parallel episodes and
+    write a video."""
 
     run_dir: tyro.conf.Positional[Path]
     """A directory written by `robojax train`."""
@@ -33,6 +34,9 @@ class EvalArgs:
     deterministic: bool | None = None
     """Act with the policy's mean action (True) or with actions sampled from it (False), for
     algorithms that offer both (PPO's `deterministic_eval`); by default as the run says."""
+    checkpoint: int | None = None
+    """The training iteration of the checkpoint to evaluate (the run's `checkpoints/` names
+    those it kept); by default the latest."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,7 +196,7 @@ def _eval(args: EvalArgs) -> None:
 
     evaluate_run(args.run_dir, num_episodes=args.num_episodes, video=args.video, seed=args.seed,
                  env_config=parse_overrides(args.env_config), seed_index=args.seed_index,
-                 deterministic=args.deterministic)
+                 deterministic=args.deterministic, checkpoint=args.checkpoint)
 
 
 def _envs() -> None:

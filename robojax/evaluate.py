@@ -1,4 +1,4 @@
-"""Evaluate a trained run's latest checkpoint: `robojax eval RUN_DIR`."""
+"""Evaluate a trained run's latest checkpoint (or an earlier one): `robojax eval RUN_DIR`."""
 
 import dataclasses
 import functools
@@ -23,12 +23,12 @@ def _evaluation(algo, cfg, env, num_episodes: int, overrides: dict):
 
 def evaluate_checkpoint(run_dir: str | Path, *, num_episodes: int = 256, seed: int = 1,
                         seed_index: int = 0, env_config: dict | None = None,
-                        **overrides) -> dict[str, float]:
-    """Mean metrics of a run's latest checkpoint over `num_episodes` parallel episodes;
-    `overrides` replace fields of the algo config first (e.g. `inference_steps=1`);
-    `seed_index` picks one seed of a `--num-seeds` run; `env_config` overrides the run's env
-    config."""
-    _, algo, cfg, env, state, _ = load_run(run_dir, seed_index, env_config)
+                        checkpoint: int | None = None, **overrides) -> dict[str, float]:
+    """Mean metrics of a run's latest checkpoint (or of iteration `checkpoint`) over
+    `num_episodes` parallel episodes; `overrides` replace fields of the algo config first
+    (e.g. `inference_steps=1`); `seed_index` picks one seed of a `--num-seeds` run;
+    `env_config` overrides the run's env config."""
+    _, algo, cfg, env, state, _ = load_run(run_dir, seed_index, env_config, checkpoint)
     return _evaluation(algo, cfg, env, num_episodes, overrides)(state, jax.random.PRNGKey(seed))
 
 
@@ -44,15 +44,16 @@ def _acting_overrides(algo_name: str, cfg, deterministic: bool | None) -> dict:
 
 def evaluate_run(run_dir: str | Path, *, num_episodes: int = 256, video: bool = True,
                  seed: int = 1, env_config: dict | None = None,
-                 seed_index: int | None = None,
-                 deterministic: bool | None = None) -> dict[str, float]:
+                 seed_index: int | None = None, deterministic: bool | None = None,
+                 checkpoint: int | None = None) -> dict[str, float]:
     """Mean metrics over `num_episodes` parallel episodes; writes eval.json (and a video).
     `env_config` overrides the run's env config (recorded in eval.json). Of a run trained with
     `--num-seeds N`, every seed is evaluated: eval.json holds the mean over seeds and, under
     "seeds", each seed's metrics; `seed_index` evaluates that one seed only. `deterministic`
     picks the mean action (True) or sampled ones (False) where the algorithm offers both
-    (`deterministic_eval`); None keeps the run's setting."""
-    args, algo, cfg, env, states, step = restore_run(run_dir, env_config)
+    (`deterministic_eval`); None keeps the run's setting. `checkpoint` evaluates the
+    checkpoint of that iteration instead of the latest (eval.json records which)."""
+    args, algo, cfg, env, states, step = restore_run(run_dir, env_config, checkpoint)
     overrides = _acting_overrides(args.algo, cfg, deterministic)
     cfg = dataclasses.replace(cfg, **overrides)
     indices = list(range(args.num_seeds)) if seed_index is None else [seed_index]

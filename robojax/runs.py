@@ -270,7 +270,8 @@ class Run(NamedTuple):
     step: int
 
 
-def restore_run(run_dir: str | Path, env_config: dict | None = None) -> Run:
+def restore_run(run_dir: str | Path, env_config: dict | None = None,
+                checkpoint: int | None = None) -> Run:
     """Like `load_run`, with the train states of all seeds (stacked when there are several)."""
     args = read_args(run_dir)
     algo = algos.get(args.algo)
@@ -283,16 +284,17 @@ def restore_run(run_dir: str | Path, env_config: dict | None = None) -> Run:
     init = functools.partial(algo.init, cfg, train_env, algo.make_train_input(cfg, train_env))
     abstract = jax.eval_shape(init, jax.random.PRNGKey(0))
     states, step = run_dir_io.restore_states(run_dir, abstract, args.num_seeds,
-                                             identity=run_identity(args))
+                                             identity=run_identity(args), step=checkpoint)
     return Run(args, algo, cfg, env, states, step)
 
 
-def load_run(run_dir: str | Path, seed_index: int = 0, env_config: dict | None = None) -> Run:
-    """A run with the state of its latest checkpoint; of a run trained with `--num-seeds N`,
-    the state of seed `seed_index` (0..N-1). `env_config` overrides the run's env config
-    (after its `--eval-env-config`), e.g. to evaluate with the task's own reward a policy
-    trained with shaping terms."""
-    run = restore_run(run_dir, env_config)
+def load_run(run_dir: str | Path, seed_index: int = 0, env_config: dict | None = None,
+             checkpoint: int | None = None) -> Run:
+    """A run with the state of its latest checkpoint (or of the one of iteration
+    `checkpoint`); of a run trained with `--num-seeds N`, the state of seed `seed_index`
+    (0..N-1). `env_config` overrides the run's env config (after its `--eval-env-config`), e.g.
+    to evaluate with the task's own reward a policy trained with shaping terms."""
+    run = restore_run(run_dir, env_config, checkpoint)
     state = run_dir_io.seed_state(run.state, run.args.num_seeds, seed_index, run_dir)
     return run._replace(state=state)
 

@@ -50,6 +50,19 @@ def test_train_writes_every_output_then_eval(tmp_path):
     sampled = json.loads((run / "eval.json").read_text())
     assert sampled["algo_config"] == {"deterministic_eval": False}
     assert sampled["eval/episode_reward"] != result["eval/episode_reward"]
+    # An earlier checkpoint by its iteration; one the run did not keep is named with those it did.
+    kept = sorted(int(p.name) for p in (run / "checkpoints").iterdir())
+    assert len(kept) >= 2
+    main(["eval", str(run), "--num-episodes", "8", "--no-video", "--env-config",
+          "episode_length=30", "--checkpoint", str(kept[0])])
+    earlier = json.loads((run / "eval.json").read_text())
+    assert earlier["checkpoint_iteration"] == kept[0] < result["checkpoint_iteration"]
+    assert earlier["eval/episode_reward"] != result["eval/episode_reward"]
+    missing = kept[-1] + 1
+    with pytest.raises(FileNotFoundError, match=rf"no finished checkpoint {missing} .*holds "
+                                                rf"{', '.join(map(str, kept))}\."):
+        main(["eval", str(run), "--num-episodes", "8", "--no-video", "--checkpoint",
+              str(missing)])
 
 
 @pytest.mark.slow

@@ -188,10 +188,14 @@ def restore(directory: str | Path, target: Any, step: int | None = None,
     IncompatibleCheckpointError when its arrays do not match `target`'s.
     """
     directory = Path(directory)
-    candidates = [step] if step is not None else sorted(steps(directory), reverse=True)
-    if not candidates:
+    finished = sorted(steps(directory), reverse=True)
+    if not finished:
         raise FileNotFoundError(f"no finished checkpoint in {directory}; start a new run "
                                 "instead of resuming.")
+    if step is not None and step not in finished:
+        raise FileNotFoundError(f"no finished checkpoint {step} in {directory}; it holds "
+                                f"{', '.join(map(str, sorted(finished)))}.")
+    candidates = [step] if step is not None else finished
     expected = _describe(target)
     abstract = jax.tree.map(_restore_target, _stored_leaves(target))
     damaged = []

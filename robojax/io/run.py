@@ -106,15 +106,16 @@ def from_json(cls, data: dict):
 
 
 def restore_states(run_dir: str | Path, abstract_state: Any, num_seeds: int,
-                   identity: dict | None = None) -> tuple[Any, int]:
-    """The newest intact checkpoint of `run_dir`, restored into the shapes of one seed's
-    `abstract_state` (e.g. `jax.eval_shape(init, ...)`: no values are computed), stacked over
-    `num_seeds` seeds when there are several; and its iteration. `identity` is checked against
-    the one the checkpoint records (`checkpoint.restore`)."""
+                   identity: dict | None = None, step: int | None = None) -> tuple[Any, int]:
+    """The newest intact checkpoint of `run_dir` (or the one of iteration `step`), restored
+    into the shapes of one seed's `abstract_state` (e.g. `jax.eval_shape(init, ...)`: no values
+    are computed), stacked over `num_seeds` seeds when there are several; and its iteration.
+    `identity` is checked against the one the checkpoint records (`checkpoint.restore`)."""
     if num_seeds > 1:
         abstract_state = jax.tree.map(
             lambda x: jax.ShapeDtypeStruct((num_seeds, *x.shape), x.dtype), abstract_state)
-    return checkpoint.restore(Path(run_dir) / CHECKPOINTS, abstract_state, identity=identity)
+    return checkpoint.restore(Path(run_dir) / CHECKPOINTS, abstract_state, step=step,
+                              identity=identity)
 
 
 def seed_state(states: Any, num_seeds: int, index: int, run_dir: str | Path = "the run") -> Any:
