@@ -1,0 +1,52 @@
+"""Success of every checkpoint a run kept, each seed on the same episodes, with a Wilson 95%
+interval over the pooled episodes: where a run's periodic evaluations act one way (e.g. an
+off-policy learner's mean action), this scores its kept checkpoints the other way, e.g. to
+find the env steps at which sampled actions pass 90%.
+
+    python experiments/bench/checkpoint_success.py runs/pusht-hil-trust/hil runs/pusht-rlpd/rlpd \
+        --episodes 64 --deterministic False
+
+Evaluation uses `robojax eval`'s episodes (seed 1 by default) and writes nothing into the runs.
+"""
+
+import argparse
+from pathlib import Path
+
+from robojax.evaluate import evaluate_checkpoint
+from robojax.io import checkpoint
+from robojax.io.run import CHECKPOINTS
+from robojax.runs import read_args
+from robojax.stats import wilson
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path, nargs="+")
+    parser.add_argument("--episodes", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=1, help="seed of the evaluation episodes")
+    parser.add_argument("--deterministic", choices=["True", "False"], default=None,
+                        help="the mean action (True) or sampled ones (False); by default as "
+                             "each run evaluated")
+    args = parser.parse_args()
+    acting = {} if args.deterministic is None else {
+        "deterministic_eval": args.deterministic == "True"}
+    print("| run | iteration | env steps | success per seed | pooled [Wilson 95%] |")
+    print("|---|---|---|---|---|")
+    for run in args.runs:
+        saved = read_args(run)
+        steps_per_iteration = saved.algo_config().steps_per_iteration()
+        for iteration in checkpoint.steps(run / CHECKPOINTS):
+            rates = [evaluate_checkpoint(run, num_episodes=args.episodes, seed=args.seed,
+                                         seed_index=i, checkpoint=iteration,
+                                         **acting)["eval/success_rate"]
+                     for i in range(saved.num_seeds)]
+            successes = round(sum(rates) * args.episodes)
+            total = args.episodes * len(rates)
+            lo, hi = wilson(successes, total)
+            print(f"| {run} | {iteration:,} | {iteration * steps_per_iteration:,} | "
+                  f"{' / '.join(f'{r:.2f}' for r in rates)} | {successes / total:.2f} "
+                  f"[{lo:.2f}, {hi:.2f}] |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
