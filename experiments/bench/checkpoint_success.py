@@ -19,6 +19,19 @@ from robojax.runs import read_args
 from robojax.stats import wilson
 
 
+def checkpoint_rates(run: Path, episodes: int, seed: int = 1, deterministic: bool | None = None
+                     ) -> list[tuple[int, int, list[float]]]:
+    """(iteration, env steps, success per seed) of each checkpoint `run` kept, oldest first."""
+    saved = read_args(run)
+    steps_per_iteration = saved.algo_config().steps_per_iteration()
+    acting = {} if deterministic is None else {"deterministic_eval": deterministic}
+    return [(iteration, iteration * steps_per_iteration,
+             [evaluate_checkpoint(run, num_episodes=episodes, seed=seed, seed_index=i,
+                                  checkpoint=iteration, **acting)["eval/success_rate"]
+              for i in range(saved.num_seeds)])
+            for iteration in checkpoint.steps(run / CHECKPOINTS)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+")
@@ -28,22 +41,16 @@ def main() -> None:
                         help="the mean action (True) or sampled ones (False); by default as "
                              "each run evaluated")
     args = parser.parse_args()
-    acting = {} if args.deterministic is None else {
-        "deterministic_eval": args.deterministic == "True"}
+    deterministic = None if args.deterministic is None else args.deterministic == "True"
     print("| run | iteration | env steps | success per seed | pooled [Wilson 95%] |")
     print("|---|---|---|---|---|")
     for run in args.runs:
-        saved = read_args(run)
-        steps_per_iteration = saved.algo_config().steps_per_iteration()
-        for iteration in checkpoint.steps(run / CHECKPOINTS):
-            rates = [evaluate_checkpoint(run, num_episodes=args.episodes, seed=args.seed,
-                                         seed_index=i, checkpoint=iteration,
-                                         **acting)["eval/success_rate"]
-                     for i in range(saved.num_seeds)]
+        for iteration, env_steps, rates in checkpoint_rates(run, args.episodes, args.seed,
+                                                            deterministic):
             successes = round(sum(rates) * args.episodes)
             total = args.episodes * len(rates)
             lo, hi = wilson(successes, total)
-            print(f"| {run} | {iteration:,} | {iteration * steps_per_iteration:,} | "
+            print(f"| {run} | {iteration:,} | {env_steps:,} | "
                   f"{' / '.join(f'{r:.2f}' for r in rates)} | {successes / total:.2f} "
                   f"[{lo:.2f}, {hi:.2f}] |", flush=True)
 
