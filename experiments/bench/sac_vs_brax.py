@@ -9,12 +9,16 @@
 (c) robojax's epoch of (a) compiled with XLA's compile options instead of its defaults, each in
     a fresh process with the compile cache off, the defaults among them as the reference:
     compile s and steady env steps/s (no Brax side; its compile time is in (a)).
+(d) where (a)'s compile time goes: the whole epoch, its env steps alone (robojax's wrappers
+    around the env, random actions), the same steps of the bare env (vmapped, no wrappers:
+    what Brax compiles), and the gradient updates alone; fresh processes, cache off.
 
 Brax runs in its peer venv (experiments/bench/setup_brax_peer.sh), robojax in this process.
 
     ROBOJAX_CACHE_DIR=off python experiments/bench/sac_vs_brax.py --part a [--num-envs 1024]
     python experiments/bench/sac_vs_brax.py --part b --target 300
     python experiments/bench/sac_vs_brax.py --part c --repeats 2
+    python experiments/bench/sac_vs_brax.py --part d --repeats 3
 """
 
 import argparse
@@ -229,18 +233,84 @@ def part_c(env_name: str, repeats: int) -> None:
               f"{ratio['sps']:.2f} |", flush=True)
 
 
+def compile_split(env_name: str) -> dict[str, float]:
+    """Lowering plus compile seconds of (a)'s epoch and of its parts, in this process."""
+    import jax
+    from robojax.envs import make as make_env
+
+    from robojax.algos import sac
+
+    cfg = robojax_config(SHARED)
+    env = make_env(f"playground:{env_name}")
+    train_input = sac.make_train_input(cfg, env)
+    state = jax.block_until_ready(sac.init(cfg, env, train_input, jax.random.PRNGKey(0)))
+    keys = jax.random.split(jax.random.PRNGKey(1), STEPS_PER_EPOCH)
+    random_action = lambda key: jax.random.uniform(  # noqa: E731
+        key, (cfg.num_envs, env.action_spec.size), minval=-1.0, maxval=1.0)
+
+    def epoch(state):
+        step = functools.partial(sac.train_iteration, cfg, train_input)
+        return jax.lax.scan(lambda s, _: step(s), state, None, length=STEPS_PER_EPOCH)
+
+    def wrapped_steps(env_state):
+        return jax.lax.scan(lambda s, k: (train_input.env.step(s, random_action(k)), None),
+                            env_state, keys)[0]
+
+    bare = env.unwrapped
+    bare_state = jax.vmap(bare.reset)(jax.random.split(jax.random.PRNGKey(0), cfg.num_envs))
+
+    def bare_steps(env_state):
+        return jax.lax.scan(lambda s, k: (jax.vmap(bare.step)(s, random_action(k)), None),
+                            env_state, keys)[0]
+
+    def updates(state):
+        return sac.update(cfg, train_input, state, env.action_spec.size, state.key)
+
+    programs = {"epoch": (epoch, state), "env steps, wrapped": (wrapped_steps, state.env_state),
+                "env steps, bare": (bare_steps, bare_state), "updates": (updates, state)}
+    seconds = {}
+    for name, (fn, arg) in programs.items():
+        t0 = time.perf_counter()
+        jax.jit(fn).lower(arg).compile()
+        seconds[name] = time.perf_counter() - t0
+    return seconds
+
+
+def part_d(env_name: str, repeats: int) -> None:
+    print(f"# (d) where robojax SAC's compile goes, Playground {env_name}, {os.cpu_count()} "
+          f"cores, {time.strftime('%Y-%m-%d')}; (a)'s settings; the epoch and the env steps "
+          f"scan {STEPS_PER_EPOCH} steps, the updates are one iteration's; {repeats} fresh "
+          "processes, medians")
+    runs = [json.loads(subprocess.run(
+        [sys.executable, __file__, "--env", env_name, "--child-split"], check=True,
+        capture_output=True, text=True, env={**os.environ, "ROBOJAX_CACHE_DIR": "off"}
+    ).stdout.strip().splitlines()[-1]) for _ in range(repeats)]
+    print("| program | compile s (each run) | median | share of the epoch |")
+    print("|---|---|---|---|")
+    epoch = statistics.median(r["epoch"] for r in runs)
+    for name in runs[0]:
+        median = statistics.median(r[name] for r in runs)
+        print(f"| {name} | {' / '.join(f'{r[name]:.1f}' for r in runs)} | {median:.1f} | "
+              f"{median / epoch:.2f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["a", "b", "c"], default="a")
+    parser.add_argument("--part", choices=["a", "b", "c", "d"], default="a")
     parser.add_argument("--env", default="CartpoleSwingup")
     parser.add_argument("--target", type=float, default=300.0)
     parser.add_argument("--budget", type=int, default=300_000)
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--num-envs", nargs="+", type=int, default=[SHARED["num_envs"]],
                         help="(a) env counts to measure, each side by side with Brax")
-    parser.add_argument("--repeats", type=int, default=2, help="(c) processes per option set")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="(c) processes per option set, (d) processes")
     parser.add_argument("--child-options", help=argparse.SUPPRESS)  # (c): one measurement
+    parser.add_argument("--child-split", action="store_true", help=argparse.SUPPRESS)  # (d)
     args = parser.parse_args()
+    if args.child_split:
+        print(json.dumps(compile_split(args.env)))
+        return
     if args.child_options is not None:
         sps, compile_s, _ = robojax_throughput(f"playground:{args.env}", dict(SHARED),
                                                json.loads(args.child_options))
@@ -250,8 +320,10 @@ def main() -> None:
             part_a(args.env, num_envs)
     elif args.part == "b":
         part_b(args.env, args.target, args.budget, args.seeds)
-    else:
+    elif args.part == "c":
         part_c(args.env, args.repeats)
+    else:
+        part_d(args.env, args.repeats)
 
 
 if __name__ == "__main__":
