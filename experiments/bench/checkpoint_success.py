@@ -23,7 +23,11 @@ def checkpoint_rates(run: Path, episodes: int, seed: int = 1, deterministic: boo
                      ) -> list[tuple[int, int, list[float]]]:
     """(iteration, env steps, success per seed) of each checkpoint `run` kept, oldest first."""
     saved = read_args(run)
-    steps_per_iteration = saved.algo_config().steps_per_iteration()
+    cfg = saved.algo_config()
+    if deterministic is not None and not hasattr(cfg, "deterministic_eval"):
+        raise ValueError(f"{run} ({saved.algo}) has no choice of mean or sampled actions; "
+                         "leave out --deterministic for it.")
+    steps_per_iteration = cfg.steps_per_iteration()
     acting = {} if deterministic is None else {"deterministic_eval": deterministic}
     return [(iteration, iteration * steps_per_iteration,
              [evaluate_checkpoint(run, num_episodes=episodes, seed=seed, seed_index=i,

@@ -1,7 +1,7 @@
 """Several runs' success against env steps in one figure: each run's periodic evaluations as
-a line (the seed mean), and with `--sampled` its kept checkpoints scored again with sampled
-actions (`checkpoint_success.py`) as open markers; a second panel holds the human's
-intervention rate of the runs that log one.
+a line (the seed mean), and with `--sampled` the kept checkpoints of runs that can act either
+way scored again with sampled actions (`checkpoint_success.py`) as open markers; a second
+panel holds the human's intervention rate of the runs that log one.
 
     python experiments/bench/plot_success.py HIL=runs/pusht-hil-trust/hil \
         RLPD=runs/pusht-rlpd/rlpd --sampled --episodes 64 --out experiments/bench/pusht-hil-rlpd.png
@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
 from robojax.io.metrics import read_metrics
+from robojax.runs import read_args
 
 
 def main() -> None:
@@ -42,7 +43,7 @@ def main() -> None:
         steps = np.array([r["env_steps"] for r in rows], float)
         success_ax.plot(steps, [r["eval/success_rate"] for r in rows], marker="o", ms=3,
                         color=color, label=f"{label}, periodic evaluations")
-        if args.sampled:
+        if args.sampled and hasattr(read_args(run).algo_config(), "deterministic_eval"):
             points = checkpoint_rates(run, args.episodes, deterministic=False)
             success_ax.plot([p[1] for p in points], [np.mean(p[2]) for p in points], "o",
                             mfc="none", ms=8, color=color, label=f"{label}, sampled actions")
