@@ -143,6 +143,21 @@ def test_the_metrics_count_takeovers_and_human_seconds():
     assert float(m["hil/human_seconds"]) == pytest.approx(0.1)
 
 
+def test_a_rollouts_summary_sums_its_steps_and_names_a_trusting_humans_threshold():
+    steps = {"hil/interventions": jnp.array([1.0, 0.0, 2.0]),
+             "hil/intervention_steps": jnp.array([1.0, 2.0, 3.0]),
+             "hil/budget_used": jnp.array([4.0, 6.0, 9.0])}
+    state = human.init(2, 2)._replace(used=jnp.asarray(9))
+    fixed = human.summarize(human.HumanConfig(), steps, state, transitions=12, dt=0.2,
+                            env_steps=jnp.asarray(250))
+    assert {k: float(v) for k, v in fixed.items()} == pytest.approx({
+        "hil/interventions": 3.0, "hil/intervention_steps": 6.0, "hil/budget_used": 9.0,
+        "hil/intervention_rate": 0.5, "hil/human_seconds_total": 1.8})
+    trusting = human.HumanConfig(threshold=0.75, trusted_threshold=2.0, trust_steps=500)
+    summary = human.summarize(trusting, steps, state, 12, 0.2, jnp.asarray(250))
+    assert float(summary["hil/threshold"]) == pytest.approx(1.375)  # halfway: 0.75 + 0.625
+
+
 def test_a_rule_without_its_signal_and_bad_settings_are_refused():
     with pytest.raises(ValueError, match="pass progress="):
         human.act(human.HumanConfig(rule="stall"), human.init(1, 2), EXPERT, EXPERT,

@@ -302,7 +302,8 @@ def collect(cfg: HGDaggerConfig, data: TrainInput, state: TrainState, key: jax.A
         one_step, carry, jax.random.split(key, cfg.rollout_length))
     agg = takeovers.add_rollout(state.aggregate, rows["obs"], rows["action"], rows["held"],
                                 rows["start"])
-    info = simulated_human.summarize(info, human, cfg.rollout_rows(), dt) | {
+    info = simulated_human.summarize(cfg.human, info, human, cfg.rollout_rows(), dt,
+                                     env_steps) | {
         "dagger/takeover_rows": agg.size, "env_steps": env_steps + cfg.rollout_rows()}
     return state.replace(env_state=env_state, memory=memory, human=human, aggregate=agg), info
 

@@ -441,10 +441,8 @@ def collect(cfg: SACConfig, train_input: TrainInput, state: TrainState, key: jax
     (env_state, human_state), (steps, info) = jax.lax.scan(
         one_step, (state.env_state, state.human), jax.random.split(key, cfg.rollout_length))
     if info:
-        info = simulated_human.summarize(info, human_state, cfg.steps_per_iteration(),
-                                         env.unwrapped.dt)
-        if cfg.human.trusted_threshold is not None:
-            info["hil/threshold"] = simulated_human.threshold(cfg.human, env_steps)
+        info = simulated_human.summarize(cfg.human, info, human_state,
+                                         cfg.steps_per_iteration(), env.unwrapped.dt, env_steps)
     return state.replace(env_state=env_state, human=human_state), steps, info
 
 

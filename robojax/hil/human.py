@@ -231,10 +231,15 @@ def metrics(previous: HumanState, state: HumanState, dt: float) -> dict:
             "hil/human_seconds": held * dt, "hil/budget_used": state.used}
 
 
-def summarize(steps: dict, state: HumanState, transitions: int, dt: float) -> dict:
+def summarize(cfg: HumanConfig, steps: dict, state: HumanState, transitions: int, dt: float,
+              env_steps: jax.Array) -> dict:
     """A rollout's metrics from the per-step ones stacked over time (`metrics` inside a scan):
     counts summed over the steps, the budget as it ends, the intervention rate over its
-    `transitions` and the human-seconds spent since the start of training."""
+    `transitions`, the human-seconds spent since the start of training and, for a person who
+    comes to trust the robot, the threshold the rollout ran at (`env_steps` before it)."""
     out = {k: v.sum() if k != "hil/budget_used" else v[-1] for k, v in steps.items()}
-    return out | {"hil/intervention_rate": out["hil/intervention_steps"] / transitions,
-                  "hil/human_seconds_total": state.used * dt}
+    out |= {"hil/intervention_rate": out["hil/intervention_steps"] / transitions,
+            "hil/human_seconds_total": state.used * dt}
+    if cfg.trusted_threshold is not None:
+        out["hil/threshold"] = threshold(cfg, env_steps)
+    return out
