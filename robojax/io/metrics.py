@@ -56,7 +56,8 @@ class MetricsLogger:
             with self.path.open("w", newline="") as f:
                 writer = csv.DictWriter(f, self.columns)
                 writer.writeheader()
-                writer.writerows({c: r.get(c, math.nan) for c in self.columns} for r in previous)
+                writer.writerows({c: r.get(c, _missing(c, r)) for c in self.columns}
+                                 for r in previous)
         with self.path.open("a", newline="") as f:
             csv.DictWriter(f, self.columns, extrasaction="ignore").writerow(
                 {c: row.get(c, math.nan) for c in self.columns})
@@ -70,6 +71,13 @@ class MetricsLogger:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+
+
+def _missing(column: str, row: dict) -> float:
+    """An earlier row's value of a column first logged later: a step count that a learner
+    reports from its first iteration on (HG-DAgger's env steps) was 0 before training, any
+    other metric is unknown there."""
+    return 0 if column in STEP_COLUMNS and row.get("iteration") == 0 else math.nan
 
 
 def read_metrics(path: str | Path) -> list[dict[str, float]]:
