@@ -53,7 +53,7 @@ def main() -> None:
             rate_ax.plot(*zip(*rates, strict=True), marker=".", color=color, label=label)
     success_ax.set_ylabel("success rate (seed mean)")
     success_ax.set_ylim(0, 1)
-    success_ax.legend(fontsize=8)
+    success_ax.legend(fontsize=8, loc="center left")
     rate_ax.set_ylabel("intervention rate")
     rate_ax.set_ylim(0, None)
     rate_ax.legend(fontsize=8)
