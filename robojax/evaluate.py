@@ -4,6 +4,7 @@ import dataclasses
 import functools
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 
@@ -11,7 +12,7 @@ from robojax.algos import acting
 from robojax.io import run as run_dir_io
 from robojax.io.progress import console
 from robojax.rollout import nonfinite_action_warning
-from robojax.runs import load_run, restore_run
+from robojax.runs import Run, load_run, restore_run
 
 
 def _evaluation(algo, cfg, env, num_episodes: int, overrides: dict):
@@ -42,6 +43,35 @@ def _acting_overrides(algo_name: str, cfg, deterministic: bool | None) -> dict:
     return {"deterministic_eval": deterministic}
 
 
+class SeedScores(NamedTuple):
+    """`evaluate_seeds`' answer: the run (its config with `overrides` applied), the seed
+    indices evaluated, their states and each one's mean metrics."""
+
+    run: Run
+    overrides: dict
+    indices: list[int]
+    states: list
+    metrics: list[dict[str, float]]
+
+
+def evaluate_seeds(run_dir: str | Path, *, num_episodes: int = 256, seed: int = 1,
+                   env_config: dict | None = None, seed_index: int | None = None,
+                   deterministic: bool | None = None, checkpoint: int | None = None
+                   ) -> SeedScores:
+    """Every seed's (or seed `seed_index`'s) mean metrics of one checkpoint over the same
+    `num_episodes` parallel episodes: the run restored once, the evaluation compiled once.
+    The arguments are `evaluate_run`'s; nothing is written."""
+    run = restore_run(run_dir, env_config, checkpoint)
+    overrides = _acting_overrides(run.args.algo, run.cfg, deterministic)
+    run = run._replace(cfg=dataclasses.replace(run.cfg, **overrides))
+    num_seeds = run.args.num_seeds
+    indices = list(range(num_seeds)) if seed_index is None else [seed_index]
+    states = [run_dir_io.seed_state(run.state, num_seeds, i, run_dir) for i in indices]
+    evaluation = _evaluation(run.algo, run.cfg, run.env, num_episodes, {})
+    metrics = [evaluation(state, jax.random.PRNGKey(seed)) for state in states]
+    return SeedScores(run, overrides, indices, states, metrics)
+
+
 def evaluate_run(run_dir: str | Path, *, num_episodes: int = 256, video: bool = True,
                  seed: int = 1, env_config: dict | None = None,
                  seed_index: int | None = None, deterministic: bool | None = None,
@@ -53,13 +83,11 @@ def evaluate_run(run_dir: str | Path, *, num_episodes: int = 256, video: bool = 
     picks the mean action (True) or sampled ones (False) where the algorithm offers both
     (`deterministic_eval`); None keeps the run's setting. `checkpoint` evaluates the
     checkpoint of that iteration instead of the latest (eval.json records which)."""
-    args, algo, cfg, env, states, step = restore_run(run_dir, env_config, checkpoint)
-    overrides = _acting_overrides(args.algo, cfg, deterministic)
-    cfg = dataclasses.replace(cfg, **overrides)
-    indices = list(range(args.num_seeds)) if seed_index is None else [seed_index]
-    seed_states = [run_dir_io.seed_state(states, args.num_seeds, i, run_dir) for i in indices]
-    evaluation = _evaluation(algo, cfg, env, num_episodes, {})
-    per_seed = [evaluation(state, jax.random.PRNGKey(seed)) for state in seed_states]
+    scores = evaluate_seeds(run_dir, num_episodes=num_episodes, seed=seed,
+                            env_config=env_config, seed_index=seed_index,
+                            deterministic=deterministic, checkpoint=checkpoint)
+    (args, algo, cfg, env, _, step), overrides = scores.run, scores.overrides
+    indices, seed_states, per_seed = scores.indices, scores.states, scores.metrics
     result = {k: sum(r[k] for r in per_seed) / len(per_seed) for k in per_seed[0]}
     result["checkpoint_iteration"] = step
     if args.num_seeds > 1:

@@ -12,28 +12,25 @@ Evaluation uses `robojax eval`'s episodes (seed 1 by default) and writes nothing
 import argparse
 from pathlib import Path
 
-from robojax.evaluate import evaluate_checkpoint
+from _stats import pooled_success
+
+from robojax.evaluate import evaluate_seeds
 from robojax.io import checkpoint
 from robojax.io.run import CHECKPOINTS
 from robojax.runs import read_args
-from robojax.stats import wilson
 
 
 def checkpoint_rates(run: Path, episodes: int, seed: int = 1, deterministic: bool | None = None
                      ) -> list[tuple[int, int, list[float]]]:
     """(iteration, env steps, success per seed) of each checkpoint `run` kept, oldest first."""
-    saved = read_args(run)
-    cfg = saved.algo_config()
-    if deterministic is not None and not hasattr(cfg, "deterministic_eval"):
-        raise ValueError(f"{run} ({saved.algo}) has no choice of mean or sampled actions; "
-                         "leave out --deterministic for it.")
-    steps_per_iteration = cfg.steps_per_iteration()
-    acting = {} if deterministic is None else {"deterministic_eval": deterministic}
-    return [(iteration, iteration * steps_per_iteration,
-             [evaluate_checkpoint(run, num_episodes=episodes, seed=seed, seed_index=i,
-                                  checkpoint=iteration, **acting)["eval/success_rate"]
-              for i in range(saved.num_seeds)])
-            for iteration in checkpoint.steps(run / CHECKPOINTS)]
+    steps_per_iteration = read_args(run).algo_config().steps_per_iteration()
+    rates = []
+    for iteration in checkpoint.steps(run / CHECKPOINTS):
+        scores = evaluate_seeds(run, num_episodes=episodes, seed=seed,
+                                deterministic=deterministic, checkpoint=iteration)
+        rates.append((iteration, iteration * steps_per_iteration,
+                      [m["eval/success_rate"] for m in scores.metrics]))
+    return rates
 
 
 def main() -> None:
@@ -51,11 +48,9 @@ def main() -> None:
     for run in args.runs:
         for iteration, env_steps, rates in checkpoint_rates(run, args.episodes, args.seed,
                                                             deterministic):
-            successes = round(sum(rates) * args.episodes)
-            total = args.episodes * len(rates)
-            lo, hi = wilson(successes, total)
+            pooled, lo, hi = pooled_success(rates, args.episodes)
             print(f"| {run} | {iteration:,} | {env_steps:,} | "
-                  f"{' / '.join(f'{r:.2f}' for r in rates)} | {successes / total:.2f} "
+                  f"{' / '.join(f'{r:.2f}' for r in rates)} | {pooled:.2f} "
                   f"[{lo:.2f}, {hi:.2f}] |", flush=True)
 
 

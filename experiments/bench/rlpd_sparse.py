@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _stats import wilson
+from _stats import pooled_success
 
 from robojax import envs
 from robojax.algos.bc import BCConfig, HGDaggerConfig
@@ -75,12 +75,6 @@ def _run(args, name: str, run_dir: Path, **train_args) -> dict:
             "final_rate": rows[-1].get("hil/intervention_rate"),
             "curve": [(r[unit], r["eval/success_rate"]) for r in rows
                       if "eval/success_rate" in r]}
-
-
-def _pooled(rates: list[float], episodes: int) -> tuple[float, float, float]:
-    """Success over all seeds' episodes and its Wilson 95% interval."""
-    wins, total = round(sum(rates) * episodes), episodes * len(rates)
-    return (wins / total, *wilson(wins, total))
 
 
 def _task_values(env: str, task: list[str], items: list[str]) -> tuple[str, ...]:
@@ -169,7 +163,7 @@ def main() -> None:
           "train wall s |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
-        pooled, lo, hi = _pooled(r["rates"], args.episodes)
+        pooled, lo, hi = pooled_success(r["rates"], args.episodes)
         reach = f"{r['reach']:,} {r['unit'].replace('_', ' ')}" if r["reach"] else "not reached"
         reach_wall = f"{r['reach_wall']:.0f}" if r["reach_wall"] else "—"
         human_s = f"{r['human_s']:.0f}" if r["human_s"] is not None else "—"
@@ -180,7 +174,7 @@ def main() -> None:
     for r in results:
         if r["other"]:
             how, rates = r["other"]
-            pooled, lo, hi = _pooled(rates, args.episodes)
+            pooled, lo, hi = pooled_success(rates, args.episodes)
             print(f"{r['name']}, the same checkpoints acting with {how}: "
                   f"{' / '.join(f'{x:.2f}' for x in rates)}, pooled "
                   f"{pooled:.2f} [{lo:.2f}, {hi:.2f}]")
