@@ -31,8 +31,8 @@ class RunArgs:
     """Output directory; default runs/<env>-<algo>-<time>."""
     resume: Path | None = None
     """Continue the run in this directory from its newest intact checkpoint; takes
-    --num-timesteps (to train longer), --on-nonfinite, --video and --progress, and refuses
-    other flags that differ from the run's."""
+    --num-timesteps (to train longer), --on-nonfinite, --keep-checkpoints, --video and
+    --progress, and refuses other flags that differ from the run's."""
     preset: Literal["auto", "none"] = "auto"
     """auto: the task's training preset (`robojax envs` lists them) for every field no flag
     sets; none: the algorithm's plain defaults."""
@@ -63,6 +63,9 @@ class RunArgs:
     """Render a rollout of the final policy to video.mp4."""
     progress: bool = True
     """Show a live progress bar."""
+    keep_checkpoints: int = 3
+    """Checkpoints kept on disk, the newest; 0 keeps every one (each can then be scored with
+    `robojax eval RUN --checkpoint N`). A resumed run may change it."""
     policy: str | None = None
     """Policy family for learning from demonstrations: gaussian, diffusion, flow, energy."""
     dataset: Path | None = None
@@ -109,6 +112,9 @@ class RunArgs:
         unknown env, an env-config field the env does not have."""
         if self.num_seeds < 1:
             raise ValueError(f"--num-seeds must be >= 1, got {self.num_seeds}.")
+        if self.keep_checkpoints < 0:
+            raise ValueError(f"--keep-checkpoints must be >= 0 (0 keeps every checkpoint), got "
+                             f"{self.keep_checkpoints}.")
         if ":" not in self.env:  # foreign envs (playground:, brax:) are checked when built
             envs.get_config(self.env, **self.env_overrides())
             envs.get_config(self.env, **self.eval_overrides())
@@ -191,7 +197,7 @@ def run_identity(args: Any) -> dict:
 
 
 # What a resumed run takes from the command line; every other flag must match the saved run.
-_RESUME_FLAGS = ("num_timesteps", "video", "progress", "on_nonfinite")
+_RESUME_FLAGS = ("num_timesteps", "video", "progress", "on_nonfinite", "keep_checkpoints")
 # How this launch joins the other processes: taken from the command line, never compared.
 _LAUNCH_FLAGS = ("distributed", "coordinator", "num_processes", "process_id",
                  "distributed_timeout")
@@ -239,8 +245,8 @@ def resumed_args(given: TrainArgs, saved: TrainArgs) -> TrainArgs:
         named = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in refused.items())
         raise ValueError(f"--resume continues a run with the flags it was started with; {named} "
                          "would change it. Drop them (a resumed run takes --num-timesteps, "
-                         "--on-nonfinite, --video and --progress), or start a new run "
-                         "directory.")
+                         "--on-nonfinite, --keep-checkpoints, --video and --progress), or start "
+                         "a new run directory.")
     saved = dataclasses.replace(saved, **{k: getattr(given, k) for k in _LAUNCH_FLAGS})
     for name, value in changed.items():
         algo, _, field = name.rpartition(".")

@@ -280,7 +280,8 @@ def run_loop(args: TrainArgs, run_dir: Path, setup: Setup, start: float) -> tupl
                              train_label=algo.TRAIN_KEY.split("/")[1],
                              eval_label=plot_key.removeprefix("eval/"))
     with (progress, concurrent.futures.ThreadPoolExecutor(1) as pool,
-          checkpoint.Writer(ckpt_dir, identity=run_identity(args)) as checkpoints):
+          checkpoint.Writer(ckpt_dir, args.keep_checkpoints or None,
+                            identity=run_identity(args)) as checkpoints):
         progress.update(iteration * steps_per_iter, status="compiling")
         # The train step compiles on another thread while the first evaluation compiles and
         # runs: a cold start costs the longer of the two, not their sum.

@@ -39,6 +39,7 @@ def test_a_nan_in_the_demonstrations_names_episode_key_and_step(tmp_path, key):
 
 @pytest.mark.parametrize("argv, message", [
     (["--num-seeds", "0"], "--num-seeds must be >= 1"),
+    (["--keep-checkpoints", "-1"], "--keep-checkpoints must be >= 0 \\(0 keeps every"),
     (["--env", "pendulum-swingupp"], "Did you mean 'pendulum-swingup'"),
     (["--env-config", "episode_lenght=5"], "has no config field"),
     (["--eval-env-config", "bogus=1"], "has no config field"),
@@ -283,9 +284,11 @@ def test_resume_with_more_timesteps_trains_longer(small_run, tmp_path):
     from robojax.runs import read_args
 
     run = _copy(small_run, tmp_path)
-    cli.main(["train", "--resume", str(run), "--num-timesteps", "6144", "--no-progress"])
-    assert read_args(run).num_timesteps == 6144
-    assert max(checkpoint.steps(run / "checkpoints")) == 24
+    cli.main(["train", "--resume", str(run), "--num-timesteps", "6144", "--keep-checkpoints", "0",
+              "--no-progress"])
+    assert read_args(run).num_timesteps == 6144 and read_args(run).keep_checkpoints == 0
+    # the new checkpoint is kept beside the three the run had: the default keeps three
+    assert checkpoint.steps(run / "checkpoints") == [8, 12, 16, 24]
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ find the env steps at which sampled actions pass 90%.
         --episodes 64 --deterministic False
 
 Evaluation uses `robojax eval`'s episodes (seed 1 by default) and writes nothing into the runs.
+A run keeps its last three checkpoints; one trained with `--keep-checkpoints 0` keeps each.
 """
 
 import argparse
