@@ -1,6 +1,8 @@
 """Several runs' success against env steps in one figure: each run's periodic evaluations as
 a line (the seed mean), and with `--sampled` the kept checkpoints of runs that can act either
-way scored again with sampled actions (`checkpoint_success.py`) as open markers; a second
+way scored again with sampled actions (`checkpoint_success.py`) as open markers with their
+pooled Wilson 95% intervals; `--scores` adds those a `checkpoint_success.py --out` file holds
+(run from the same directory), so checkpoints the run no longer keeps are drawn too. A second
 panel holds the human's intervention rate of the runs that log one.
 
     python experiments/bench/plot_success.py HIL=runs/pusht-hil-trust/hil \
@@ -11,7 +13,8 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from checkpoint_success import checkpoint_rates
+from _stats import pooled_success
+from checkpoint_success import checkpoint_rates, read_scores
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
@@ -26,7 +29,10 @@ def main() -> None:
     parser.add_argument("--sampled", action="store_true",
                         help="also score each kept checkpoint with sampled actions")
     parser.add_argument("--episodes", type=int, default=64)
+    parser.add_argument("--scores", type=Path, nargs="*", default=[],
+                        help="checkpoint_success.py --out files: their sampled-action scores")
     parser.add_argument("--title", default="")
+    parser.add_argument("--target", type=float, help="draw a success target, e.g. 0.9")
     args = parser.parse_args()
     runs = []
     for spec in args.runs:
@@ -43,17 +49,28 @@ def main() -> None:
         steps = np.array([r["env_steps"] for r in rows], float)
         success_ax.plot(steps, [r["eval/success_rate"] for r in rows], marker="o", ms=3,
                         color=color, label=f"{label}, periodic evaluations")
+        points = {r["env_steps"]: (r["success"], r["episodes"])
+                  for path in args.scores for r in read_scores(path)
+                  if r["deterministic"] is False and Path(r["run"]).resolve() == run.resolve()}
         if args.sampled and hasattr(read_args(run).algo_config(), "deterministic_eval"):
-            points = checkpoint_rates(run, args.episodes, deterministic=False)
-            success_ax.plot([p[1] for p in points], [np.mean(p[2]) for p in points], "o",
-                            mfc="none", ms=8, color=color, label=f"{label}, sampled actions")
+            points.update({steps: (rates, args.episodes) for _, steps, rates in checkpoint_rates(
+                run, args.episodes, deterministic=False) if steps not in points})
+        if points:
+            steps = sorted(points)
+            pooled = np.array([pooled_success(*points[s]) for s in steps])
+            success_ax.errorbar(steps, pooled[:, 0], yerr=[pooled[:, 0] - pooled[:, 1],
+                                                           pooled[:, 2] - pooled[:, 0]],
+                                fmt="o", mfc="none", ms=7, capsize=2, color=color,
+                                label=f"{label}, sampled actions (Wilson 95%)")
         rates = [(r["env_steps"], r["hil/intervention_rate"]) for r in rows
                  if np.isfinite(r.get("hil/intervention_rate", np.nan))]
         if rates:
             rate_ax.plot(*zip(*rates, strict=True), marker=".", color=color, label=label)
     success_ax.set_ylabel("success rate (seed mean)")
     success_ax.set_ylim(0, 1)
-    success_ax.legend(fontsize=8, loc="center left")
+    if args.target is not None:
+        success_ax.axhline(args.target, color="gray", ls="--", lw=1, label=f"{args.target:g}")
+    success_ax.legend(fontsize=8, loc="best")
     rate_ax.set_ylabel("intervention rate")
     rate_ax.set_ylim(0, None)
     rate_ax.legend(fontsize=8)
