@@ -41,7 +41,7 @@ def main() -> None:
             parser.error(f"{spec!r}: name each run as LABEL=RUN, e.g. HIL=runs/pusht-hil/hil")
         runs.append((label, Path(run)))
 
-    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    fig = Figure(figsize=(10, 4.6), layout="constrained")
     success_ax, rate_ax = fig.subplots(1, 2)
     for (label, run), color in zip(runs, ("tab:blue", "tab:orange", "tab:green", "tab:red",
                                           "tab:purple", "tab:brown"), strict=False):
@@ -70,7 +70,7 @@ def main() -> None:
     success_ax.set_ylim(0, 1)
     if args.target is not None:
         success_ax.axhline(args.target, color="gray", ls="--", lw=1, label=f"{args.target:g}")
-    success_ax.legend(fontsize=8, loc="best")
+    success_ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     rate_ax.set_ylabel("intervention rate")
     rate_ax.set_ylim(0, None)
     rate_ax.legend(fontsize=8)
