@@ -49,8 +49,8 @@ def read_scores(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _key(row: dict) -> tuple:
-    return (row["run"], row["episodes"], row["seed"], row["deterministic"])
+# What makes two scores of one checkpoint the same measurement.
+KEY_FIELDS = ("run", "episodes", "seed", "deterministic")
 
 
 def main() -> None:
@@ -69,8 +69,10 @@ def main() -> None:
     print("| run | iteration | env steps | success per seed | pooled [Wilson 95%] |")
     print("|---|---|---|---|---|")
     for run in args.runs:
-        key = (str(run), args.episodes, args.seed, deterministic)
-        skip = frozenset(r["iteration"] for r in done if _key(r) == key)
+        key = dict(zip(KEY_FIELDS, (str(run), args.episodes, args.seed, deterministic),
+                       strict=True))
+        skip = frozenset(r["iteration"] for r in done
+                         if all(r[f] == key[f] for f in KEY_FIELDS))
         for iteration, env_steps, rates in checkpoint_rates(run, args.episodes, args.seed,
                                                             deterministic, skip):
             pooled, lo, hi = pooled_success(rates, args.episodes)
@@ -78,9 +80,8 @@ def main() -> None:
                   f"{' / '.join(f'{r:.2f}' for r in rates)} | {pooled:.2f} "
                   f"[{lo:.2f}, {hi:.2f}] |", flush=True)
             if args.out:
-                row = dict(zip(("run", "episodes", "seed", "deterministic"), key, strict=True))
                 with args.out.open("a") as f:
-                    f.write(json.dumps({**row, "iteration": iteration, "env_steps": env_steps,
+                    f.write(json.dumps({**key, "iteration": iteration, "env_steps": env_steps,
                                         "success": rates}) + "\n")
 
 

@@ -41,6 +41,7 @@ def main() -> None:
             parser.error(f"{spec!r}: name each run as LABEL=RUN, e.g. HIL=runs/pusht-hil/hil")
         runs.append((label, Path(run)))
 
+    sampled = [r for path in args.scores for r in read_scores(path) if r["deterministic"] is False]
     fig = Figure(figsize=(10, 4.6), layout="constrained")
     success_ax, rate_ax = fig.subplots(1, 2)
     for (label, run), color in zip(runs, ("tab:blue", "tab:orange", "tab:green", "tab:red",
@@ -49,9 +50,8 @@ def main() -> None:
         steps = np.array([r["env_steps"] for r in rows], float)
         success_ax.plot(steps, [r["eval/success_rate"] for r in rows], marker="o", ms=3,
                         color=color, label=f"{label}, periodic evaluations")
-        points = {r["env_steps"]: (r["success"], r["episodes"])
-                  for path in args.scores for r in read_scores(path)
-                  if r["deterministic"] is False and Path(r["run"]).resolve() == run.resolve()}
+        points = {r["env_steps"]: (r["success"], r["episodes"]) for r in sampled
+                  if Path(r["run"]).resolve() == run.resolve()}
         if args.sampled and hasattr(read_args(run).algo_config(), "deterministic_eval"):
             points.update({steps: (rates, args.episodes) for _, steps, rates in checkpoint_rates(
                 run, args.episodes, deterministic=False) if steps not in points})
