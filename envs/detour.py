@@ -11,14 +11,20 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from mujoco import mjx
 from robojax.envs._rewards import tolerance
 
 from robojax.core.mjx_env import EnvConfig, MjxEnv
+from robojax.core.reflection import Reflection, with_last_actions
 
 WALL_HALF = (0.1, 0.03)
 PUCK_RADIUS = 0.02
 START_Y, GOAL_Y = -0.25, 0.25
+
+MIRROR = np.diag([-1.0, 1.0]).astype(np.float32)
+"""Reflection across the wall's axis of symmetry, x -> -x: it maps the wall, the start and the
+goal regions onto themselves, and the left way round onto the right."""
 
 XML = Path(__file__).parent / "assets" / "detour.xml"
 """The task's MJCF (shared pieces under assets/common/, included)."""
@@ -66,6 +72,11 @@ class Detour(MjxEnv):
 
     def observe(self, data: mjx.Data, key: jax.Array) -> jax.Array:
         return jnp.concatenate([data.qpos, data.qvel, data.mocap_pos[0, :2] - data.qpos])
+
+    def reflection(self) -> Reflection:
+        """The task's mirror symmetry: reflection across the wall's axis (x -> -x)."""
+        obs_map = np.kron(np.eye(3, dtype=np.float32), MIRROR)  # position, velocity, offset
+        return with_last_actions(Reflection(obs_map, MIRROR), self.config.observe_last_actions)
 
     def _goal_distance(self, data: mjx.Data) -> jax.Array:
         return jnp.linalg.norm(data.mocap_pos[0, :2] - data.qpos)

@@ -76,6 +76,29 @@ class GaussianPolicy:
         return mse, {"bc/mse": mse}
 
 
+
+@dataclasses.dataclass(frozen=True)
+class MirroredGaussian(GaussianPolicy):
+    """A Gaussian policy equivariant under a mirror symmetry of its task.
+
+    Its input stacks an input and that input's mirror image on axis -2. The mean averages the
+    network on the first with the mirror image of the network on the second (and the log std
+    with its own mirror image), so mirrored inputs get exactly mirrored action distributions:
+    nothing the network learns can favour one side of a symmetric task over the other.
+    """
+
+    action_map: tuple[tuple[float, ...], ...] = ()
+    """The reflection of actions, a signed permutation (one +-1 per row), so that it maps a
+    diagonal Gaussian to a diagonal Gaussian."""
+
+    def mean_and_log_std(self, params: dict, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Mean and log std (..., action_size) of inputs (..., 2, input_size): an input and its
+        mirror image."""
+        mean, log_std = super().mean_and_log_std(params, obs)
+        mirror = jnp.asarray(self.action_map, mean.dtype)
+        return (0.5 * (mean[..., 0, :] + mean[..., 1, :] @ mirror.T),
+                0.5 * (log_std[..., 0, :] + log_std[..., 1, :] @ jnp.abs(mirror).T))
+
 def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, x: jax.Array) -> jax.Array:
     """Log density of a diagonal Gaussian, summed over the last axis."""
     z = (x - mean) * jnp.exp(-log_std)

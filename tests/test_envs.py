@@ -454,6 +454,42 @@ def test_push_t_reflection_maps_trajectories_to_trajectories(observation):
                                atol=1e-3)
 
 
+def test_detour_reflection_maps_trajectories_to_trajectories():
+    """The expert's way round the wall, mirrored: started from the mirrored state and driven by
+    the mirrored actions, the simulator goes round the other side, observation for observation,
+    and reaches the goal as the original does."""
+    from robojax.envs.detour import MIRROR
+
+    from robojax.data.augment import reflect, reflect_obs
+
+    env = envs.make("detour")
+    mirror = env.reflection()
+    state = jax.jit(env.reset)(jax.random.PRNGKey(3))
+    data = state.data
+    goal = data.mocap_pos.at[0, :2].set(MIRROR @ data.mocap_pos[0, :2])
+    image_data = data.replace(qpos=MIRROR @ data.qpos, mocap_pos=goal)
+    image = state.replace(data=image_data, obs=env.observe(image_data, state.key))
+    solve = envs.solver("detour")
+
+    @jax.jit
+    def step(state, image):
+        action = solve(env, state)
+        image = env.step(image, reflect(mirror, state.obs, action)[1])
+        return env.step(state, action), image
+
+    sides = []
+    for _ in range(env.config.episode_length):
+        np.testing.assert_allclose(reflect_obs(mirror, state.obs), image.obs, atol=1e-5)
+        sides.append((float(state.obs[0]), float(image.obs[0])))
+        state, image = step(state, image)
+        if bool(state.done):
+            break
+    assert bool(state.done) and float(state.metrics["reward/success"]) == 1.0
+    assert float(image.metrics["reward/success"]) == 1.0
+    x, image_x = max(sides, key=lambda s: abs(s[0]))  # passing the wall: opposite sides
+    assert abs(x) > 0.1 and np.sign(image_x) == -np.sign(x)
+
+
 @pytest.mark.parametrize("name", ["pusher", pytest.param("push-t", marks=pytest.mark.slow)])
 def test_sparse_reward_pays_one_on_success_and_ends_the_episode(name):
     from robojax.envs.push_t import TARGET

@@ -242,10 +242,50 @@ def test_the_residual_starts_exactly_at_the_base_policy(weak_clone):
     assert np.all(np.asarray(policy.sample(state.params["policy"], inputs, key)) != 0)
 
 
-def test_an_exported_residual_corrects_each_planned_action_as_its_controller_does(tmp_path):
+def test_a_mirrored_residual_corrects_mirror_images_with_mirror_images():
+    """With `mirror=True` on detour (x -> -x) the correction of a mirrored observation and base
+    action is the mirrored correction, and mirrored samples are exactly as likely: the network
+    cannot favour one way round the wall. Zero-initialized, its correction is exactly zero."""
+    from robojax import envs
+    from robojax.algos import residual
+    from robojax.core import normalize
+
+    env = envs.make("detour")
+    cfg = residual.ResidualConfig(hidden_sizes=(32, 32), mirror=True)
+    mirror = residual.task_mirror(cfg, env)
+    obs_map, action_map = np.array(mirror.obs_map), np.array(mirror.action_map)
+    policy = residual.make_policy(cfg, mirror)
+    size = env.observation_spec.size + env.action_spec.size
+    params = policy.init(jax.random.PRNGKey(0), ArraySpec((size,)), env.action_spec)
+    params = {**_perturbed(params), "log_std": jnp.array([-0.5, -1.5])}
+    rng = np.random.default_rng(0)
+    stats = normalize.update(normalize.init((6,)), jnp.asarray(  # off-centre statistics
+        0.3 + rng.standard_normal((64, 6)), jnp.float32))
+    obs = jnp.asarray(rng.standard_normal((5, 6)), jnp.float32)
+    base = jnp.asarray(rng.uniform(-1, 1, (5, 2)), jnp.float32)
+    inputs = residual.residual_input(cfg, stats, obs, base, mirror)
+    images = residual.residual_input(cfg, stats, obs @ obs_map.T, base @ action_map.T, mirror)
+    assert inputs.shape == (5, 2, size)
+    mean = np.asarray(policy.mode(params, inputs))
+    assert np.abs(mean).min() > 1e-3  # a correction that is not trivially symmetric
+    np.testing.assert_allclose(policy.mode(params, images), mean @ action_map.T, atol=1e-6)
+    action = policy.sample(params, inputs, jax.random.PRNGKey(1))
+    np.testing.assert_allclose(policy.log_prob(params, images, action @ action_map.T),
+                               policy.log_prob(params, inputs, action), rtol=1e-6)
+    plain = residual.make_policy(dataclasses.replace(cfg, mirror=False))  # the same network
+    assert not np.allclose(plain.mode(params, images[:, 0]),
+                           plain.mode(params, inputs[:, 0]) @ action_map.T, atol=1e-2)
+    zero = jax.tree.map(jnp.zeros_like, params)
+    assert not np.any(np.asarray(policy.mode(zero, inputs)))
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_an_exported_residual_corrects_each_planned_action_as_its_controller_does(tmp_path,
+                                                                                  mirror):
     """A residual run exports its base's program and its correction; the runtime plans with
     the one and corrects every executed action on that step's observation with the other,
-    exactly as the controller does (a Gaussian base, so both sides are deterministic)."""
+    exactly as the controller does (a Gaussian base, so both sides are deterministic). The
+    same for a mirrored correction, which feeds its network twice."""
     import types
 
     from robojax import algos, envs
@@ -265,8 +305,9 @@ def test_an_exported_residual_corrects_each_planned_action_as_its_controller_doe
     base = bc.TrainState(weights, weights, None, jnp.linspace(-1, 1, obs_size),
                          jnp.full(obs_size, 2.0), jax.random.PRNGKey(1),
                          jnp.zeros((), jnp.int32), act)
-    cfg = residual.ResidualConfig(hidden_sizes=(32, 32))
-    correction = _perturbed(residual.make_policy(cfg).init(
+    cfg = residual.ResidualConfig(hidden_sizes=(32, 32), mirror=mirror)
+    reflection = residual.task_mirror(cfg, env)
+    correction = _perturbed(residual.make_policy(cfg, reflection).init(
         jax.random.PRNGKey(2), ArraySpec((obs_size + act,)), env.action_spec))
     rng = np.random.default_rng(0)
     stats = normalize.update(normalize.init((obs_size,)),
@@ -274,7 +315,7 @@ def test_an_exported_residual_corrects_each_planned_action_as_its_controller_doe
     state = residual.TrainState(
         params={"policy": correction}, opt_state=None, obs_stats=stats, base=base,
         base_memory=None, env_state=None, key=jax.random.PRNGKey(3),
-        iteration=jnp.zeros((), jnp.int32), base_cfg=base_cfg)
+        iteration=jnp.zeros((), jnp.int32), base_cfg=base_cfg, mirror=reflection)
 
     # Ten steps of one episode: plans at steps 0, 4 and 8, a correction on every step.
     observations = rng.standard_normal((10, obs_size)).astype(np.float32)
@@ -325,15 +366,22 @@ def test_a_residual_run_resumed_from_an_earlier_checkpoint_ends_as_the_whole_run
     assert compiled_programs.count("jit(run_chunk)") == 2
 
 
-def test_residual_refuses_a_run_that_is_not_a_clone(tmp_path):
+def test_residual_refuses_a_run_that_is_not_a_clone_or_a_mirror_the_env_lacks(tmp_path):
+    from robojax.algos.residual import ResidualConfig
+
     ppo = _fake_run(tmp_path / "ppo", algo="ppo", env="detour")
     with pytest.raises(ValueError, match="residual fine-tunes a behaviour-cloned gaussian, "
                                          "diffusion, flow or energy policy"):
         train(TrainArgs(algo="residual", env="detour", init_from=ppo, progress=False,
                         run_dir=tmp_path / "tuned"))
+    clone = _fake_run(tmp_path / "clone", algo="bc", policy="gaussian", env="point-mass",
+                      dataset=Path("demos.hdf5"))
+    with pytest.raises(ValueError, match=r"--residual.mirror needs an env with a mirror "
+                                         r"symmetry.*point-mass has none.*\['detour', 'push-t'\]"):
+        train(TrainArgs(algo="residual", env="point-mass", init_from=clone, progress=False,
+                        run_dir=tmp_path / "mirrored", residual=ResidualConfig(mirror=True)))
+    assert not (tmp_path / "mirrored").exists()
     with pytest.raises(ValueError, match="residual_scale must be > 0"):
-        from robojax.algos.residual import ResidualConfig
-
         ResidualConfig(residual_scale=0.0).validate()
 
 

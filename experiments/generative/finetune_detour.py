@@ -12,6 +12,8 @@ interval over all episodes of all seeds.
 
     python experiments/generative/finetune_detour.py --seeds 3 --timesteps 600000
     python experiments/generative/finetune_detour.py --seeds 3 --report   # tables only
+    python experiments/generative/finetune_detour.py --seeds 3 --algos residual \
+        --out runs/finetune-detour-mirror -- --residual.mirror   # a mirror-equivariant residual
 """
 
 import argparse
@@ -72,6 +74,8 @@ def main() -> None:
                         help="success of the periodic evaluation the time-to rows count to")
     parser.add_argument("--report", action="store_true",
                         help="print the tables of the runs already in --out")
+    parser.add_argument("flags", nargs="*",
+                        help="after --: more `robojax train` flags for the fine-tuning runs")
     args = parser.parse_args()
     if args.report:
         report(args, json.loads((args.out / "results.json").read_text()))
@@ -97,7 +101,7 @@ def main() -> None:
             ft_s = robojax("train", "--algo", algo, "--env", "detour", "--init-from", str(bc),
                            "--env-config", reward, "--seed", str(seed), "--run-dir", str(tuned),
                            "--num-timesteps", str(args.timesteps), "--num-envs", str(args.num_envs),
-                           f"--{algo}.num-evals", "10")
+                           f"--{algo}.num-evals", "10", *args.flags)
             row = {"bc": outcomes(bc, args.episodes, 10_000 + seed),
                    "tuned": outcomes(tuned, args.episodes, 10_000 + seed),
                    "bc_s": bc_s, "tuned_s": ft_s}

@@ -25,7 +25,7 @@ from robojax.algos.base import GRAD_STEPS, AlgoConfig
 from robojax.core.controller import Controller
 from robojax.core.env import Env
 from robojax.core.program import PolicyProgram
-from robojax.core.reflection import Reflection, check_reflection
+from robojax.core.reflection import Reflection, env_reflection
 from robojax.core.types import ArraySpec
 from robojax.core.wrappers import first_states, wrap_for_training
 from robojax.data import aggregate as takeovers
@@ -188,16 +188,7 @@ def reflection(cfg: BCConfig, env: Env) -> Reflection | None:
     """The env's mirror symmetry when `cfg.mirror` asks for it (checked), else None."""
     if not cfg.mirror:
         return None
-    found = getattr(env, "reflection", None)
-    if found is None:
-        from robojax import envs
-
-        raise ValueError(f"--bc.mirror needs an env with a mirror symmetry (a `reflection()` "
-                         f"method); {env.name} has none. Envs with one: "
-                         f"{envs.with_reflection()}; or drop --bc.mirror.")
-    found = found()
-    check_reflection(found, env.observation_spec.size, env.action_spec.size)
-    return found
+    return env_reflection(env, "--bc.mirror")
 
 
 def make_train_input(cfg: BCConfig, env: Env) -> TrainInput:

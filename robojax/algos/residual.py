@@ -8,6 +8,11 @@ output layer starts at zero, so training starts exactly at the base policy. PPO 
 residual on every env step; the critic sees the normalized observation. `robojax export` writes
 the base's program and the mean correction as a second program (see `PolicyProgram.correction`).
 
+On a task with a mirror symmetry (`reflection()`, e.g. `detour`, `push-t`), `mirror=True` makes
+the correction equivariant under it (`MirroredGaussian`): the correction of a mirrored state and
+base action is the mirrored correction, so it can sharpen the base's choice between mirror-image
+ways of solving the task but cannot learn to prefer one of them everywhere.
+
 One simplification: all envs of the batch plan their chunks on the same steps (as evaluation
 does), so an env that restarts mid-chunk finishes the old chunk in its new episode, with the
 residual correcting it; its history restarts at once.
@@ -19,6 +24,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
@@ -30,10 +36,11 @@ from robojax.core import normalize
 from robojax.core.controller import Controller
 from robojax.core.env import Env
 from robojax.core.program import PolicyProgram
+from robojax.core.reflection import Reflection, env_reflection
 from robojax.core.sharding import place_on_mesh, shard_env_batch
 from robojax.core.types import ArraySpec, State
 from robojax.core.wrappers import first_states, wrap_for_training
-from robojax.policies.gaussian import GaussianPolicy
+from robojax.policies.gaussian import GaussianPolicy, MirroredGaussian
 from robojax.policies.networks import MLP, compiled_init
 from robojax.rollout import evaluate_episodes
 
@@ -83,6 +90,10 @@ class ResidualConfig(RolloutConfig):
     """Residual and critic MLP widths."""
     init_log_std: float = -0.5
     """Initial log std of the residual (before `residual_scale`)."""
+    mirror: bool = False
+    """Make the correction equivariant under the task's mirror symmetry (the env's
+    `reflection()`): it keeps the base policy's split between mirror-image ways round, where
+    an unconstrained correction may collapse onto one."""
 
     def validate(self) -> None:
         super().validate()
@@ -113,6 +124,7 @@ class TrainState:
     key: jax.Array
     iteration: jax.Array
     base_cfg: Any = struct.field(pytree_node=False, default=None)
+    mirror: Reflection | None = struct.field(pytree_node=False, default=None)  # as tuples
 
 
 class Transition(NamedTuple):
@@ -126,9 +138,27 @@ class Transition(NamedTuple):
     next_obs: jax.Array  # before any autoreset
 
 
-def make_policy(cfg: ResidualConfig) -> GaussianPolicy:
-    return GaussianPolicy(hidden_sizes=cfg.hidden_sizes, activation="tanh",
-                          init_log_std=cfg.init_log_std)
+def make_policy(cfg: ResidualConfig, mirror: Reflection | None = None) -> GaussianPolicy:
+    """The residual's Gaussian; mirror-equivariant when given the task's `mirror`."""
+    kwargs = dict(hidden_sizes=cfg.hidden_sizes, activation="tanh",
+                  init_log_std=cfg.init_log_std)
+    if mirror is None:
+        return GaussianPolicy(**kwargs)
+    return MirroredGaussian(**kwargs, action_map=mirror.action_map)
+
+
+def task_mirror(cfg: ResidualConfig, env: Env) -> Reflection | None:
+    """The env's reflection as nested tuples (a static field) when `cfg.mirror`, checked."""
+    if not cfg.mirror:
+        return None
+    found = env_reflection(env, "--residual.mirror")
+    action_map = np.asarray(found.action_map)
+    if not (np.all(np.isin(action_map, (-1.0, 0.0, 1.0)))
+            and np.all(np.abs(action_map).sum(axis=1) == 1)):
+        raise ValueError(f"--residual.mirror needs a reflection of actions that only permutes "
+                         f"them and flips signs; {env.name}'s is {action_map.tolist()}.")
+    as_tuples = lambda m: tuple(map(tuple, np.asarray(m, np.float32).tolist()))
+    return Reflection(as_tuples(found.obs_map), as_tuples(found.action_map))
 
 
 def value_network(cfg: ResidualConfig) -> MLP:
@@ -152,6 +182,7 @@ def base_step(base: Controller, memory, env_state: State, key: jax.Array):
 
 def make_train_input(cfg: ResidualConfig, env: Env) -> TrainInput:
     """The cloned run, checked, and the batched, autoresetting training env."""
+    task_mirror(cfg, env)  # a mirror the env lacks is refused before the clone loads
     cloned = pretrained.load_cloned(cfg.init_from, env, FAMILIES, "residual")
     train_env = wrap_for_training(env, cfg.num_envs, episode_length=cfg.episode_length)
     return TrainInput(train_env, cloned.cfg, cloned.state.replace(params=None, opt_state=None))
@@ -163,8 +194,9 @@ def init(cfg: ResidualConfig, env: Env, data: TrainInput, key: jax.Array) -> Tra
     cfg.validate()
     key_policy, key_value, key_env, key_train = jax.random.split(key, 4)
     obs_size, act_size = env.observation_spec.size, env.action_spec.size
-    policy = make_policy(cfg).init(key_policy, ArraySpec((obs_size + act_size,)),
-                                   env.action_spec)
+    mirror = task_mirror(cfg, env)
+    policy = make_policy(cfg, mirror).init(key_policy, ArraySpec((obs_size + act_size,)),
+                                           env.action_spec)
     last = f"Dense_{len(cfg.hidden_sizes)}"
     policy["net"]["params"][last] = jax.tree.map(jnp.zeros_like, policy["net"]["params"][last])
     params = {"policy": policy,
@@ -173,13 +205,21 @@ def init(cfg: ResidualConfig, env: Env, data: TrainInput, key: jax.Array) -> Tra
     state = TrainState(params=params, opt_state=make_optimizer(cfg).init(params),
                        obs_stats=normalize.init((obs_size,)), base=data.base_state,
                        base_memory=None, env_state=env_state, key=key_train,
-                       iteration=jnp.zeros((), jnp.int32), base_cfg=data.base_cfg)
+                       iteration=jnp.zeros((), jnp.int32), base_cfg=data.base_cfg,
+                       mirror=mirror)
     return place_on_mesh(state.replace(base_memory=base_controller(state).init(env_state)))
 
 
-def residual_input(cfg: ResidualConfig, obs_stats, obs: jax.Array,
-                   base_action: jax.Array) -> jax.Array:
-    return jnp.concatenate([normalize.observations(cfg, obs_stats, obs), base_action], axis=-1)
+def residual_input(cfg: ResidualConfig, obs_stats, obs: jax.Array, base_action: jax.Array,
+                   mirror: Reflection | None = None) -> jax.Array:
+    """The residual's input: the normalized observation and the base's action; with a
+    `mirror`, stacked on axis -2 with the input of their mirror images."""
+    inputs = jnp.concatenate([normalize.observations(cfg, obs_stats, obs), base_action], axis=-1)
+    if mirror is None:
+        return inputs
+    image = residual_input(cfg, obs_stats, obs @ jnp.asarray(mirror.obs_map).T,
+                           base_action @ jnp.asarray(mirror.action_map).T)
+    return jnp.stack([inputs, image], axis=-2)
 
 
 def combine(cfg: ResidualConfig, base_action: jax.Array, residual: jax.Array) -> jax.Array:
@@ -188,13 +228,13 @@ def combine(cfg: ResidualConfig, base_action: jax.Array, residual: jax.Array) ->
 
 def rollout(cfg: ResidualConfig, env: Env, state: TrainState, key: jax.Array):
     """Step the batched `env` for `cfg.rollout_length` steps: base action, sampled residual."""
-    policy, base = make_policy(cfg), base_controller(state)
+    policy, base = make_policy(cfg, state.mirror), base_controller(state)
 
     def one_step(carry, key_step):
         env_state, memory = carry
         key_base, key_residual = jax.random.split(key_step)
         base_action, memory = base_step(base, memory, env_state, key_base)
-        inputs = residual_input(cfg, state.obs_stats, env_state.obs, base_action)
+        inputs = residual_input(cfg, state.obs_stats, env_state.obs, base_action, state.mirror)
         residual = policy.sample(state.params["policy"], inputs, key_residual)
         log_prob = policy.log_prob(state.params["policy"], inputs, residual)
         nxt = env.step(env_state, combine(cfg, base_action, residual))
@@ -221,12 +261,13 @@ def train_iteration(cfg: ResidualConfig, data: TrainInput, state: TrainState
         value_apply(normalize.observations(cfg, obs_stats, traj.next_obs)), traj.done,
         traj.truncated, cfg.discount, cfg.gae_lambda)
     flat = lambda x: x.reshape((-1, *x.shape[2:]))
-    batch = {"obs": flat(jnp.concatenate([obs, traj.base_action], axis=-1)),
+    batch = {"obs": flat(residual_input(cfg, obs_stats, traj.obs, traj.base_action,
+                                        state.mirror)),
              "value_obs": flat(obs), "action": flat(traj.residual),
              "log_prob": flat(traj.log_prob), "advantage": flat(advantages),
              "target": flat(targets)}
     loss = lambda p, b: surrogate.actor_critic_loss(
-        make_policy(cfg), value_network(cfg), p, b, cfg.clip_epsilon, cfg.value_cost,
+        make_policy(cfg, state.mirror), value_network(cfg), p, b, cfg.clip_epsilon, cfg.value_cost,
         cfg.entropy_cost)
     params, opt_state, info = surrogate.minibatch_epochs(
         jax.grad(loss, has_aux=True), make_optimizer(cfg), state.params, state.opt_state, batch,
@@ -242,11 +283,11 @@ def train_iteration(cfg: ResidualConfig, data: TrainInput, state: TrainState
 
 def controller(cfg: ResidualConfig, state: TrainState) -> Controller:
     """The base policy plus the residual's mean correction on every step."""
-    policy, base = make_policy(cfg), base_controller(state)
+    policy, base = make_policy(cfg, state.mirror), base_controller(state)
 
     def step(memory, env_state, key):
         base_action, memory = base_step(base, memory, env_state, key)
-        inputs = residual_input(cfg, state.obs_stats, env_state.obs, base_action)
+        inputs = residual_input(cfg, state.obs_stats, env_state.obs, base_action, state.mirror)
         return combine(cfg, base_action, policy.mode(state.params["policy"], inputs)), memory
 
     return Controller(init=base.init, step=step)
@@ -262,11 +303,11 @@ def evaluate(cfg: ResidualConfig, eval_env: Env, state: TrainState, key: jax.Arr
 def program(cfg: ResidualConfig, state: TrainState) -> PolicyProgram:
     """The base run's program, plus the residual's mean correction as its per-step
     `correction`: the runtime plans with the base and corrects each action as it executes."""
-    policy = make_policy(cfg)
+    policy = make_policy(cfg, state.mirror)
     base = algos.get("bc").program(state.base_cfg, state.base)
 
     def correction(obs, planned):
-        inputs = residual_input(cfg, state.obs_stats, obs, planned)
+        inputs = residual_input(cfg, state.obs_stats, obs, planned, state.mirror)
         return combine(cfg, planned, policy.mode(state.params["policy"], inputs))
 
     sampler = {**base.sampler, "correction": {"algo": "residual",

@@ -32,6 +32,21 @@ def check_reflection(reflection: Reflection, obs_size: int, action_size: int) ->
                              "twice must give back the original).")
 
 
+def env_reflection(env, flag: str) -> Reflection:
+    """`env`'s mirror symmetry, checked, for the option `flag` that needs it: an env without one
+    is refused by name, with the envs that have one."""
+    name = getattr(env, "registry_name", None) or env.name
+    if not hasattr(env, "reflection"):
+        from robojax import envs  # the registry sits above the core
+
+        raise ValueError(f"{flag} needs an env with a mirror symmetry (a `reflection()` "
+                         f"method); {name} has none. Envs with one: {envs.with_reflection()}; "
+                         f"or drop {flag}.")
+    found = env.reflection()
+    check_reflection(found, env.observation_spec.size, env.action_spec.size)
+    return found
+
+
 def with_last_actions(reflection: Reflection, count: int) -> Reflection:
     """`reflection` for an observation that ends with the last `count` actions
     (`observe_last_actions`): those are reflected as actions are."""
