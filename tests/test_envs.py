@@ -420,6 +420,22 @@ def test_render_without_backend_says_how_to_get_one_and_never_retries(monkeypatc
         env.render([state])
 
 
+def _expert_and_mirror_image(env, name: str):
+    """A jitted step of the task's expert and, beside it, of its mirror image driven by the
+    mirrored actions: `step(state, image) -> (state, image)`."""
+    from robojax.data.augment import reflect
+
+    mirror, solve = env.reflection(), envs.solver(name)
+
+    @jax.jit
+    def step(state, image):
+        action = solve(env, state)
+        image = env.step(image, reflect(mirror, state.obs, action)[1])
+        return env.step(state, action), image
+
+    return step
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("observation", ["keypoints", "pose"])
 def test_push_t_reflection_maps_trajectories_to_trajectories(observation):
@@ -427,7 +443,7 @@ def test_push_t_reflection_maps_trajectories_to_trajectories(observation):
     the mirrored actions, is what the simulator produces: observation for observation."""
     from robojax.envs.push_t import MIRROR
 
-    from robojax.data.augment import reflect, reflect_obs
+    from robojax.data.augment import reflect_obs
 
     env = envs.make("push-t", observation=observation)
     mirror = env.reflection()
@@ -437,14 +453,7 @@ def test_push_t_reflection_maps_trajectories_to_trajectories(observation):
     image_data = state.data.replace(qpos=image_qpos, ctrl=MIRROR @ state.data.ctrl)
     image = state.replace(data=image_data, obs=env.observe(image_data, state.key))
     assert not np.allclose(image.obs, state.obs)
-    solve = envs.solver("push-t")
-
-    @jax.jit
-    def step(state, image):
-        action = solve(env, state)
-        image = env.step(image, reflect(mirror, state.obs, action)[1])
-        return env.step(state, action), image
-
+    step = _expert_and_mirror_image(env, "push-t")
     for _ in range(60):
         np.testing.assert_allclose(reflect_obs(mirror, state.obs), image.obs, atol=1e-4)
         state, image = step(state, image)
@@ -460,7 +469,7 @@ def test_detour_reflection_maps_trajectories_to_trajectories():
     and reaches the goal as the original does."""
     from robojax.envs.detour import MIRROR
 
-    from robojax.data.augment import reflect, reflect_obs
+    from robojax.data.augment import reflect_obs
 
     env = envs.make("detour")
     mirror = env.reflection()
@@ -469,15 +478,7 @@ def test_detour_reflection_maps_trajectories_to_trajectories():
     goal = data.mocap_pos.at[0, :2].set(MIRROR @ data.mocap_pos[0, :2])
     image_data = data.replace(qpos=MIRROR @ data.qpos, mocap_pos=goal)
     image = state.replace(data=image_data, obs=env.observe(image_data, state.key))
-    solve = envs.solver("detour")
-
-    @jax.jit
-    def step(state, image):
-        action = solve(env, state)
-        image = env.step(image, reflect(mirror, state.obs, action)[1])
-        return env.step(state, action), image
-
-    sides = []
+    step, sides = _expert_and_mirror_image(env, "detour"), []
     for _ in range(env.config.episode_length):
         np.testing.assert_allclose(reflect_obs(mirror, state.obs), image.obs, atol=1e-5)
         sides.append((float(state.obs[0]), float(image.obs[0])))
