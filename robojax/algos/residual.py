@@ -155,8 +155,10 @@ def task_mirror(cfg: ResidualConfig, env: Env) -> Reflection | None:
     action_map = np.asarray(found.action_map)
     if not (np.all(np.isin(action_map, (-1.0, 0.0, 1.0)))
             and np.all(np.abs(action_map).sum(axis=1) == 1)):
+        name = getattr(env, "registry_name", None) or env.name
         raise ValueError(f"--residual.mirror needs a reflection of actions that only permutes "
-                         f"them and flips signs; {env.name}'s is {action_map.tolist()}.")
+                         f"them and flips signs; {name}'s is {action_map.tolist()}. Drop "
+                         "--residual.mirror for this env.")
     as_tuples = lambda m: tuple(map(tuple, np.asarray(m, np.float32).tolist()))
     return Reflection(as_tuples(found.obs_map), as_tuples(found.action_map))
 
