@@ -381,6 +381,16 @@ def test_residual_refuses_a_run_that_is_not_a_clone_or_a_mirror_the_env_lacks(tm
         train(TrainArgs(algo="residual", env="point-mass", init_from=clone, progress=False,
                         run_dir=tmp_path / "mirrored", residual=ResidualConfig(mirror=True)))
     assert not (tmp_path / "mirrored").exists()
+    from robojax import envs
+    from robojax.algos import residual
+    from robojax.core.reflection import Reflection
+
+    detour = envs.make("detour")
+    turn = np.array([[0.5, 0.75 ** 0.5], [0.75 ** 0.5, -0.5]])  # a mirror that mixes the actions
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(detour), "reflection", lambda env: Reflection(np.eye(6), turn))
+        with pytest.raises(ValueError, match="only permutes them and flips signs; detour's"):
+            residual.task_mirror(ResidualConfig(mirror=True), detour)
     with pytest.raises(ValueError, match="residual_scale must be > 0"):
         ResidualConfig(residual_scale=0.0).validate()
 
