@@ -76,7 +76,6 @@ class GaussianPolicy:
         return mse, {"bc/mse": mse}
 
 
-
 @dataclasses.dataclass(frozen=True)
 class MirroredGaussian(GaussianPolicy):
     """A Gaussian policy equivariant under a mirror symmetry of its task.
@@ -98,6 +97,7 @@ class MirroredGaussian(GaussianPolicy):
         mirror = jnp.asarray(self.action_map, mean.dtype)
         return (0.5 * (mean[..., 0, :] + mean[..., 1, :] @ mirror.T),
                 0.5 * (log_std[..., 0, :] + log_std[..., 1, :] @ jnp.abs(mirror).T))
+
 
 def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, x: jax.Array) -> jax.Array:
     """Log density of a diagonal Gaussian, summed over the last axis."""

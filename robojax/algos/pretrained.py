@@ -4,7 +4,7 @@ by name, a run that cannot be the start (another env, another algorithm or polic
 from pathlib import Path
 from typing import Any
 
-from robojax.core.env import Env
+from robojax.core.env import Env, display_name
 from robojax.data import DemoFileError
 from robojax.io import run as run_dir_io
 
@@ -16,7 +16,7 @@ def load_cloned(path: Path | None, env: Env, families: tuple[str, ...], algo: st
 
     family = " or ".join([", ".join(families[:-1]), families[-1]] if len(families) > 1 else
                          families)
-    name = getattr(env, "registry_name", None) or env.name
+    name = display_name(env)
     start = f"`robojax train --algo bc --policy {families[0]} --env {name} ...`"
     if path is None:
         raise ValueError(f"--algo {algo} fine-tunes a cloned {family} policy: pass "

@@ -34,7 +34,7 @@ from robojax.algos.base import ENV_STEPS, RolloutConfig
 from robojax.algos.returns import compute_gae
 from robojax.core import normalize
 from robojax.core.controller import Controller
-from robojax.core.env import Env
+from robojax.core.env import Env, display_name
 from robojax.core.program import PolicyProgram
 from robojax.core.reflection import Reflection, env_reflection
 from robojax.core.sharding import place_on_mesh, shard_env_batch
@@ -106,11 +106,13 @@ class ResidualConfig(RolloutConfig):
 
 
 class TrainInput(NamedTuple):
-    """The batched training env and the cloned run (its config and train state)."""
+    """The batched training env, the cloned run (its config and train state) and, with
+    `mirror=True`, the task's reflection (`task_mirror`)."""
 
     env: Env
     base_cfg: Any
     base_state: Any
+    mirror: Reflection | None = None
 
 
 @struct.dataclass
@@ -155,10 +157,9 @@ def task_mirror(cfg: ResidualConfig, env: Env) -> Reflection | None:
     action_map = np.asarray(found.action_map)
     if not (np.all(np.isin(action_map, (-1.0, 0.0, 1.0)))
             and np.all(np.abs(action_map).sum(axis=1) == 1)):
-        name = getattr(env, "registry_name", None) or env.name
         raise ValueError(f"--residual.mirror needs a reflection of actions that only permutes "
-                         f"them and flips signs; {name}'s is {action_map.tolist()}. Drop "
-                         "--residual.mirror for this env.")
+                         f"them and flips signs; {display_name(env)}'s is "
+                         f"{action_map.tolist()}. Drop --residual.mirror for this env.")
     as_tuples = lambda m: tuple(map(tuple, np.asarray(m, np.float32).tolist()))
     return Reflection(as_tuples(found.obs_map), as_tuples(found.action_map))
 
@@ -184,10 +185,11 @@ def base_step(base: Controller, memory, env_state: State, key: jax.Array):
 
 def make_train_input(cfg: ResidualConfig, env: Env) -> TrainInput:
     """The cloned run, checked, and the batched, autoresetting training env."""
-    task_mirror(cfg, env)  # a mirror the env lacks is refused before the clone loads
+    mirror = task_mirror(cfg, env)  # a mirror the env lacks is refused before the clone loads
     cloned = pretrained.load_cloned(cfg.init_from, env, FAMILIES, "residual")
     train_env = wrap_for_training(env, cfg.num_envs, episode_length=cfg.episode_length)
-    return TrainInput(train_env, cloned.cfg, cloned.state.replace(params=None, opt_state=None))
+    return TrainInput(train_env, cloned.cfg, cloned.state.replace(params=None, opt_state=None),
+                      mirror)
 
 
 def init(cfg: ResidualConfig, env: Env, data: TrainInput, key: jax.Array) -> TrainState:
@@ -196,7 +198,7 @@ def init(cfg: ResidualConfig, env: Env, data: TrainInput, key: jax.Array) -> Tra
     cfg.validate()
     key_policy, key_value, key_env, key_train = jax.random.split(key, 4)
     obs_size, act_size = env.observation_spec.size, env.action_spec.size
-    mirror = task_mirror(cfg, env)
+    mirror = data.mirror
     policy = make_policy(cfg, mirror).init(key_policy, ArraySpec((obs_size + act_size,)),
                                            env.action_spec)
     last = f"Dense_{len(cfg.hidden_sizes)}"

@@ -47,6 +47,11 @@ class Env(abc.ABC):
         return type(self).__name__
 
 
+def display_name(env: Env) -> str:
+    """The name a user gives for `env`: its registry name (`push-t`), else its class name."""
+    return getattr(env, "registry_name", None) or env.name
+
+
 class Wrapper(Env):
     """Delegates everything to `env`; subclasses override what they change."""
 

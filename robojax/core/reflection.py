@@ -10,6 +10,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from robojax.core.env import display_name
+
 
 class Reflection(NamedTuple):
     """Linear maps `obs -> obs @ obs_map.T`, `action -> action @ action_map.T` that take a
@@ -35,7 +37,7 @@ def check_reflection(reflection: Reflection, obs_size: int, action_size: int) ->
 def env_reflection(env, flag: str) -> Reflection:
     """`env`'s mirror symmetry, checked, for the option `flag` that needs it: an env without one
     is refused by name, with the envs that have one."""
-    name = getattr(env, "registry_name", None) or env.name
+    name = display_name(env)
     if not hasattr(env, "reflection"):
         from robojax import envs  # the registry sits above the core
 
