@@ -204,6 +204,12 @@ COMPILE_OPTIONS = {
     "expensive LLVM passes off": {"xla_llvm_disable_expensive_passes": True},
     "backend optimization level 1": {"xla_backend_optimization_level": 1},
     "legacy CPU emitters (the test suite's)": {"xla_cpu_use_fusion_emitters": False},
+    "codegen in one piece": {"xla_cpu_parallel_codegen_split_count": 1},
+    "codegen in four pieces": {"xla_cpu_parallel_codegen_split_count": 4},
+    "copy insertion without region analysis": {"xla_cpu_copy_insertion_use_region_analysis":
+                                               False},
+    "concurrency-optimized scheduler off": {"xla_cpu_enable_concurrency_optimized_scheduler":
+                                            False},
 }
 
 
