@@ -287,7 +287,8 @@ def restore_run(run_dir: str | Path, env_config: dict | None = None,
     # e.g. the action queue of a delay), and only its shapes: restoring needs no initial values.
     train_env = envs.make(args.env, **args.env_overrides()) if args.eval_env_config or \
         env_config else env
-    init = functools.partial(algo.init, cfg, train_env, algo.make_train_input(cfg, train_env))
+    make_input = getattr(algo, "restore_input", algo.make_train_input)  # reads no dataset
+    init = functools.partial(algo.init, cfg, train_env, make_input(cfg, train_env))
     abstract = jax.eval_shape(init, jax.random.PRNGKey(0))
     states, step = run_dir_io.restore_states(run_dir, abstract, args.num_seeds,
                                              identity=run_identity(args), step=checkpoint)

@@ -15,6 +15,11 @@ What iterations count (env steps or gradient steps) and which metric is plotted 
 module's `PROGRESS_UNIT`, `TRAIN_KEY` and `PLOT_KEY`. An algorithm never imports another: what
 several share lives in neutral modules (`acting`, `returns`, `squashed_actor`,
 `robojax.diffsim`, `robojax.core.normalize`).
+
+Restoring a checkpoint needs only the state's shapes, from `init` under `jax.eval_shape`. An
+algorithm whose `make_train_input` reads files or opens services also gives
+`restore_input(cfg, env)`, a train input that does neither but gives `init` the same shapes,
+so that its runs evaluate, export and deploy from the run directory alone.
 """
 
 import dataclasses

@@ -194,7 +194,22 @@ def reflection(cfg: BCConfig, env: Env) -> Reflection | None:
 def make_train_input(cfg: BCConfig, env: Env) -> TrainInput:
     """The demonstrations, read once and put on device, and the env's reflection."""
     mirror = reflection(cfg, env)  # a flag that cannot apply fails before the demos load
-    demos = demo_data.to_device(load_demos(cfg, env))
+    return _train_input(cfg, env, mirror, demo_data.to_device(load_demos(cfg, env)))
+
+
+def restore_input(cfg: BCConfig, env: Env) -> TrainInput:
+    """What `init` needs to give a checkpoint's shapes, without reading the dataset: the
+    state's shapes do not depend on it, so a cloned run evaluates, exports and deploys from its
+    run directory alone (the demos may be gone, or the directory copied to a robot)."""
+    obs, act = env.observation_spec.size, env.action_spec.size
+    one = jnp.zeros((1,), jnp.int32)
+    stand_in = demo_data.DemoArrays(obs=jnp.zeros((1, obs)), actions=jnp.zeros((1, act)),
+                                    current=one, start=one, end=one + 1)
+    return _train_input(cfg, env, reflection(cfg, env), stand_in)
+
+
+def _train_input(cfg: BCConfig, env: Env, mirror: Reflection | None,
+                 demos: demo_data.DemoArrays) -> TrainInput:
     if not isinstance(cfg, HGDaggerConfig):
         return TrainInput(demos, mirror)
     cfg.validate()

@@ -287,6 +287,17 @@ def clone_actions(cfg: ILDConfig, params: dict, expert: Expert) -> dict:
     return params
 
 
+def restore_input(cfg: ILDConfig, env: Env) -> tuple[Env, Expert]:
+    """What `init` needs to give a checkpoint's shapes, without reading the demonstration:
+    zeros of a length the config allows in its place (the state's shapes do not depend on it)."""
+    length = (cfg.demo_length or cfg.rollout_length) + 2 * cfg.match_window()
+    obs, act = env.observation_spec.size, env.action_spec.size
+    stand_in = Expert(obs=jnp.zeros((length, obs)), actions=jnp.zeros((length, act)),
+                      obs_mean=jnp.zeros(obs), obs_scale=jnp.ones(obs),
+                      episode_return=jnp.zeros(()), window=cfg.match_window())
+    return VmapWrapper(differentiable(env), cfg.num_envs), stand_in
+
+
 def init(cfg: ILDConfig, env: Env, train_input: tuple[Env, Expert], key: jax.Array
          ) -> TrainState:
     cfg.validate()

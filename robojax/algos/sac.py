@@ -330,6 +330,17 @@ def load_demos(cfg: SACConfig, env: Env) -> replay.Buffer | None:
 def make_train_input(cfg: SACConfig, env: Env) -> TrainInput:
     """The batched, autoresetting training env and the demonstrations, loaded once; with
     HIL the simulated human's expert, and the teleop page when a person joins."""
+    return _train_input(cfg, env, load_demos(cfg, env), serve=True)
+
+
+def restore_input(cfg: SACConfig, env: Env) -> TrainInput:
+    """What `init` needs to give a checkpoint's shapes: no dataset read (a run evaluates and
+    exports without its demo file) and no teleop page served."""
+    return _train_input(cfg, env, None, serve=False)
+
+
+def _train_input(cfg: SACConfig, env: Env, demos: replay.Buffer | None, serve: bool
+                 ) -> TrainInput:
     cfg.validate()
     hil = isinstance(cfg, HILConfig)
     devices = _devices(cfg, teleop=hil and cfg.teleop)
@@ -340,14 +351,14 @@ def make_train_input(cfg: SACConfig, env: Env) -> TrainInput:
                                   reset_pool=1 if cfg.reset_refresh else cfg.reset_pool)
     expert = intervene.expert_policy(env) if hil and cfg.intervener == "expert" else None
     person = None
-    if hil and cfg.teleop:
+    if hil and cfg.teleop and serve:
         if jax.process_count() > 1:
             raise ValueError("--hil.teleop serves one page from one process; train a "
                              "--distributed run without it.")
         from robojax.hil.live import LivePerson
 
         person = LivePerson.serve(env, cfg.num_envs, port=cfg.teleop_port)
-    return TrainInput(train_env, load_demos(cfg, env), expert, person, devices)
+    return TrainInput(train_env, demos, expert, person, devices)
 
 
 def _devices(cfg: SACConfig, teleop: bool) -> Devices:
