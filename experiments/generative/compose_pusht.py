@@ -20,17 +20,20 @@ from robojax.steer import _evaluate_each, composed_controller, search
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def _clone(out: Path, demo_seed: int, seed: int, args: argparse.Namespace) -> Path:
-    demos = out / f"push-t_demos_{args.demos}_seed{demo_seed}.hdf5"
-    if not demos.exists():
+def clone(out: Path, demo_seed: int, seed: int, demos: int = 200, grad_steps: int = 2000,
+          family: str = "diffusion") -> Path:
+    """The U-Net clone (training seed `seed`) of `demos` scripted-expert demos collected with
+    `demo_seed` and their mirror images, in `out`; collected and trained unless already there."""
+    demo_file = out / f"push-t_demos_{demos}_seed{demo_seed}.hdf5"
+    if not demo_file.exists():
         cli.main(["collect", "--env", "push-t", "--source", "solver", "--episodes",
-                  str(args.demos), "--seed", str(demo_seed), "--only-success", "--out",
-                  str(demos)])
-    run_dir = out / f"diffusion-demos{demo_seed}-{seed}"
+                  str(demos), "--seed", str(demo_seed), "--only-success", "--out",
+                  str(demo_file)])
+    run_dir = out / f"{family}-demos{demo_seed}-{seed}"
     if not (run_dir / "checkpoints").exists():
-        cli.main(["train", "--algo", "bc", "--policy", "diffusion", "--env", "push-t",
-                  "--dataset", str(demos), "--seed", str(seed), "--run-dir", str(run_dir),
-                  "--bc.num-grad-steps", str(args.grad_steps), "--bc.num-evals", "1",
+        cli.main(["train", "--algo", "bc", "--policy", family, "--env", "push-t",
+                  "--dataset", str(demo_file), "--seed", str(seed), "--run-dir", str(run_dir),
+                  "--bc.num-grad-steps", str(grad_steps), "--bc.num-evals", "1",
                   "--bc.mirror", "--no-video", "--no-progress"])
     return run_dir
 
@@ -60,7 +63,8 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
     for i in range(args.pairs):
-        first, second = _clone(args.out, 0, i, args), _clone(args.out, 1, i, args)
+        first, second = (clone(args.out, demo_seed, i, args.demos, args.grad_steps)
+                         for demo_seed in (0, 1))
         found = search(first, second, WEIGHTS, num_episodes=args.search_episodes, seed=1)
         composed, alone_first, alone_second = held_out(first, second, found["best_weight"],
                                                        args.episodes, seed=20_000 + i)
