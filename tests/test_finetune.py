@@ -172,9 +172,8 @@ def test_a_wrong_init_from_is_refused_by_name(tmp_path):
         tune("dppo", gaussian)
     with pytest.raises(ValueError, match="trained on 'detour', not 'point-mass'"):
         tune("dppo", diffusion, env="point-mass")
-    with pytest.raises(ValueError, match="restoring the cloned run reads its demonstrations, "
-                                         "demos.hdf5"):
-        tune("dppo", diffusion)  # the clone's demos are gone
+    with pytest.raises(ValueError, match="holds no checkpoint to start from"):
+        tune("dppo", diffusion)  # config.json alone: the clone never saved a checkpoint
     assert not (tmp_path / "tuned").exists()  # refused before anything is written
 
 

@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Any
 
 from robojax.core.env import Env, display_name
-from robojax.data import DemoFileError
 from robojax.io import run as run_dir_io
 
 
@@ -22,8 +21,9 @@ def load_cloned(path: Path | None, env: Env, families: tuple[str, ...], algo: st
         raise ValueError(f"--algo {algo} fine-tunes a cloned {family} policy: pass "
                          f"--init-from RUN_DIR, the directory of a {start} run.")
     if not run_dir_io.is_run(path):
-        raise ValueError(f"--init-from {path} is not a run directory (no config.json); pass the "
-                         f"directory of a {start} run.")
+        where = "" if Path(path).is_absolute() else f" under the current directory, {Path.cwd()}"
+        raise ValueError(f"--init-from {path} is not a run directory{where} (no config.json); "
+                         f"pass the directory of a {start} run.")
     args = runs.read_args(path)
     cloned = args.algo_config().policy if args.algo == "bc" else None
     if cloned not in families:
@@ -37,11 +37,9 @@ def load_cloned(path: Path | None, env: Env, families: tuple[str, ...], algo: st
                          f"pass --env {args.env} or a run cloned on {name}.")
     try:
         run = runs.load_run(path)
-    except (FileNotFoundError, DemoFileError) as err:  # restoring a clone reads its demos
-        raise ValueError(f"--init-from {path}: restoring the cloned run reads its "
-                         f"demonstrations, {args.dataset}, as it was trained with, relative to "
-                         f"the current directory ({err}); run from the directory it was trained "
-                         "in, or keep the file there.") from err
+    except FileNotFoundError as err:
+        raise ValueError(f"--init-from {path} holds no checkpoint to start from ({err}); "
+                         "train the clone to its end, or resume it.") from err
     if run.state.obs_mean.shape[-1] != env.observation_spec.size:
         raise ValueError(f"--init-from {path} sees {run.state.obs_mean.shape[-1]} observation "
                          f"values and this {name} {env.observation_spec.size}: pass the "
