@@ -3,7 +3,8 @@
 # Groups: env (throughput at 1024-16384 envs), ppo (robojax vs Brax PPO), ppo-cold (its time to
 # reward alone, robojax from an empty compile cache only), sac (robojax vs Brax SAC throughput at
 # 1024 and 4096 envs), hil (HIL and RLPD on sparse pusher at 1024 envs, HIL_STEPS env steps),
-# finetune (ReinFlow and DPPO on detour at 1024 envs, FINETUNE_STEPS env steps), policy
+# finetune (ReinFlow and DPPO on detour at 1024 envs, FINETUNE_STEPS env steps), pusht-finetune
+# (residual, ReinFlow and DPPO on push-t from U-Net clones at 1024 envs), policy
 # (inference and U-Net training vs PyTorch on the same GPU, detour BC training time), diffsim
 # (differentiable rollout overhead, ILD vs PPO wall time), pusht (behaviour cloning on push-t: for
 # each action noise in PUSHT_NOISES, demos, then each family or run stem in PUSHT_FAMILIES trained
@@ -45,6 +46,16 @@ case $group in
     run finetune "${FINETUNE_LIMIT:-300}" $py $repo/experiments/generative/finetune_detour.py \
       --seeds 1 --num-envs 1024 --timesteps "${FINETUNE_STEPS:-2000000}" --algos reinflow dppo \
       --out "${RUNS:-/tmp/gpu-runs}/finetune" ;;
+  pusht-finetune)  # residual, ReinFlow and DPPO on push-t from U-Net clones (trained first when
+    # $RUNS/clones lacks them) at 1024 envs, one seed each, PUSHT_FT_STEPS env steps, at most
+    # PUSHT_FT_LIMIT s each; PUSHT_FT_FLAGS go to `robojax train` (default: the success reward)
+    for algo in ${PUSHT_FT_ALGOS:-residual reinflow dppo}; do
+      run "pusht_ft_$algo" "${PUSHT_FT_LIMIT:-300}" $py \
+        $repo/experiments/generative/finetune_pusht.py --seeds 1 --algo "$algo" \
+        --timesteps "${PUSHT_FT_STEPS:-2000000}" --clones "${RUNS:-/tmp/gpu-runs}/clones" \
+        --out "${RUNS:-/tmp/gpu-runs}/pusht-ft" -- "--$algo.num-envs" 1024 \
+        ${PUSHT_FT_FLAGS:---env-config sparse_reward=True}
+    done ;;
   policy)
     run policy 200 $py $bench/policy_latency.py --big-batch 4096 --big-repeats 5
     run detour 150 $py $repo/experiments/generative/detour_table.py --seeds 1 \
