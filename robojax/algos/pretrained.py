@@ -21,9 +21,11 @@ def load_cloned(path: Path | None, env: Env, families: tuple[str, ...], algo: st
         raise ValueError(f"--algo {algo} fine-tunes a cloned {family} policy: pass "
                          f"--init-from RUN_DIR, the directory of a {start} run.")
     if not run_dir_io.is_run(path):
-        where = "" if Path(path).is_absolute() else f" under the current directory, {Path.cwd()}"
+        where, again = ("", "") if Path(path).is_absolute() else (
+            f" under the current directory, {Path.cwd()}",
+            "relative paths are read from there: run from the directory training ran in, or ")
         raise ValueError(f"--init-from {path} is not a run directory{where} (no config.json); "
-                         f"pass the directory of a {start} run.")
+                         f"{again}pass the directory of a {start} run.")
     args = runs.read_args(path)
     cloned = args.algo_config().policy if args.algo == "bc" else None
     if cloned not in families:
