@@ -1,15 +1,16 @@
 """A run learned from a demo file evaluates and exports from its run directory alone: restoring
 needs the state's shapes, not the data (the file may be gone, or the run copied to a robot)."""
 
+import functools
 import shutil
 
 import jax
 import numpy as np
 import pytest
 
-from robojax import cli, data
+from robojax import algos, cli, data, envs
 from robojax.evaluate import evaluate_checkpoint
-from robojax.runs import load_run
+from robojax.runs import load_run, read_args
 
 pytestmark = pytest.mark.xdist_group("restore")
 
@@ -35,6 +36,15 @@ def test_a_run_restores_evaluates_and_exports_without_its_demo_file(algo, pendul
     flags = [flag.format(demos=demos) for flag in FLAGS[algo]]
     cli.main(["train", "--algo", algo, "--env", "pendulum-swingup", "--run-dir", str(run),
               *flags, *QUIET])
+    # The stand-in gives `init` exactly the shapes the demonstrations give it.
+    args = read_args(run)
+    algo, cfg, env = algos.get(algo), args.algo_config(), envs.make(args.env)
+    def shapes(make):
+        state = jax.eval_shape(functools.partial(algo.init, cfg, env, make(cfg, env)),
+                               jax.random.PRNGKey(0))
+        return jax.tree.structure(state), [(x.shape, x.dtype) for x in jax.tree.leaves(state)]
+
+    assert shapes(algo.restore_input) == shapes(algo.make_train_input)
     with_file = load_run(run).state
     demos.unlink()
     without = load_run(run).state
